@@ -1,0 +1,1 @@
+"""datumflow sensors."""

@@ -1,0 +1,56 @@
+"""Engines for the metadata database: SQLite (WAL) by default, PostgreSQL at scale."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .errors import InvalidArgument, ServiceUnavailable
+from .schema import metadata
+
+__all__ = ["insert_ignore", "open_engine"]
+
+
+def open_engine(url: str) -> Engine:
+    """Create the engine and the tables (idempotent)."""
+    if "://" not in url:
+        url = "sqlite:///" + os.path.abspath(url)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            # pysqlite's own transaction handling defers BEGIN; take control so that
+            # a compare-and-swap runs inside a real write transaction.
+            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        metadata.create_all(engine)
+    except ImportError as exc:
+        raise InvalidArgument(f"no driver for {url.split(':')[0]}: {exc}") from exc
+    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
+        raise ServiceUnavailable(f"cannot open metadata database {url}: {exc}") from exc
+    return engine
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see above)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def insert_ignore(engine: Engine, table: Any) -> Any:
+    """An INSERT that skips rows whose primary key exists (content-addressed rows)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    return insert(table).prefix_with("IGNORE")

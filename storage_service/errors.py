@@ -1,0 +1,207 @@
+"""The one exception tree of datumflow.
+
+Every error raised on purpose by datumflow derives from :class:`DatumflowError`.
+The HTTP layer maps each class to a status code in one place
+(:data:`HTTP_STATUS`), and the client maps the code and the class name back,
+so a caller catches the same class whether the store is embedded or remote::
+
+    DatumflowError
+    ├── InvalidArgument (ValueError)         400  bad name, path, ref, spec, option
+    ├── NotFound (FileNotFoundError)         404
+    │   ├── RepoNotFound
+    │   ├── BranchNotFound
+    │   ├── CommitNotFound
+    │   ├── PathNotFound
+    │   └── ObjectNotFound                   a chunk or index node is missing
+    ├── Forbidden (PermissionError)          403  authenticated, but not allowed
+    ├── Unauthenticated (PermissionError)    401  no or unknown token
+    ├── Conflict                             409
+    │   ├── AlreadyExists (FileExistsError)
+    │   ├── CommitFinished                   writing into a finished commit
+    │   ├── CommitOpen                       the operation needs a finished commit
+    │   ├── BranchInUse                      other branches are provenant on it
+    │   └── ConcurrentUpdate                 a compare-and-swap kept losing
+    ├── CorruptObject (OSError)              500  stored bytes do not match their hash
+    ├── Timeout (TimeoutError)               504  waiting for a commit or job
+    └── ServiceUnavailable (ConnectionError) 503  the service cannot be reached
+
+All of them pickle (triggers and executors send them across processes): each
+keeps its message as its only argument.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "HTTP_STATUS",
+    "AlreadyExists",
+    "BranchInUse",
+    "BranchNotFound",
+    "CommitFinished",
+    "CommitNotFound",
+    "CommitOpen",
+    "ConcurrentUpdate",
+    "Conflict",
+    "CorruptObject",
+    "DatumflowError",
+    "Forbidden",
+    "InvalidArgument",
+    "NotFound",
+    "ObjectNotFound",
+    "PathNotFound",
+    "RepoNotFound",
+    "ServiceUnavailable",
+    "Timeout",
+    "Unauthenticated",
+    "error_from_name",
+]
+
+
+class DatumflowError(Exception):
+    """Root of every error datumflow raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgument(DatumflowError, ValueError):
+    """A name, path, reference, spec or option is not acceptable."""
+
+
+class NotFound(DatumflowError, FileNotFoundError):
+    """The thing asked for does not exist."""
+
+    def __init__(self, message: str) -> None:
+        DatumflowError.__init__(self, message)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.message,))
+
+
+class RepoNotFound(NotFound):
+    pass
+
+
+class BranchNotFound(NotFound):
+    pass
+
+
+class CommitNotFound(NotFound):
+    pass
+
+
+class PathNotFound(NotFound):
+    pass
+
+
+class ObjectNotFound(NotFound):
+    pass
+
+
+class Forbidden(DatumflowError, PermissionError):
+    """The caller is known but may not do this."""
+
+    def __init__(self, message: str) -> None:
+        DatumflowError.__init__(self, message)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.message,))
+
+
+class Unauthenticated(Forbidden):
+    """No token, or a token the service does not know."""
+
+
+class Conflict(DatumflowError):
+    """The request clashes with the current state."""
+
+
+class AlreadyExists(Conflict, FileExistsError):
+    def __init__(self, message: str) -> None:
+        DatumflowError.__init__(self, message)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.message,))
+
+
+class CommitFinished(Conflict):
+    pass
+
+
+class CommitOpen(Conflict):
+    pass
+
+
+class BranchInUse(Conflict):
+    pass
+
+
+class ConcurrentUpdate(Conflict):
+    pass
+
+
+class CorruptObject(DatumflowError, OSError):
+    """Stored bytes no longer match the hash they are addressed by."""
+
+    def __init__(self, message: str) -> None:
+        DatumflowError.__init__(self, message)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.message,))
+
+
+class Timeout(DatumflowError, TimeoutError):
+    def __init__(self, message: str) -> None:
+        DatumflowError.__init__(self, message)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.message,))
+
+
+class ServiceUnavailable(DatumflowError, ConnectionError):
+    def __init__(self, message: str) -> None:
+        DatumflowError.__init__(self, message)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.message,))
+
+
+HTTP_STATUS: dict[type[DatumflowError], int] = {
+    InvalidArgument: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    CorruptObject: 500,
+    ServiceUnavailable: 503,
+    Timeout: 504,
+    DatumflowError: 500,
+}
+
+
+def status_for(exc: DatumflowError) -> int:
+    """The HTTP status of an error: the entry of its nearest listed ancestor."""
+    for klass in type(exc).__mro__:
+        if klass in HTTP_STATUS:
+            return HTTP_STATUS[klass]  # type: ignore[index]
+    return 500
+
+
+def error_from_name(name: str, message: str) -> DatumflowError:
+    """Rebuild an error from the class name the service sent (client side)."""
+    klass = _BY_NAME.get(name, DatumflowError)
+    return klass(message)
+
+
+_BY_NAME: dict[str, type[DatumflowError]] = {
+    klass.__name__: klass
+    for klass in [
+        DatumflowError, InvalidArgument, NotFound, RepoNotFound, BranchNotFound,
+        CommitNotFound, PathNotFound, ObjectNotFound, Forbidden, Unauthenticated,
+        Conflict, AlreadyExists, CommitFinished, CommitOpen, BranchInUse,
+        ConcurrentUpdate, CorruptObject, Timeout, ServiceUnavailable,
+    ]
+}

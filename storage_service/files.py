@@ -1,0 +1,455 @@
+"""Files of commits: put, get, list, glob, copy, delete, diff.
+
+A file entry in the index is ``[size, hash]`` (one chunk, named by the
+content hash) or ``[size, hash, [[chunk, length], ...]]``; folders are
+implied by the paths under them, as in S3 and Pachyderm.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Union
+
+from sqlalchemy import select, update
+
+from .chunks import ChunkWriter
+from .errors import CommitFinished, ConcurrentUpdate, InvalidArgument, PathNotFound
+from .index import MAX_KEY
+from .model import ChunkRef, Commit, CommitState, DiffEntry, FileInfo
+from .names import check_branch_name, is_commit_id, normalize_path
+from .schema import commits
+
+if TYPE_CHECKING:
+    from .store import Store
+
+__all__ = ["FileOps", "Source"]
+
+Source = Union[bytes, bytearray, memoryview, BinaryIO, "os.PathLike[str]"]
+
+_EDIT_LOCK = threading.Lock()
+
+
+def entry_of(size: int, h: str, refs: list[ChunkRef]) -> list[Any]:
+    if len(refs) == 1 and refs[0].hash == h:
+        return [size, h]
+    return [size, h, [[r.hash, r.size] for r in refs]]
+
+
+def chunks_of(entry: list[Any]) -> list[ChunkRef]:
+    if len(entry) == 2:
+        return [ChunkRef(entry[1], entry[0])]
+    return [ChunkRef(h, n) for h, n in entry[2]]
+
+
+def file_info(path: str, entry: list[Any]) -> FileInfo:
+    return FileInfo(path=path, type="file", size=entry[0], hash=entry[1], chunks=tuple(chunks_of(entry)))
+
+
+class FileOps:
+    """File operations of :class:`Store` (a mixin; state lives on the store)."""
+
+    # -- writing -----------------------------------------------------------------
+
+    def put_file(
+        self: Store, repo: str, target: str, path: str, source: Source, *,
+        append: bool = False, description: str = "",
+    ) -> Commit:
+        """Write one file into ``target`` (a branch, or an open commit id)."""
+        return self.put_files(repo, target, [(path, source)], append=append, description=description)
+
+    def put_files(
+        self: Store, repo: str, target: str, items: Iterable[tuple[str, Source]], *,
+        append: bool = False, description: str = "", progress: Any = None,
+    ) -> Commit:
+        """Write many files as one change: one commit, unless ``target`` names an open one.
+
+        Folders (``os.PathLike`` to a directory) are written recursively under
+        the destination path. ``progress(bytes)`` is called as data is stored.
+        """
+        items = [(normalize_path(dest, allow_root=True), src) for dest, src in items]
+        commit_id, auto = self._write_target(repo, target)
+        try:
+            edits: dict[str, Any] = {}
+            with self.chunks.writer() as writer:
+                for dest, src in items:
+                    for path, entry in self._store_source(writer, dest, src, progress):
+                        if append:
+                            entry = self._appended(writer, repo, commit_id, path, entry)
+                        edits[path] = entry
+            commit = self._apply_edits(repo, commit_id, edits)
+        except BaseException as exc:
+            if auto:
+                self.finish_commit(repo, commit_id, error=f"write failed: {exc}")
+            raise
+        if auto:
+            commit = self.finish_commit(repo, commit_id, description=description or None)
+        return commit
+
+    def delete_file(self: Store, repo: str, target: str, path: str) -> Commit:
+        """Delete a file, or a folder with everything under it."""
+        path = normalize_path(path, allow_root=True)
+        commit_id, auto = self._write_target(repo, target)
+        try:
+            root = self._root_of(commit_id)
+            doomed = {p: None for p in self._paths_under(root, path)}
+            if not doomed:
+                raise PathNotFound(f"{repo}@{target}: no file or folder {path!r}")
+            commit = self._apply_edits(repo, commit_id, doomed)
+        except BaseException as exc:
+            if auto:
+                self.finish_commit(repo, commit_id, error=f"delete failed: {exc}")
+            raise
+        return self.finish_commit(repo, commit_id) if auto else commit
+
+    def copy_file(
+        self: Store, src_repo: str, src_ref: str, src_path: str, dst_repo: str, dst_target: str, dst_path: str
+    ) -> Commit:
+        """Copy a file or folder; no bytes move, the entries share their chunks."""
+        src_path = normalize_path(src_path, allow_root=True)
+        dst_path = normalize_path(dst_path, allow_root=True)
+        root = self._root_of(self.resolve(src_repo, src_ref))
+        edits: dict[str, Any] = {}
+        for key, entry in self._entries_under(root, src_path):
+            rest = key[len(src_path):].lstrip("/") if src_path else key
+            edits["/".join(p for p in (dst_path, rest) if p)] = entry
+        if not edits:
+            raise PathNotFound(f"{src_repo}@{src_ref}: no file or folder {src_path!r}")
+        commit_id, auto = self._write_target(dst_repo, dst_target)
+        try:
+            commit = self._apply_edits(dst_repo, commit_id, edits)
+        except BaseException as exc:
+            if auto:
+                self.finish_commit(dst_repo, commit_id, error=f"copy failed: {exc}")
+            raise
+        return self.finish_commit(dst_repo, commit_id) if auto else commit
+
+    def _write_target(self: Store, repo: str, target: str) -> tuple[str, bool]:
+        """(open commit id, whether we opened it ourselves)."""
+        if is_commit_id(target):
+            commit = self.inspect_commit(repo, target)
+            if commit.is_finished:
+                raise CommitFinished(f"commit {repo}@{target} is {commit.state.value}; writes need an open commit")
+            return commit.id, False
+        check_branch_name(target)
+        with self.engine.connect() as conn:
+            self._require_repo(conn, repo)
+            row = self._branch_row(conn, repo, target)
+            head = row.head if row else None
+            state = conn.execute(select(commits.c.state).where(commits.c.id == head)).scalar() if head else None
+        if head and state == CommitState.OPEN.value:
+            return head, False
+        return self.start_commit(repo, target).id, True
+
+    def _store_source(
+        self, writer: ChunkWriter, dest: str, src: Source, progress: Any
+    ) -> Iterator[tuple[str, list[Any]]]:
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            h, refs = writer.add_bytes(bytes(src))
+            _tick(progress, len(src))
+            yield _need_path(dest), entry_of(len(src), h, refs)
+        elif isinstance(src, (str, os.PathLike)):
+            local = os.fspath(src)
+            if os.path.isdir(local):
+                yield from self._store_folder(writer, dest, local, progress)
+            elif os.path.isfile(local):
+                h, refs, size = writer.add_file(local)
+                _tick(progress, size)
+                yield _need_path(dest), entry_of(size, h, refs)
+            else:
+                raise PathNotFound(f"local path {local} does not exist")
+        elif hasattr(src, "read"):
+            h, refs, size = writer.add_stream(src)
+            _tick(progress, size)
+            yield _need_path(dest), entry_of(size, h, refs)
+        else:
+            raise InvalidArgument(f"cannot store a {type(src).__name__}: give bytes, a file object or a path")
+
+    def _store_folder(
+        self, writer: ChunkWriter, dest: str, folder: str, progress: Any
+    ) -> Iterator[tuple[str, list[Any]]]:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, folder)
+            for name in sorted(filenames):
+                local = os.path.join(dirpath, name)
+                if not os.path.isfile(local):
+                    continue
+                parts = [p for p in (dest, "" if rel == "." else rel, name) if p]
+                h, refs, size = writer.add_file(local)
+                _tick(progress, size)
+                yield normalize_path("/".join(parts)), entry_of(size, h, refs)
+
+    def _appended(self: Store, writer: ChunkWriter, repo: str, commit_id: str, path: str, entry: list[Any]) -> list[Any]:
+        old = self.tree.get(self._root_of(commit_id), path)
+        if old is None:
+            return entry
+        data = b"".join(self.chunks.read_all(chunks_of(old))) + b"".join(self.chunks.read_all(chunks_of(entry)))
+        writer.flush()
+        h, refs = writer.add_bytes(data)
+        return entry_of(len(data), h, refs)
+
+    def _apply_edits(self: Store, repo: str, commit_id: str, edits: dict[str, Any]) -> Commit:
+        """Move the open commit's root by compare-and-swap, in one transaction."""
+        with _EDIT_LOCK, self.engine.begin() as conn:
+            query = select(commits.c.root, commits.c.state).where(commits.c.id == commit_id)
+            if self.engine.dialect.name == "postgresql":
+                query = query.with_for_update()
+            row = conn.execute(query).first()
+            if row.state != CommitState.OPEN.value:
+                raise CommitFinished(f"commit {repo}@{commit_id} was finished before the write landed")
+            try:
+                new_root = self.tree.edit(row.root, edits)
+                files, size = self.tree.stats(new_root)
+                self._write_nodes(conn)
+            except BaseException:
+                self.nodes.discard()
+                raise
+            moved = conn.execute(
+                update(commits)
+                .where(commits.c.id == commit_id, commits.c.state == CommitState.OPEN.value,
+                       commits.c.root.is_(None) if row.root is None else commits.c.root == row.root)
+                .values(root=new_root, file_count=files, size_bytes=size)
+            ).rowcount
+            if moved != 1:
+                raise ConcurrentUpdate(f"commit {repo}@{commit_id} changed during the write; retry")
+        return self.inspect_commit(repo, commit_id)
+
+    # -- reading -----------------------------------------------------------------
+
+    def _root_of(self: Store, commit_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            return conn.execute(select(commits.c.root).where(commits.c.id == commit_id)).scalar()
+
+    def _root(self: Store, repo: str, ref: str) -> str | None:
+        return self._root_of(self.resolve(repo, ref))
+
+    def inspect_file(self: Store, repo: str, ref: str, path: str) -> FileInfo:
+        path = normalize_path(path, allow_root=True)
+        root = self._root(repo, ref)
+        if path:
+            entry = self.tree.get(root, path)
+            if entry is not None:
+                return file_info(path, entry)
+        files, size = self._dir_stats(root, path)
+        if files == 0 and path:
+            raise PathNotFound(f"{repo}@{ref}: no file or folder {path!r}")
+        return FileInfo(path=path, type="dir", size=size)
+
+    def get_file(self: Store, repo: str, ref: str, path: str) -> bytes:
+        return b"".join(self.open_file(repo, ref, path))
+
+    def open_file(self: Store, repo: str, ref: str, path: str) -> Iterator[bytes]:
+        """The content of a file, streamed chunk by chunk (hashes checked)."""
+        info = self.inspect_file(repo, ref, path)
+        if info.is_dir:
+            raise InvalidArgument(f"{repo}@{ref}:{info.path} is a folder, not a file")
+        return self.chunks.read_all(info.chunks)
+
+    def read_range(self: Store, repo: str, ref: str, path: str, start: int, length: int | None = None) -> bytes:
+        """Bytes [start, start+length) of a file, reading only the chunks they span."""
+        info = self.inspect_file(repo, ref, path)
+        if info.is_dir:
+            raise InvalidArgument(f"{repo}@{ref}:{info.path} is a folder, not a file")
+        end = info.size if length is None else min(info.size, start + length)
+        if start < 0 or start > info.size:
+            raise InvalidArgument(f"range start {start} is outside {info.path} ({info.size} bytes)")
+        out = io.BytesIO()
+        offset = 0
+        wanted = []
+        for ref_ in info.chunks:
+            if offset + ref_.size > start and offset < end:
+                wanted.append((offset, ref_))
+            offset += ref_.size
+        for (chunk_start, _), data in zip(wanted, self.chunks.read_all(r for _, r in wanted)):
+            lo, hi = max(start - chunk_start, 0), min(end - chunk_start, len(data))
+            out.write(data[lo:hi])
+        return out.getvalue()
+
+    def list_files(
+        self: Store, repo: str, ref: str, path: str = "", *,
+        start_after: str | None = None, limit: int | None = None,
+    ) -> list[FileInfo]:
+        """The files and folders directly inside ``path`` (a file lists itself)."""
+        path = normalize_path(path, allow_root=True)
+        root = self._root(repo, ref)
+        if path and (entry := self.tree.get(root, path)) is not None:
+            return [file_info(path, entry)]
+        prefix = f"{path}/" if path else ""
+        out: list[FileInfo] = []
+        pos = prefix + (start_after or "")
+        stop = prefix + MAX_KEY
+        while limit is None or len(out) < limit:
+            nxt = next(iter(self.tree.items(root, pos, stop)), None)
+            if nxt is None:
+                break
+            key, entry = nxt
+            name = key[len(prefix):].split("/", 1)[0]
+            if name == start_after:
+                pos = prefix + name + ("/" + MAX_KEY if "/" in key[len(prefix):] else "\x00")
+                continue
+            if "/" in key[len(prefix):]:
+                folder = prefix + name
+                files, size = self._dir_stats(root, folder)
+                out.append(FileInfo(path=folder, type="dir", size=size))
+                pos = folder + "/" + MAX_KEY
+            else:
+                out.extend(self._file_run(root, key, stop, prefix, limit, out))
+                pos = out[-1].path + "\x00"
+        if not out and path and start_after is None:
+            raise PathNotFound(f"{repo}@{ref}: no file or folder {path!r}")
+        return out
+
+    def _file_run(self: Store, root: str | None, start: str, stop: str, prefix: str,
+                  limit: int | None, sofar: list[FileInfo]) -> list[FileInfo]:
+        """Consecutive plain files of a folder, read in one pass."""
+        run: list[FileInfo] = []
+        for key, entry in self.tree.items(root, start, stop):
+            if "/" in key[len(prefix):] or (limit is not None and len(sofar) + len(run) >= limit):
+                break
+            run.append(file_info(key, entry))
+        return run
+
+    def walk_files(self: Store, repo: str, ref: str, path: str = "") -> Iterator[FileInfo]:
+        """Every file under ``path``, recursively, in path order."""
+        path = normalize_path(path, allow_root=True)
+        root = self._root(repo, ref)
+        for key, entry in self._entries_under(root, path):
+            yield file_info(key, entry)
+
+    def glob_files(self: Store, repo: str, ref: str, pattern: str) -> list[FileInfo]:
+        """Files and folders matching a glob (``*``, ``?``, ``[..]``, ``{a,b}``, ``**``)."""
+        return self.glob_root(self._root(repo, ref), pattern)
+
+    def glob_root(self: Store, root: str | None, pattern: str) -> list[FileInfo]:
+        segments = [s for s in pattern.strip().split("/") if s not in ("",)]
+        if not segments:
+            files, size = self.tree.stats(root)
+            return [FileInfo(path="", type="dir", size=size)] if files else []
+        if any(s == ".." for s in segments) or "\x00" in pattern:
+            raise InvalidArgument(f"invalid glob {pattern!r}")
+        regex = re.compile("/".join(_segment_regex(s) for s in segments).replace("/.*/", "(/.*/|/)"))
+        literal = []
+        for seg in segments:
+            if re.search(r"[*?\[\]{}]", seg):
+                break
+            literal.append(seg)
+        prefix = "/".join(literal)
+        deep = any(s == "**" for s in segments)
+        return (self._glob_deep if deep else self._glob_fixed)(root, regex, prefix, len(segments))
+
+    def _glob_fixed(self: Store, root: str | None, regex: re.Pattern[str], prefix: str, depth: int) -> list[FileInfo]:
+        out: list[FileInfo] = []
+        pos = prefix
+        while True:
+            nxt = next(iter(self.tree.items(root, pos, prefix + MAX_KEY if prefix else MAX_KEY)), None)
+            if nxt is None:
+                return out
+            key, entry = nxt
+            comps = key.split("/")
+            if len(comps) < depth:
+                pos = key + "\x00"
+                continue
+            candidate = "/".join(comps[:depth])
+            is_dir = len(comps) > depth
+            if regex.fullmatch(candidate):
+                if is_dir:
+                    out.append(FileInfo(path=candidate, type="dir", size=self._dir_stats(root, candidate)[1]))
+                else:
+                    out.append(file_info(key, entry))
+            pos = candidate + ("/" + MAX_KEY if is_dir else "\x00")
+
+    def _glob_deep(self: Store, root: str | None, regex: re.Pattern[str], prefix: str, _: int) -> list[FileInfo]:
+        found: dict[str, FileInfo] = {}
+        for key, entry in self.tree.items(root, prefix, prefix + MAX_KEY if prefix else MAX_KEY):
+            comps = key.split("/")
+            for i in range(1, len(comps)):
+                folder = "/".join(comps[:i])
+                if folder not in found and regex.fullmatch(folder):
+                    found[folder] = FileInfo(path=folder, type="dir", size=self._dir_stats(root, folder)[1])
+            if regex.fullmatch(key):
+                found[key] = file_info(key, entry)
+        return [found[k] for k in sorted(found)]
+
+    def diff(
+        self: Store, repo: str, old_ref: str | None, new_ref: str, *, old_repo: str | None = None
+    ) -> Iterator[DiffEntry]:
+        """What changed from ``old_ref`` to ``new_ref`` (old defaults to new's parent)."""
+        new = self.inspect_commit(repo, new_ref)
+        if old_ref is None:
+            old_root = self._root_of(new.parent) if new.parent else None
+        else:
+            old_root = self._root(old_repo or repo, old_ref)
+        for key, before, after in self.tree.diff(old_root, new.root):
+            change = "added" if before is None else "deleted" if after is None else "modified"
+            yield DiffEntry(
+                path=key,
+                change=change,
+                old=file_info(key, before) if before is not None else None,
+                new=file_info(key, after) if after is not None else None,
+            )
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _entries_under(self: Store, root: str | None, path: str) -> Iterator[tuple[str, Any]]:
+        if path:
+            entry = self.tree.get(root, path)
+            if entry is not None:
+                yield path, entry
+                return
+            yield from self.tree.items(root, path + "/", path + "/" + MAX_KEY)
+        else:
+            yield from self.tree.items(root)
+
+    def _paths_under(self: Store, root: str | None, path: str) -> list[str]:
+        return [k for k, _ in self._entries_under(root, path)]
+
+    def _dir_stats(self: Store, root: str | None, path: str) -> tuple[int, int]:
+        if not path:
+            return self.tree.stats(root)
+        return self.tree.range_stats(root, path + "/", path + "/" + MAX_KEY)
+
+
+def _need_path(dest: str) -> str:
+    if not dest:
+        raise InvalidArgument("a destination file path is required")
+    return dest
+
+
+def _tick(progress: Any, n: int) -> None:
+    if progress is not None:
+        progress(n)
+
+
+def _segment_regex(seg: str) -> str:
+    if seg == "**":
+        return ".*"
+    out, i = [], 0
+    while i < len(seg):
+        c = seg[i]
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            j = seg.find("]", i + 1)
+            if j < 0:
+                raise InvalidArgument(f"invalid glob segment {seg!r}: unclosed '['")
+            body = seg[i + 1:j]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = j
+        elif c == "{":
+            j = seg.find("}", i + 1)
+            if j < 0:
+                raise InvalidArgument(f"invalid glob segment {seg!r}: unclosed '{{'")
+            out.append("(?:" + "|".join(re.escape(a) for a in seg[i + 1:j].split(",")) + ")")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return "".join(out)

@@ -1,0 +1,122 @@
+"""The metadata tables (SQLAlchemy Core): SQLite by default, PostgreSQL at scale.
+
+Later layers (pipelines, jobs, datums, auth, spouts) add their tables to the
+same :data:`metadata` object, so one ``create_all`` builds everything.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "branch_provenance",
+    "branches",
+    "chunks",
+    "commit_provenance",
+    "commits",
+    "metadata",
+    "nodes",
+    "packs",
+    "repos",
+]
+
+metadata = MetaData()
+
+repos = Table(
+    "df_repos",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("description", Text, nullable=False, default=""),
+    Column("created", Float, nullable=False),
+)
+
+branches = Table(
+    "df_branches",
+    metadata,
+    Column("repo", String(64), ForeignKey("df_repos.name", ondelete="CASCADE"), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("head", String(32), nullable=True),
+    Column("owner", String(64), nullable=True),
+    Column("created", Float, nullable=False),
+)
+
+branch_provenance = Table(
+    "df_branch_provenance",
+    metadata,
+    Column("repo", String(64), primary_key=True),
+    Column("branch", String(128), primary_key=True),
+    Column("up_repo", String(64), primary_key=True),
+    Column("up_branch", String(128), primary_key=True),
+    Index("ix_df_branch_prov_up", "up_repo", "up_branch"),
+)
+
+commits = Table(
+    "df_commits",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("seq", BigInteger, nullable=False),  # creation order within the store
+    Column("repo", String(64), nullable=False),
+    Column("branch", String(128), nullable=True),
+    Column("parent", String(32), nullable=True),
+    Column("origin", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("meta", Text, nullable=False, default="{}"),
+    Column("started", Float, nullable=False),
+    Column("finished", Float, nullable=True),
+    Column("commit_set", String(32), nullable=False),
+    Column("root", String(64), nullable=True),
+    Column("size_bytes", BigInteger, nullable=False, default=0),
+    Column("file_count", BigInteger, nullable=False, default=0),
+    Column("error", Text, nullable=True),
+    Index("ix_df_commits_repo_seq", "repo", "seq"),
+    Index("ix_df_commits_set", "commit_set"),
+    Index("ix_df_commits_parent", "parent"),
+)
+
+commit_provenance = Table(
+    "df_commit_provenance",
+    metadata,
+    Column("commit", String(32), primary_key=True),
+    Column("upstream", String(32), primary_key=True),
+    Index("ix_df_commit_prov_up", "upstream"),
+)
+
+packs = Table(
+    "df_packs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+chunks = Table(
+    "df_chunks",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("pack", String(32), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("length", Integer, nullable=False),
+    Index("ix_df_chunks_pack", "pack"),
+)
+
+# File-index nodes: small, hot, and transactional with the commits that use them.
+nodes = Table(
+    "df_nodes",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created", Float, nullable=False),
+)
