@@ -70,7 +70,10 @@ class FileOps:
         Folders (``os.PathLike`` to a directory) are written recursively under
         the destination path. ``progress(bytes)`` is called as data is stored.
         """
-        items = [(normalize_path(dest, allow_root=True), src) for dest, src in items]
+        if isinstance(items, (list, tuple)):  # validate every path before opening a commit
+            items = [(normalize_path(dest, allow_root=True), src) for dest, src in items]
+        else:  # a stream of items (e.g. the members of a tar upload): consumed one by one
+            items = ((normalize_path(dest, allow_root=True), src) for dest, src in items)
         commit_id, auto = self._write_target(repo, target)
         try:
             edits: dict[str, Any] = {}
@@ -187,8 +190,9 @@ class FileOps:
         old = self.tree.get(self._root_of(commit_id), path)
         if old is None:
             return entry
+        # The new chunks may still sit in the writer's buffer or unsealed pack: publish them first.
+        writer.close()
         data = b"".join(self.chunks.read_all(chunks_of(old))) + b"".join(self.chunks.read_all(chunks_of(entry)))
-        writer.flush()
         h, refs = writer.add_bytes(data)
         return entry_of(len(data), h, refs)
 
@@ -331,7 +335,10 @@ class FileOps:
             return [FileInfo(path="", type="dir", size=size)] if files else []
         if any(s == ".." for s in segments) or "\x00" in pattern:
             raise InvalidArgument(f"invalid glob {pattern!r}")
-        regex = re.compile("/".join(_segment_regex(s) for s in segments).replace("/.*/", "(/.*/|/)"))
+        body = "/".join(_segment_regex(s) for s in segments).replace("/.*/", "(/.*/|/)")
+        if body.startswith(".*/"):  # a leading "**/" matches zero folders too, as in the middle
+            body = "(?:.*/)?" + body[3:]
+        regex = re.compile(body)
         literal = []
         for seg in segments:
             if re.search(r"[*?\[\]{}]", seg):
