@@ -1,17 +1,13 @@
 #!/usr/bin/env bash
 # Runs the whole test suite in its two environments:
-#   .venv      every test but tests/kfp (Airflow, S3, Kafka, PostgreSQL, ...)
 #   .venv-kfp  tests/kfp (kfp pins a kubernetes client Airflow cannot use)
+#   .venv      every test but tests/kfp (Airflow, S3, Kafka, PostgreSQL, ...)
 # Extra arguments go to both pytest runs. Both parts always run; the exit
 # status is non-zero when either failed. For the kfp part alone, "no tests
 # collected" (pytest exit 5) counts as success.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
-
-log "pytest (main environment)"
-.venv/bin/python -m pytest tests --ignore=tests/kfp "$@"
-main_status=$?
 
 kfp_status=0
 if [ -d tests/kfp ]; then
@@ -25,6 +21,11 @@ if [ -d tests/kfp ]; then
 else
     log "no tests/kfp folder: nothing to run in .venv-kfp"
 fi
+
+# The main suite runs last so that its summary closes the output.
+log "pytest (main environment)"
+.venv/bin/python -m pytest tests --ignore=tests/kfp "$@"
+main_status=$?
 
 if [ "$main_status" -ne 0 ] || [ "$kfp_status" -ne 0 ]; then
     log "FAILED: main suite exit $main_status, kfp suite exit $kfp_status"
