@@ -1,0 +1,227 @@
+"""How a batch of Kafka records becomes files of a commit.
+
+Formats (``--format``):
+
+``jsonl``
+    One JSON object per line: ``{"offset", "timestamp", "key", "value",
+    "headers"}``. ``key``, ``value`` and each header value are a JSON string
+    when the bytes are UTF-8 text, ``{"base64": "..."}`` when they are not,
+    and ``null`` when absent (a tombstone has ``"value": null``).
+``json-values``
+    As ``jsonl``, but ``value`` is the message parsed as JSON. A message that
+    is not valid JSON goes, in its ``jsonl`` form plus an ``"error"`` field,
+    to ``/_dead_letter/<topic>/<partition>/<first>-<last>.jsonl``.
+``raw``
+    The values only, each framed as ``offset`` (8 bytes, big-endian),
+    ``length`` (4 bytes, big-endian; ``0xFFFFFFFF`` for a null value) and the
+    bytes. Keys, timestamps and headers are not kept.
+
+Layouts (``--layout``):
+
+``partition``
+    ``/<topic>/<partition>/<first>-<last>.<ext>``: one file per partition per
+    batch; offsets are zero-padded to 20 digits so names sort in offset order.
+``key``
+    ``/<topic>/<key>.<ext>`` holding the latest record of each key (a
+    compacted topic's table: a later record replaces the file, a tombstone
+    deletes it). The key is percent-encoded so that any bytes make one safe
+    path component. Records without a key fall back to the partition layout.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+from urllib.parse import quote
+
+__all__ = [
+    "DEAD_LETTER_DIR",
+    "BatchFiles",
+    "Format",
+    "Layout",
+    "Record",
+    "layout_batch",
+    "read_raw",
+    "record_from_line",
+]
+
+DEAD_LETTER_DIR = "_dead_letter"
+_OFFSET_DIGITS = 20
+_NULL_LENGTH = 0xFFFFFFFF
+_FRAME = struct.Struct(">QI")
+
+
+class Format(str, Enum):
+    JSONL = "jsonl"
+    JSON_VALUES = "json-values"
+    RAW = "raw"
+
+    @property
+    def extension(self) -> str:
+        return "bin" if self is Format.RAW else "jsonl"
+
+
+class Layout(str, Enum):
+    PARTITION = "partition"
+    KEY = "key"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka message, as the spout keeps it."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+    @property
+    def size(self) -> int:
+        """Bytes counted against ``--batch-bytes``: key plus value."""
+        return len(self.key or b"") + len(self.value or b"")
+
+
+@dataclass
+class BatchFiles:
+    """The files of one batch: what to write, what to delete, and how many dead letters."""
+
+    puts: dict[str, bytes] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    dead_letters: int = 0
+
+
+def layout_batch(topic: str, records: Sequence[Record], fmt: Format, layout: Layout) -> BatchFiles:
+    """Turn a batch (records in offset order within each partition) into files."""
+    out = BatchFiles()
+    unkeyed = [r for r in records if layout is Layout.PARTITION or r.key is None]
+    for partition, run in _by_partition(unkeyed).items():
+        good, dead = _encode_run(run, fmt)
+        name = _range_name(run[0].offset, run[-1].offset)
+        if good:
+            out.puts[f"{topic}/{partition}/{name}.{fmt.extension}"] = good
+        if dead:
+            out.puts[f"{DEAD_LETTER_DIR}/{topic}/{partition}/{name}.jsonl"] = b"".join(dead)
+            out.dead_letters += len(dead)
+    if layout is Layout.KEY:
+        _add_keyed(out, topic, [r for r in records if r.key is not None], fmt)
+    return out
+
+
+def _add_keyed(out: BatchFiles, topic: str, records: Iterable[Record], fmt: Format) -> None:
+    latest: dict[bytes, Record] = {}
+    for record in records:  # later offsets win, as compaction does
+        assert record.key is not None
+        latest[record.key] = record
+    for key, record in sorted(latest.items()):
+        path = f"{topic}/{quote(key, safe='')}.{fmt.extension}"
+        if record.value is None:
+            out.deletes.append(path)
+            continue
+        good, dead = _encode_run([record], fmt)
+        if good:
+            out.puts[path] = good
+        else:
+            name = _range_name(record.offset, record.offset)
+            out.puts[f"{DEAD_LETTER_DIR}/{topic}/{record.partition}/{name}.jsonl"] = b"".join(dead)
+            out.dead_letters += 1
+
+
+def _by_partition(records: Iterable[Record]) -> dict[int, list[Record]]:
+    runs: dict[int, list[Record]] = {}
+    for record in records:
+        runs.setdefault(record.partition, []).append(record)
+    return dict(sorted(runs.items()))
+
+
+def _range_name(first: int, last: int) -> str:
+    return f"{first:0{_OFFSET_DIGITS}d}-{last:0{_OFFSET_DIGITS}d}"
+
+
+def _encode_run(records: Sequence[Record], fmt: Format) -> tuple[bytes, list[bytes]]:
+    """(the run's file content, the dead-letter lines)."""
+    if fmt is Format.RAW:
+        return b"".join(_frame(r) for r in records), []
+    lines: list[bytes] = []
+    dead: list[bytes] = []
+    for record in records:
+        doc = _record_doc(record)
+        if fmt is Format.JSON_VALUES:
+            try:
+                doc["value"] = None if record.value is None else json.loads(record.value)
+            except (UnicodeDecodeError, ValueError) as exc:
+                dead.append(_line({**doc, "error": f"value is not JSON: {exc}"}))
+                continue
+        lines.append(_line(doc))
+    return b"".join(lines), dead
+
+
+def _frame(record: Record) -> bytes:
+    if record.value is None:
+        return _FRAME.pack(record.offset, _NULL_LENGTH)
+    return _FRAME.pack(record.offset, len(record.value)) + record.value
+
+
+def _record_doc(record: Record) -> dict[str, Any]:
+    return {
+        "offset": record.offset,
+        "timestamp": record.timestamp,
+        "key": _text_or_base64(record.key),
+        "value": _text_or_base64(record.value),
+        "headers": [[name, _text_or_base64(value)] for name, value in record.headers],
+    }
+
+
+def _text_or_base64(data: bytes | None) -> str | dict[str, str] | None:
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def _line(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+
+
+def record_from_line(partition: int, line: bytes | str) -> Record:
+    """Read back one ``jsonl`` line (the inverse of the ``jsonl`` format)."""
+    doc = json.loads(line)
+    return Record(
+        partition=partition,
+        offset=doc["offset"],
+        key=_bytes_of(doc["key"]),
+        value=_bytes_of(doc["value"]),
+        timestamp=doc["timestamp"],
+        headers=tuple((name, _bytes_of(value)) for name, value in doc["headers"]),
+    )
+
+
+def _bytes_of(value: str | dict[str, str] | None) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return base64.b64decode(value["base64"])
+    return value.encode("utf-8")
+
+
+def read_raw(data: bytes) -> list[tuple[int, bytes | None]]:
+    """Read back a ``raw`` file: ``[(offset, value or None), ...]``."""
+    out: list[tuple[int, bytes | None]] = []
+    pos = 0
+    while pos < len(data):
+        offset, length = _FRAME.unpack_from(data, pos)
+        pos += _FRAME.size
+        if length == _NULL_LENGTH:
+            out.append((offset, None))
+            continue
+        out.append((offset, data[pos:pos + length]))
+        pos += length
+    return out
