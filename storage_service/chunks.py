@@ -205,7 +205,8 @@ class ChunkWriter:
             conn.execute(
                 packs.insert(), {"id": self._pack_id, "size": self._pack_size, "created": time.time()}
             )
-            conn.execute(insert_ignore(self.store.engine, chunks), self._pack_rows)
+            if self._pack_rows:  # empty when gc's repack records the rows itself
+                conn.execute(insert_ignore(self.store.engine, chunks), self._pack_rows)
         self._pack_rows = []
 
     def close(self) -> None:

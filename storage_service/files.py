@@ -71,7 +71,7 @@ class FileOps:
         the destination path. ``progress(bytes)`` is called as data is stored.
         """
         if isinstance(items, (list, tuple)):  # validate every path before opening a commit
-            items = [(normalize_path(dest, allow_root=True), src) for dest, src in items]
+            items = [_checked_item(normalize_path(dest, allow_root=True), src) for dest, src in items]
         else:  # a stream of items (e.g. the members of a tar upload): consumed one by one
             items = ((normalize_path(dest, allow_root=True), src) for dest, src in items)
         commit_id, auto = self._write_target(repo, target)
@@ -418,6 +418,18 @@ class FileOps:
         if not path:
             return self.tree.stats(root)
         return self.tree.range_stats(root, path + "/", path + "/" + MAX_KEY)
+
+
+def _checked_item(dest: str, src: Source) -> tuple[str, Source]:
+    """Refuse what can never be stored before a commit is opened for it."""
+    if isinstance(src, (str, os.PathLike)):
+        if not os.path.isdir(src):
+            _need_path(dest)
+    elif isinstance(src, (bytes, bytearray, memoryview)) or hasattr(src, "read"):
+        _need_path(dest)
+    else:
+        raise InvalidArgument(f"cannot store a {type(src).__name__}: give bytes, a file object or a path")
+    return dest, src
 
 
 def _need_path(dest: str) -> str:

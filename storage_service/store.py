@@ -585,11 +585,17 @@ class Store(FileOps, Maintenance):
                     f"commit {repo}@{commit_id} is provenance of finished commits "
                     + ", ".join(f"{r}@{c}" for r, c in users)
                 )
-            doomed = [commit_id] + [
-                r.commit for r in conn.execute(
-                    select(commit_provenance.c.commit).where(commit_provenance.c.upstream == commit_id)
+            # Open commits opened downstream because of this one, transitively (raw -> clean -> model).
+            doomed = [commit_id]
+            for cid in doomed:
+                doomed.extend(
+                    c for c in conn.execute(
+                        select(commit_provenance.c.commit)
+                        .select_from(commit_provenance.join(commits, commits.c.id == commit_provenance.c.commit))
+                        .where(commit_provenance.c.upstream == cid, commits.c.state == CommitState.OPEN.value)
+                    ).scalars()
+                    if c not in doomed
                 )
-            ]
             for cid in doomed:
                 victim = conn.execute(select(commits).where(commits.c.id == cid)).first()
                 if victim is None:
