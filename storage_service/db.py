@@ -16,6 +16,7 @@ __all__ = ["insert_ignore", "open_engine"]
 
 def open_engine(url: str) -> Engine:
     """Create the engine and the tables (idempotent)."""
+    from . import pipeline_schema  # noqa: F401  (registers the pipeline tables on metadata)
     if "://" not in url:
         url = "sqlite:///" + os.path.abspath(url)
     if url.startswith("postgresql://"):

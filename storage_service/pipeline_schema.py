@@ -1,0 +1,88 @@
+"""Tables of pipelines, jobs, datums, the datum cache and per-file lineage.
+
+They live on the store's :data:`~.schema.metadata`, so the one
+``create_all`` in :func:`~.db.open_engine` builds them with the rest.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text
+
+from .schema import metadata
+
+__all__ = ["datum_cache", "datums", "jobs", "lineage", "pipelines"]
+
+pipelines = Table(
+    "df_pipelines",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("spec", Text, nullable=False),  # the current spec, JSON
+    Column("spec_commit", String(32), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("last_tick", Text, nullable=True),  # JSON {cron input name: ISO time} of the last tick
+)
+
+jobs = Table(
+    "df_jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("pipeline", String(64), nullable=False),
+    Column("output_commit", String(32), nullable=False, unique=True),
+    Column("commit_set", String(32), nullable=False),
+    Column("spec_commit", String(32), nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Column("reprocess", Integer, nullable=False, default=0),
+    Column("inputs", Text, nullable=False, default="{}"),  # JSON {input name: commit id}
+    Column("created", Float, nullable=False),
+    Column("started", Float, nullable=True),
+    Column("finished", Float, nullable=True),
+    Column("total", Integer, nullable=False, default=0),
+    Column("processed", Integer, nullable=False, default=0),
+    Column("skipped", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("recovered", Integer, nullable=False, default=0),
+    Index("ix_df_jobs_pipeline_seq", "pipeline", "seq"),
+    Index("ix_df_jobs_commit_set", "commit_set"),
+)
+
+datums = Table(
+    "df_datums",
+    metadata,
+    Column("job", String(32), primary_key=True),
+    Column("id", String(64), primary_key=True),  # hash of the input files alone
+    Column("hash", String(64), nullable=False),  # id + transform + salt: the cache key
+    Column("state", String(16), nullable=False),
+    Column("inputs", Text, nullable=False),  # JSON list of DatumInput
+    Column("outputs", Text, nullable=True),  # JSON {path: file entry}
+    Column("reused_from", String(32), nullable=True),  # job whose run is reused
+    Column("tries", Integer, nullable=False, default=0),
+    Column("log", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("started", Float, nullable=True),
+    Column("finished", Float, nullable=True),
+)
+
+datum_cache = Table(
+    "df_datum_cache",
+    metadata,
+    Column("pipeline", String(64), primary_key=True),
+    Column("hash", String(64), primary_key=True),
+    Column("outputs", Text, nullable=False),  # JSON {path: file entry}
+    Column("job", String(32), nullable=False),
+    Column("datum", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+)
+
+# Which datum wrote each file of an output commit: one indexed lookup per hop.
+lineage = Table(
+    "df_lineage",
+    metadata,
+    Column("commit", String(32), primary_key=True),
+    Column("path", Text, primary_key=True),
+    Column("job", String(32), nullable=False),
+    Column("datum", String(64), nullable=False),
+)
