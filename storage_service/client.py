@@ -416,7 +416,8 @@ def _tar_stream(members: list[tuple[str, int, Callable[[], Iterator[bytes]]]], p
         info.mtime = int(time.time())
         yield info.tobuf(format=tarfile.PAX_FORMAT)
         sent = 0
-        for piece in body():
+        content = body()
+        for piece in [content] if isinstance(content, bytes) else content:
             sent += len(piece)
             if sent > size:
                 raise InvalidArgument(f"{path} grew while it was being sent")
