@@ -20,10 +20,12 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
 
+from . import worker
 from .cron import next_tick, tick
 from .datum_cache import CachedOutput, DatumCache
 from .datums import Datum, compute_datums, datum_hash, input_branches
@@ -38,6 +40,7 @@ from .pipeline_schema import pipelines as pipelines_table
 from .schema import commits
 from .spec import CronInput, PfsInput, PipelineSpec, parse_spec
 from .store import Store
+from .run_local import LocalRun, run_local
 from .worker import DatumOutcome
 
 __all__ = ["PipelineInfo", "PipelineNotFound", "Pipelines", "run_pending"]
@@ -217,6 +220,42 @@ class Pipelines:
 
     def lineage(self, repo: str, ref: str, path: str, *, depth: int | None = None) -> LineageNode:
         return file_lineage(self.store, repo, ref, path, depth=depth)
+
+    def run_local(
+        self, spec: PipelineSpec | dict[str, Any] | str, *, sample: int | None = None, out_dir: str | None = None
+    ) -> LocalRun:
+        """Run a spec's datums on the inputs' current heads without committing anything."""
+        return run_local(self.store, spec, sample=sample, out_dir=out_dir)
+
+    # -- worker steps (what a pod runs; the local executor does the same in-process) ----------
+
+    def fetch_datum(self, job_id: str, datum_id: str, pfs: str) -> DatumInfo:
+        """Write a datum's inputs under ``pfs`` (and an empty ``pfs/out``)."""
+        info = self.inspect_datum(job_id, datum_id)
+        worker.fetch(self.store, info.datum, Path(pfs))
+        return info
+
+    def upload_datum(self, job_id: str, datum_id: str, pfs: str, *, log: str | None = None) -> DatumInfo:
+        """Store ``pfs/out`` as the datum's output and mark it succeeded."""
+        info = self.inspect_datum(job_id, datum_id)
+        outputs = worker.upload(self.store, Path(pfs))
+        self.jobs.record_datum(
+            info.job, info.id, state=DatumState.SUCCESS, outputs=outputs, tries=info.tries + 1,
+            finished=time.time(), log=log if log is not None else info.log, error=None,
+        )
+        return self.jobs.datum(info.job, info.id)
+
+    def run_datum(self, job_id: str, datum_id: str, pfs: str) -> DatumInfo:
+        """Fetch, run and upload one datum of a job (with its tries and timeout), and record it."""
+        info = self.inspect_datum(job_id, datum_id)
+        job = self.jobs.get(info.job)
+        spec = self._job_spec(job)
+        outcome = worker.run_datum(
+            self.store, spec.transform, worker.DatumEnv(job.id, info.datum, job.output_commit), Path(pfs),
+            tries=spec.datum_tries, timeout=spec.timeout_seconds,
+        )
+        self._recorder(job)(info.datum, outcome)
+        return self.jobs.datum(info.job, info.id)
 
     # -- cron and the background loop ---------------------------------------------------
 
@@ -425,7 +464,7 @@ class Pipelines:
                 return self._fail(job, JobState.KILLED, f"input commit {failed_up} failed; nothing ran")
             if job.spec_commit is None:
                 return self._fail(job, JobState.KILLED, "the pipeline has no spec commit")
-            spec = parse_spec(json.loads(self.store.get_file(job.pipeline, job.spec_commit, SPEC_FILE)))
+            spec = self._job_spec(job)
             datums = compute_datums(self.store, spec, job.inputs)
             pending = self._plan(job, spec, datums)
             self.executor.run(JobRun(job.id, spec, job.output_commit), pending, self._recorder(job))
@@ -435,6 +474,11 @@ class Pipelines:
         except Exception as exc:
             self._fail(job, JobState.FAILURE, f"internal error: {type(exc).__name__}: {exc}")
             raise
+
+    def _job_spec(self, job: JobInfo) -> PipelineSpec:
+        if job.spec_commit is None:
+            raise InvalidArgument(f"job {job.id} has no spec commit")
+        return parse_spec(json.loads(self.store.get_file(job.pipeline, job.spec_commit, SPEC_FILE)))
 
     def _failed_upstream(self, job: JobInfo) -> str | None:
         out = self.store.inspect_commit(job.pipeline, job.output_commit)
