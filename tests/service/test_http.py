@@ -1,0 +1,169 @@
+"""The HTTP surface itself: error bodies, ranges, streaming, interrupted uploads, shared PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import socket
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from datumflow.storage_service import errors
+from datumflow.storage_service.client import Client
+
+from .conftest import Service, init_auth
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def http(service: Service) -> Any:
+    with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {service.token}"}) as h:
+        yield h
+
+
+def assert_error(response: httpx.Response, status: int, kind: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()["error"]
+    assert body["type"] == kind
+    assert body["message"]
+    return str(body["message"])
+
+
+def test_health_openapi_and_docs(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok", "auth": True}
+    spec = http.get("/openapi.json").json()
+    paths = spec["paths"]
+    for path in ["/api/v1/repos", "/api/v1/repos/{repo}/commits/{ref}/content", "/api/v1/commit-sets/{set_id}/wait"]:
+        assert path in paths
+    assert "text/html" in http.get("/docs").headers["content-type"]
+
+
+def test_error_bodies(http: httpx.Client, repo_name: str) -> None:
+    assert "not found" in assert_error(http.get(f"{API}/repos/{repo_name}"), 404, "RepoNotFound")
+    assert_error(http.get(f"{API}/no/such/route"), 404, "NotFound")
+    assert_error(http.post(f"{API}/repos", content=b"{not json", headers={"Content-Type": "application/json"}),
+                 422, "InvalidArgument")
+    assert_error(http.post(f"{API}/repos", json={"name": "white space"}), 400, "InvalidArgument")
+    assert_error(http.post(f"{API}/repos", json={"nom": "x"}), 422, "InvalidArgument")
+    http.post(f"{API}/repos", json={"name": repo_name}).raise_for_status()
+    assert_error(http.post(f"{API}/repos", json={"name": repo_name}), 409, "AlreadyExists")
+    assert_error(http.get(f"{API}/repos/{repo_name}/commits/master/wait", params={"timeout": -1}),
+                 422, "InvalidArgument")
+    assert_error(http.delete("/healthz"), 405, "InvalidArgument")
+    assert http.get("/healthz").status_code == 200  # still up
+
+
+def test_range_requests(http: httpx.Client, client: Client, repo_name: str) -> None:
+    client.create_repo(repo_name)
+    data = bytes(range(256)) * 8
+    client.put_file(repo_name, "master", "f.bin", data)
+    url = f"{API}/repos/{repo_name}/commits/master/content"
+    whole = http.get(url, params={"path": "f.bin"})
+    assert whole.content == data and whole.headers["accept-ranges"] == "bytes"
+    part = http.get(url, params={"path": "f.bin"}, headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == data[10:20]
+    assert part.headers["content-range"] == f"bytes 10-19/{len(data)}"
+    assert http.get(url, params={"path": "f.bin"}, headers={"Range": "bytes=-4"}).content == data[-4:]
+    assert http.get(url, params={"path": "f.bin"}, headers={"Range": "bytes=2040-"}).content == data[2040:]
+    assert_error(http.get(url, params={"path": "f.bin"}, headers={"Range": "bytes=5000-"}), 416, "InvalidArgument")
+    assert_error(http.get(url, params={"path": "f.bin"}, headers={"Range": "lines=1-2"}), 400, "InvalidArgument")
+
+
+def test_tar_upload_is_one_commit_and_bad_tar_fails_it(http: httpx.Client, client: Client, repo_name: str) -> None:
+    client.create_repo(repo_name)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name in ["a.txt", "dir/b.txt"]:
+            info = tarfile.TarInfo(name)
+            info.size = len(name)
+            tar.addfile(info, io.BytesIO(name.encode()))
+    url = f"{API}/repos/{repo_name}/commits/master/tar"
+    done = http.post(url, params={"path": "up"}, content=buf.getvalue())
+    assert done.status_code == 200 and done.json()["file_count"] == 2
+    assert client.get_file(repo_name, "master", "up/dir/b.txt") == b"dir/b.txt"
+    assert_error(http.post(url, content=b"not a tar" * 100), 400, "InvalidArgument")
+    history = client.list_commits(repo_name)
+    assert [c.state.value for c in history] == ["failed", "finished"]
+    assert client.inspect_branch(repo_name, "master").head == history[1].id
+
+
+def _interrupted_put(service: Service, repo: str, target: str, path: str, sent: int, declared: int) -> None:
+    """Send the headers and ``sent`` of ``declared`` body bytes, then hang up."""
+    where = urlsplit(service.url)
+    with socket.create_connection((where.hostname, where.port)) as sock:
+        head = (
+            f"PUT {API}/repos/{repo}/commits/{target}/content?path={path} HTTP/1.1\r\n"
+            f"Host: {where.netloc}\r\nAuthorization: Bearer {service.token}\r\n"
+            f"Content-Type: application/octet-stream\r\nContent-Length: {declared}\r\n\r\n"
+        )
+        sock.sendall(head.encode() + b"x" * sent)
+        time.sleep(0.2)
+
+
+def _settled(client: Client, repo: str, want_states: list[str]) -> list[str]:
+    deadline = time.monotonic() + 10
+    while True:
+        states = [c.state.value for c in client.list_commits(repo)]
+        if states == want_states or time.monotonic() > deadline:
+            return states
+        time.sleep(0.05)
+
+
+def test_interrupted_upload_leaves_no_partial_data(service: Service, client: Client, repo_name: str) -> None:
+    client.create_repo(repo_name)
+    base = client.put_file(repo_name, "master", "keep.txt", b"kept")
+    _interrupted_put(service, repo_name, "master", "big.bin", sent=3 * 1024 * 1024, declared=10 * 1024 * 1024)
+    assert _settled(client, repo_name, ["failed", "finished"]) == ["failed", "finished"]
+    assert client.inspect_branch(repo_name, "master").head == base.id
+    assert [f.path for f in client.list_files(repo_name, "master")] == ["keep.txt"]
+    # into an open commit: the commit stays open and does not gain the file
+    commit = client.start_commit(repo_name, "master")
+    _interrupted_put(service, repo_name, commit.id, "half.bin", sent=1024 * 1024, declared=4 * 1024 * 1024)
+    time.sleep(0.5)
+    with pytest.raises(errors.PathNotFound):
+        client.inspect_file(repo_name, commit.id, "half.bin")
+    assert client.inspect_commit(repo_name, commit.id).state.value == "open"
+    client.put_file(repo_name, commit.id, "whole.bin", b"w")
+    assert client.finish_commit(repo_name, commit.id).file_count == 2
+
+
+@pytest.mark.slow
+def test_large_streamed_upload_and_download(client: Client, repo_name: str, tmp_path: Path) -> None:
+    client.create_repo(repo_name)
+    size = 64 * 1024 * 1024
+    local = tmp_path / "big.bin"
+    with local.open("wb") as fh:
+        for i in range(size // (1024 * 1024)):
+            fh.write(bytes([i % 251]) * (1024 * 1024))
+    commit = client.put_file(repo_name, "master", "big.bin", local)
+    assert commit.size_bytes == size
+    total, pieces = 0, 0
+    for piece in client.open_file(repo_name, "master", "big.bin"):
+        total += len(piece)
+        pieces += 1
+    assert total == size and pieces > 1
+
+
+@pytest.mark.postgres
+def test_two_processes_share_one_postgres(
+    postgres_url: str, tmp_path: Path, start_service: Any
+) -> None:
+    root = tmp_path / "shared"
+    token = init_auth(root, db=postgres_url)
+    writer = start_service(root, token=token, db=postgres_url)
+    reader = start_service(root, token=token, db=postgres_url)
+    with Client(writer.url, token=token) as w, Client(reader.url, token=token) as r:
+        w.create_repo("shared")
+        commit = w.put_file("shared", "master", "x.csv", b"a,b\n1,2\n")
+        assert r.inspect_commit("shared", "master").id == commit.id
+        assert r.get_file("shared", "master", "x.csv") == b"a,b\n1,2\n"
+        open_commit = r.start_commit("shared", "master")
+        w.put_file("shared", open_commit.id, "y.csv", b"y")
+        assert r.finish_commit("shared", open_commit.id).file_count == 2
+        assert [c.id for c in w.list_commits("shared", "master")] == [open_commit.id, commit.id]
