@@ -48,12 +48,13 @@ def produce(
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     try:
-        futures = [
-            (p, k, v, producer.send(topic, key=k, value=v, partition=p, headers=list(headers)))
+        # One message per produce request: tansu reports a partition's end offset per
+        # record batch, so "latest" would be wrong after multi-record batches.
+        return [
+            Sent(p, producer.send(topic, key=k, value=v, partition=p, headers=list(headers)).get(10).offset,
+                 k, v, headers)
             for p, k, v in messages
         ]
-        producer.flush()
-        return [Sent(p, f.get(timeout=10).offset, k, v, headers) for p, k, v, f in futures]
     finally:
         producer.close()
 
