@@ -176,6 +176,32 @@ class Pipelines:
                 done.append(self._run_job(job))
         return done
 
+    def plan_job(self, job_id: str) -> list[DatumInfo]:
+        """Claim a created job and record its datums without running them; returns those to run.
+
+        For executors that run datums elsewhere (pods calling ``datumflow worker run-datum``);
+        ``complete_job`` then assembles the output commit.
+        """
+        job = self.inspect_job(job_id)
+        if not self.jobs.claim(job.id):
+            raise InvalidArgument(f"job {job.id} is {job.state.value}, not created")
+        try:
+            self._plan(job, self._job_spec(job), compute_datums(self.store, self._job_spec(job), job.inputs))
+        except DatumflowError as exc:
+            self._fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
+            raise
+        return self.jobs.list_datums(job.id, state=DatumState.PENDING)
+
+    def complete_job(self, job_id: str) -> JobInfo:
+        """Finish (or fail) a planned job's output commit from its recorded datum outputs."""
+        job = self.inspect_job(job_id)
+        if job.state is not JobState.RUNNING:
+            raise InvalidArgument(f"job {job.id} is {job.state.value}, not running")
+        try:
+            return self._complete(job)
+        except DatumflowError as exc:
+            return self._fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
+
     def list_jobs(self, pipeline: str | None = None) -> list[JobInfo]:
         if pipeline is not None:
             self.inspect_pipeline(pipeline)
