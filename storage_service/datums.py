@@ -134,7 +134,7 @@ def _join(keyed: list[dict[str, list[DatumInput]]], outer: list[bool]) -> list[t
         if all(lists):
             chosen = lists
         else:
-            chosen = [lst for lst, is_outer in zip(lists, outer) if is_outer and lst]
+            chosen = [lst for lst, is_outer in zip(lists, outer, strict=True) if is_outer and lst]
             if not chosen:
                 continue
         out.extend(tuple(combo) for combo in itertools.product(*chosen))
@@ -149,9 +149,12 @@ def _keyed(
     assert template is not None
     out: dict[str, list[DatumInput]] = {}
     for m in _matches(store, spec, node, commits):
-        key = re.sub(r"\$(\d+)", lambda g: _group(m.groups, int(g.group(1))), template)
-        out.setdefault(key, []).append(m.input)
+        out.setdefault(_expand(template, m.groups), []).append(m.input)
     return out
+
+
+def _expand(template: str, groups: tuple[str, ...]) -> str:
+    return re.sub(r"\$(\d+)", lambda g: _group(groups, int(g.group(1))), template)
 
 
 def _group(groups: tuple[str, ...], n: int) -> str:

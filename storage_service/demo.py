@@ -22,14 +22,17 @@ from .lineage import LineageNode
 from .pipelines import Pipelines
 from .store import Store
 
-WORDS = "versioned data with provenance for the pipelines people already run".split()
+WORDS = ["versioned", "data", "with", "provenance", "for", "the", "pipelines", "people", "already", "run"]
 
 COUNT = {
     "pipeline": {"name": "wordcount"},
     "description": "words per document",
     "input": {"pfs": {"repo": "docs", "glob": "/*"}},
-    "transform": {"image": "busybox:1.36", "cmd": ["sh", "-c",
-                  "for f in /pfs/docs/*; do wc -w < \"$f\" | tr -d ' ' > /pfs/out/$(basename \"$f\" .txt).count; done"]},
+    "transform": {
+        "image": "busybox:1.36",
+        "cmd": ["sh", "-c", "for f in /pfs/docs/*; do "
+                "wc -w < \"$f\" | tr -d ' ' > /pfs/out/$(basename \"$f\" .txt).count; done"],
+    },
     "parallelism_spec": {"constant": 4},
 }
 TOTAL = {

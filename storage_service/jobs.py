@@ -120,7 +120,7 @@ class JobTable:
             raise JobNotFound(f"job {job_id} not found")
         return _job(row)
 
-    def list(self, pipeline: str | None = None, *, states: Sequence[JobState] = ()) -> list[JobInfo]:
+    def list_jobs(self, pipeline: str | None = None, *, states: Sequence[JobState] = ()) -> list[JobInfo]:
         """Newest first."""
         query = select(jobs).order_by(jobs.c.seq.desc())
         if pipeline is not None:

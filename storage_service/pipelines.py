@@ -37,10 +37,10 @@ from .model import BranchRef, CommitState, Origin, _Value
 from .pipeline_schema import jobs as jobs_table
 from .pipeline_schema import lineage as lineage_table
 from .pipeline_schema import pipelines as pipelines_table
+from .run_local import LocalRun, run_local
 from .schema import commits
 from .spec import CronInput, PfsInput, PipelineSpec, parse_spec
 from .store import Store
-from .run_local import LocalRun, run_local
 from .worker import DatumOutcome
 
 __all__ = ["PipelineInfo", "PipelineNotFound", "Pipelines", "run_pending"]
@@ -206,7 +206,7 @@ class Pipelines:
         if pipeline is not None:
             self.inspect_pipeline(pipeline)
         self._discover(pipeline)
-        return self.jobs.list(pipeline)
+        return self.jobs.list_jobs(pipeline)
 
     def inspect_job(self, job_id: str) -> JobInfo:
         return self.jobs.get(self._job_id(job_id))
@@ -460,8 +460,9 @@ class Pipelines:
         spec = parse_spec(json.loads(self.store.get_file(name, spec_commit.id, SPEC_FILE))) if spec_commit else None
         if spec is not None:
             inputs = {n: (c.id if (c := by_branch.get(rb)) else None) for n, rb in input_branches(spec).items()}
+        same_set = spec_commit is not None and spec_commit.commit_set == out.commit_set
         reprocess = bool(out.metadata.get("reprocess")) or bool(
-            spec_commit is not None and spec_commit.commit_set == out.commit_set and spec_commit.metadata.get("reprocess")
+            same_set and spec_commit is not None and spec_commit.metadata.get("reprocess")
         )
         self.jobs.create(
             name, commit_id, out.commit_set, spec_commit.id if spec_commit else None, inputs, reprocess=reprocess
@@ -474,7 +475,7 @@ class Pipelines:
     def _next_ready(self, pipeline: str | None) -> JobInfo | None:
         """The oldest created job whose upstream commits have all finished."""
         self._discover(pipeline)
-        for job in reversed(self.jobs.list(pipeline, states=[JobState.CREATED])):
+        for job in reversed(self.jobs.list_jobs(pipeline, states=[JobState.CREATED])):
             out = self.store.inspect_commit(job.pipeline, job.output_commit)
             states = [self.store.inspect_commit(self._repo_of(c), c).state for c in out.provenance]
             if all(s is not CommitState.OPEN for s in states):

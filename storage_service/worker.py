@@ -15,6 +15,7 @@ elsewhere (the local executor's temporary folder), ``/pfs`` in ``cmd``,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -124,10 +125,8 @@ def _communicate(proc: subprocess.Popen[bytes], stdin: str, timeout: float | Non
 
 
 def _kill_group(proc: subprocess.Popen[bytes], *, only_leftovers: bool = False) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     if not only_leftovers:
         proc.wait()
 

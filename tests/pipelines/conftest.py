@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from datumflow.storage_service.pipelines import Pipelines
 from datumflow.storage_service.store import Store
 
@@ -23,7 +22,9 @@ def pipelines(store: Store) -> Pipelines:
     return Pipelines(store)
 
 
-def spec(name: str, input: dict[str, Any], cmd: list[str], stdin: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def spec(
+    name: str, input: dict[str, Any], cmd: list[str], stdin: list[str] | None = None, **extra: Any
+) -> dict[str, Any]:
     """A pipeline spec in Pachyderm's format."""
     transform: dict[str, Any] = {"image": "alpine:3", "cmd": cmd}
     if stdin:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from datumflow.storage_service.jobs import DatumState
 from datumflow.storage_service.model import CommitState
 from datumflow.storage_service.pipelines import Pipelines
@@ -49,7 +51,7 @@ def test_timeout_kills_the_process_group(store: Store, pipelines: Pipelines, tmp
     assert job.state.value == "failure"
     assert "timed out after 1s" in job.reason
     _assert_failed_cleanly(store, job, before)
-    child = int(open(pidfile).read())
+    child = int(Path(pidfile).read_text())
     assert not _alive(child)
 
 

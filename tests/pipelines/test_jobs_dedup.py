@@ -6,7 +6,7 @@ from datumflow.storage_service.model import CommitState
 from datumflow.storage_service.pipelines import Pipelines
 from datumflow.storage_service.store import Store
 
-from .conftest import COPY, pfs, spec
+from .conftest import pfs, spec
 
 UPPER = ["sh", "-c", "for f in /pfs/words/*; do tr a-z A-Z < $f > /pfs/out/$(basename $f); done"]
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from datumflow.storage_service.errors import PathNotFound
 from datumflow.storage_service.pipelines import Pipelines
 from datumflow.storage_service.store import Store

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from datumflow.storage_service.errors import AlreadyExists, BranchInUse, InvalidArgument, RepoNotFound
 from datumflow.storage_service.model import BranchRef, CommitState, Origin
 from datumflow.storage_service.pipelines import PipelineNotFound, Pipelines

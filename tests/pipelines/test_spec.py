@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.spec import load_specs, parse_duration, parse_spec
 
