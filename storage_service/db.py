@@ -27,7 +27,7 @@ def open_engine(url: str) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
             # pysqlite's own transaction handling defers BEGIN; take control so that
             # a compare-and-swap runs inside a real write transaction.
-            event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+            event.listen(engine, "begin", _sqlite_begin)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         metadata.create_all(engine)
@@ -36,6 +36,14 @@ def open_engine(url: str) -> Engine:
     except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
         raise ServiceUnavailable(f"cannot open metadata database {url}: {exc}") from exc
     return engine
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # A read of immutable rows (index nodes) may run while this process holds the write
+    # lock in another connection (editing a tree inside a commit's transaction); such a
+    # read begins DEFERRED, or it would wait for a lock its own caller holds.
+    deferred = conn.get_execution_options().get("sqlite_deferred", False)
+    conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
