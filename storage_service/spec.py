@@ -385,7 +385,7 @@ def _screen(raw: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
                 problems.append(f"{here}: not supported by datumflow (remove it)")
             elif key in _IGNORED.get(section, ()):
                 continue
-            elif section in ("", "input") and key in ("input",) or key in ("cross", "union", "join", "group"):
+            elif (section in ("", "input") and key in ("input",)) or key in ("cross", "union", "join", "group"):
                 out[key] = clean(value, "input", here)
             elif key in ("transform", "pfs", "parallelism_spec") and section in ("", "input"):
                 out[key] = clean(value, key, here)
