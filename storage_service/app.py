@@ -15,6 +15,7 @@ fails before the commit is updated, and a commit the write opened is failed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
@@ -209,10 +210,8 @@ async def _with_body(request: Request, work: Callable[[io.BufferedReader], T]) -
 
 
 async def _pump_quietly(pump: Callable[[], Awaitable[None]]) -> None:
-    try:
+    with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
         await pump()
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-        pass
 
 
 def _tar_members(body: io.BufferedReader, dest: str) -> Iterator[tuple[str, Any]]:
@@ -323,7 +322,7 @@ class _HostStyleBuckets:
         await self.app(scope, receive, send)
 
 
-def _api(store: Store, principal: Callable[..., Principal]) -> APIRouter:  # noqa: C901 - one route each
+def _api(store: Store, principal: Callable[..., Principal]) -> APIRouter:
     api = APIRouter()
 
     def role(name: str) -> Any:

@@ -14,8 +14,9 @@ import os
 import tempfile
 from typing import Any
 
-import datumflow
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+
+import datumflow
 
 from .errors import InvalidArgument, NotFound
 from .model import FileInfo
@@ -41,7 +42,9 @@ class DatumflowFileSystem(AbstractFileSystem):  # type: ignore[misc]
         super().__init__(**kwargs)
         self.address = address or os.environ.get("DATUMFLOW_ADDRESS")
         if not self.address:
-            raise InvalidArgument("no datumflow address: pass storage_options={'address': ...} or set DATUMFLOW_ADDRESS")
+            raise InvalidArgument(
+                "no datumflow address: pass storage_options={'address': ...} or set DATUMFLOW_ADDRESS"
+            )
         self.store = datumflow.connect(self.address, token=token or os.environ.get("DATUMFLOW_TOKEN"))
 
     @classmethod

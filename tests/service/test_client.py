@@ -7,7 +7,6 @@ import threading
 import uuid
 
 import pytest
-
 from datumflow.storage_service import errors
 from datumflow.storage_service.client import AsyncClient, Client
 from datumflow.storage_service.model import CommitState
@@ -16,9 +15,11 @@ from .conftest import Service, free_port
 
 
 def test_unreachable_service_is_retried_then_unavailable() -> None:
-    with Client(f"http://127.0.0.1:{free_port()}", retries=2, backoff=0.01) as c:
-        with pytest.raises(errors.ServiceUnavailable) as failed:
-            c.list_repos()
+    with (
+        Client(f"http://127.0.0.1:{free_port()}", retries=2, backoff=0.01) as c,
+        pytest.raises(errors.ServiceUnavailable) as failed,
+    ):
+        c.list_repos()
     assert isinstance(failed.value, ConnectionError) and "cannot reach" in str(failed.value)
 
 
