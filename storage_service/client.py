@@ -346,7 +346,7 @@ def _body_of(source: Source) -> Callable[[], Any]:
         local = os.fspath(source)
         if not os.path.isfile(local):
             raise PathNotFound(f"local path {local} does not exist")
-        return lambda: _read_pieces(open(local, "rb"), close=True)  # noqa: SIM115 - closed by the generator
+        return lambda: _read_pieces(open(local, "rb"), close=True)
     if hasattr(source, "read"):
         start = source.tell() if _seekable(source) else None
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from datumflow.storage_service.client import Client
 
 STARTUP_TIMEOUT = 30.0

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from datumflow.storage_service import errors
 from datumflow.storage_service.client import Client
 

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-import datumflow
 from datumflow.storage_service import errors
 from datumflow.storage_service.client import Client
 from datumflow.storage_service.model import Branch, Commit, CommitState, DiffEntry, FileInfo, ProvenanceEntry, Repo
 from datumflow.storage_service.store import Store
+
+import datumflow
 
 from .conftest import Service
 

@@ -10,9 +10,9 @@ from typing import Any
 import fsspec
 import pandas as pd
 import pytest
+from datumflow.storage_service.fs import DatumflowFileSystem
 
 import datumflow
-from datumflow.storage_service.fs import DatumflowFileSystem
 
 from .conftest import Service
 

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
 from datumflow.storage_service import errors
 from datumflow.storage_service.client import Client
 
