@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 from .chunks import ChunkStore
-from .db import open_engine
+from .db import insert_ignore, open_engine
 from .errors import (
     AlreadyExists,
     BranchInUse,
@@ -365,7 +365,11 @@ class Store(FileOps, Maintenance):
         with self.engine.begin() as conn:
             self._require_repo(conn, repo)
             if self._branch_row(conn, repo, branch) is None:
-                conn.execute(insert(branches), {"repo": repo, "name": branch, "head": None, "created": time.time()})
+                # insert_ignore: a concurrent writer may create the same branch first (PostgreSQL)
+                conn.execute(
+                    insert_ignore(self.engine, branches),
+                    {"repo": repo, "name": branch, "head": None, "created": time.time()},
+                )
             commit_id = uuid.uuid4().hex
             self._open_commit(
                 conn, repo, branch, commit_id, commit_set=commit_id, parent=parent,
