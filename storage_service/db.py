@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, insert
+from sqlalchemy import Connection, Engine, create_engine, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .errors import InvalidArgument, ServiceUnavailable
@@ -25,9 +27,8 @@ def open_engine(url: str) -> Engine:
         if url.startswith("sqlite"):
             engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
-            # pysqlite's own transaction handling defers BEGIN; take control so that
-            # a compare-and-swap runs inside a real write transaction.
             event.listen(engine, "begin", _sqlite_begin)
+            _writes_begin_immediate(engine)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
         metadata.create_all(engine)
@@ -39,11 +40,28 @@ def open_engine(url: str) -> Engine:
 
 
 def _sqlite_begin(conn: Any) -> None:
-    # A read of immutable rows (index nodes) may run while this process holds the write
-    # lock in another connection (editing a tree inside a commit's transaction); such a
-    # read begins DEFERRED, or it would wait for a lock its own caller holds.
-    deferred = conn.get_execution_options().get("sqlite_deferred", False)
-    conn.exec_driver_sql("BEGIN" if deferred else "BEGIN IMMEDIATE")
+    # pysqlite's own transaction handling is off (see _sqlite_pragmas); we issue BEGIN.
+    # Reads (``engine.connect()``) begin DEFERRED: under WAL they never wait for a
+    # writer, and a read made while this process holds the write lock in another
+    # connection (editing a tree inside a commit's transaction) cannot deadlock.
+    # Writes (``engine.begin()``) begin IMMEDIATE: the write lock is taken up front,
+    # so a read-then-update compare-and-swap is serialized instead of failing with
+    # SQLITE_BUSY on the lock upgrade.
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _writes_begin_immediate(engine: Engine) -> None:
+    """Make ``engine.begin()`` open its transaction with BEGIN IMMEDIATE (SQLite only)."""
+
+    @contextmanager
+    def begin() -> Iterator[Connection]:
+        with engine.connect() as conn:
+            conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
+
+    engine.begin = begin  # type: ignore[method-assign]
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

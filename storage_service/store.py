@@ -88,7 +88,7 @@ class Store(FileOps, Maintenance):
     # -- index nodes ------------------------------------------------------------------
 
     def _load_node(self, h: str) -> bytes:
-        with self.engine.connect().execution_options(sqlite_deferred=True) as conn:
+        with self.engine.connect() as conn:
             data = conn.execute(select(nodes.c.data).where(nodes.c.hash == h)).scalar()
         if data is None:
             from .errors import ObjectNotFound
