@@ -40,10 +40,10 @@ def register(commands: Commands) -> None:
 def add_verbs(verbs: Commands) -> None:
     _add_run(verbs.add_parser("run", help="consume a topic into REPO@BRANCH (resumes where it left off)"))
     listing = add_json(verbs.add_parser("list", help="spouts started with --name, and their status"))
-    listing.set_defaults(handler=list_command)
+    listing.set_defaults(run=list_command)
     stop = add_json(verbs.add_parser("stop", help="ask a named spout to stop after its current batch"))
     stop.add_argument("name")
-    stop.set_defaults(handler=stop_command)
+    stop.set_defaults(run=stop_command)
 
 
 def _add_run(run: argparse.ArgumentParser) -> None:
@@ -63,7 +63,7 @@ def _add_run(run: argparse.ArgumentParser) -> None:
     run.add_argument("--reset-offsets", choices=RESETS, help="ignore the offsets stored in the branch")
     run.add_argument("--commit-group", metavar="GROUP", help="also commit offsets to this group (best effort)")
     run.add_argument("--connect-timeout", type=float, default=SpoutConfig.connect_timeout, metavar="S")
-    run.set_defaults(handler=run_command)
+    run.set_defaults(run=run_command)
 
 
 def config_of(args: argparse.Namespace) -> SpoutConfig:
@@ -79,6 +79,7 @@ def config_of(args: argparse.Namespace) -> SpoutConfig:
 
 
 def run_command(ctx: Context, args: argparse.Namespace) -> int:
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its retries are noise; our errors say what failed
     config = config_of(args)
     stop = _stop_on_signals()
     hooks = _RegistryHooks(_engine(ctx), args.name, config, stop) if args.name else None
@@ -203,11 +204,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     ctx = Context(args.address, os.environ.get("DATUMFLOW_TOKEN"))
-    handler: Callable[[Context, argparse.Namespace], int | None] = args.handler
+    handler: Callable[[Context, argparse.Namespace], int | None] = args.run
     try:
         return handler(ctx, args) or 0
     except DatumflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"datumflow: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     finally:
         ctx.close()

@@ -39,7 +39,7 @@ class KafkaSource:
             raise
 
     def close(self) -> None:
-        with _kafka_errors(self.config), _ignore_errors():
+        with _ignore_errors():
             self._consumer.close()
 
     def seek(self, offsets: dict[int, int], reset: str | None = None) -> dict[int, int]:
@@ -135,7 +135,7 @@ def _kafka_errors(config: SpoutConfig) -> Iterator[None]:
         raise InvalidArgument(f"bad Kafka settings for {config.bootstrap}: {exc}") from exc
     except (KafkaError, OSError) as exc:
         raise ServiceUnavailable(
-            f"Kafka brokers at {config.bootstrap} are unreachable or failing: {type(exc).__name__}: {exc}"
+            f"Kafka brokers at {config.bootstrap} are unreachable or failing: {exc}"
         ) from exc
 
 

@@ -143,4 +143,4 @@ def test_cli_exits_1_with_one_line_for_bad_input(tmp_path: Path, kafka_broker: s
     for result, words in ((unreachable, "unreachable"), (missing, "does not exist")):
         assert result.returncode == 1, result.stderr
         lines = result.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0], result.stderr
+        assert len(lines) == 1 and lines[0].startswith("datumflow: error: ") and words in lines[0], result.stderr
