@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
-
 from datumflow.storage_service import Store
 from datumflow.storage_service.schema import metadata
+from sqlalchemy import select
 
 Snapshot = Callable[[], dict[str, Any]]
 
