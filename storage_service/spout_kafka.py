@@ -88,6 +88,7 @@ class KafkaSpout:
         self._on_tick = on_tick or (lambda: None)
         self._offsets: dict[int, int] = {}
         self._last_commit: str | None = None
+        self._source: KafkaSource | None = None
 
     def run(
         self,
@@ -104,10 +105,11 @@ class KafkaSpout:
         """
         if max_messages is not None and max_messages < 1:
             raise InvalidArgument("max_messages must be >= 1")
-        source = self._start()
+        source = self._source = self._start()
         try:
             return self._loop(source, stop_after_idle, max_messages, deadline)
         finally:
+            self._source = None
             source.close()
 
     @property
@@ -215,6 +217,8 @@ class KafkaSpout:
             raise
         self._offsets, self._last_commit = offsets, finished.id
         log.info("committed %s: %d messages, offsets %s", finished, len(records), offsets)
+        if cfg.commit_group and self._source is not None:  # only after the commit: the repo is the truth
+            self._source.commit_group(offsets)
         self._on_commit(finished)
         return finished
 

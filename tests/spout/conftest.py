@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from datumflow.storage_service import Commit, Store
 from datumflow.storage_service.spout_config import SpoutConfig
 from datumflow.storage_service.spout_layout import Record, record_from_line

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from datumflow.storage_service import Store
 
 from .conftest import Sent, as_sent, by_partition, history, ingested, kafka_meta

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
-
 from datumflow.storage_service import Commit, Origin, Store
 from datumflow.storage_service.errors import Conflict
 from datumflow.storage_service.spout_config import SpoutConfig
@@ -180,3 +179,28 @@ def test_a_second_writer_of_the_same_topic_stops_the_first(
     with pytest.raises(Conflict, match="another writer"):
         KafkaSpout(store, cfg, on_commit=interfere).run(stop_after_idle=1.0)
     assert as_sent(ingested(store, "events", topic)) == by_partition(sent)
+
+
+def test_offsets_go_to_the_consumer_group_after_each_commit(store: Store, config: SpoutConfig, kafka_topic: TopicFactory) -> None:
+    topic = kafka_topic(partitions=2)
+    sent = produce(config.bootstrap, topic, spread(12, partitions=2))
+    cfg = replace(config, topic=topic, batch_messages=5, commit_group="lag-watchers")
+    commits = KafkaSpout(store, cfg).run(stop_after_idle=1.0)
+    assert as_sent(ingested(store, "events", topic)) == by_partition(sent)
+    assert kafka_meta(commits[-1])["offsets"] == {"0": 6, "1": 6}
+    assert group_offsets(config.bootstrap, "lag-watchers") == {0: 6, 1: 6}
+
+
+def group_offsets(bootstrap: str, group: str) -> dict[int, int]:
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        listing = getattr(admin, "list_group_offsets", None)
+        if listing is not None:  # kafka-python 3.x
+            found = listing(group)[group]
+        else:
+            found = admin.list_consumer_group_offsets(group)
+        return {tp.partition: meta.offset for tp, meta in found.items()}
+    finally:
+        admin.close()

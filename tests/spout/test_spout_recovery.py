@@ -9,7 +9,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from datumflow.storage_service import CommitState, Origin, Store
 from datumflow.storage_service.errors import CommitNotFound, CommitOpen, InvalidArgument, ServiceUnavailable
 from datumflow.storage_service.spout_config import SpoutConfig

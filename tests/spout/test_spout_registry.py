@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-
 from datumflow.storage_service import Store
 from datumflow.storage_service.errors import AlreadyExists, NotFound
 from datumflow.storage_service.spout_config import SpoutConfig
