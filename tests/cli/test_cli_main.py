@@ -168,3 +168,35 @@ def test_same_verbs_against_the_http_service(cli: Cli, http_service: tuple[str, 
     assert cli.json("log", "sales@master")[0]["id"] == commit
     assert "no file or folder 'missing'" in cli.fail("get", "sales@master:missing")
     assert not cli.root.exists()  # nothing was written to a local store
+
+
+def test_large_put_shows_progress_on_a_terminal_only(tmp_path: Path) -> None:
+    import pty
+
+    (tmp_path / "big.bin").write_bytes(os.urandom(1 << 20) * 33)  # over the 32 MiB threshold
+    with Store(str(tmp_path / ".datumflow"), fsync=False) as store:
+        store.create_repo("r")
+    leader, follower = pty.openpty()
+    try:
+        done = subprocess.run([sys.executable, *MODULE, "put", "r@master:big.bin", "big.bin"], cwd=tmp_path,
+                              env=base_env(), stdout=subprocess.PIPE, stderr=follower, timeout=DEADLINE, check=False)
+        os.close(follower)
+        shown = _drain(leader)
+    finally:
+        os.close(leader)
+    assert done.returncode == 0
+    assert len(done.stdout.strip()) == 32  # stdout: the commit id alone
+    assert b"uploading" in shown
+    assert b"34.6/34.6 MB" in shown  # the bar reached the total
+
+
+def _drain(fd: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # the terminal closed
+            return out
+        if not data:
+            return out
+        out += data
