@@ -181,7 +181,9 @@ def test_a_second_writer_of_the_same_topic_stops_the_first(
     assert as_sent(ingested(store, "events", topic)) == by_partition(sent)
 
 
-def test_offsets_go_to_the_consumer_group_after_each_commit(store: Store, config: SpoutConfig, kafka_topic: TopicFactory) -> None:
+def test_offsets_go_to_the_consumer_group_after_each_commit(
+    store: Store, config: SpoutConfig, kafka_topic: TopicFactory
+) -> None:
     topic = kafka_topic(partitions=2)
     sent = produce(config.bootstrap, topic, spread(12, partitions=2))
     cfg = replace(config, topic=topic, batch_messages=5, commit_group="lag-watchers")
@@ -196,9 +198,8 @@ def group_offsets(bootstrap: str, group: str) -> dict[int, int]:
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        listing = getattr(admin, "list_group_offsets", None)
-        if listing is not None:  # kafka-python 3.x
-            found = listing(group)[group]
+        if hasattr(admin, "list_group_offsets"):  # kafka-python 3.x
+            found = admin.list_group_offsets(group)[group]
         else:
             found = admin.list_consumer_group_offsets(group)
         return {tp.partition: meta.offset for tp, meta in found.items()}
