@@ -194,10 +194,8 @@ def commit_delete(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def commit_list(ctx: Context, args: argparse.Namespace) -> None:
-    repo, _, branch = args.repo.partition("@")
-    if branch:
-        repo, branch = branch_arg(args.repo)
-    commits = ctx.store.list_commits(repo, branch or None, limit=args.limit, state=args.state)
+    repo, branch = branch_arg(args.repo) if "@" in args.repo else (args.repo, None)
+    commits = ctx.store.list_commits(repo, branch, limit=args.limit, state=args.state)
     emit(ctx, args, commits, commit_table)
 
 

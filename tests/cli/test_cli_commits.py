@@ -109,6 +109,7 @@ def test_commit_bad_input_changes_nothing(cli: Cli, snapshot: Snapshot) -> None:
     assert "history has only" in cli.fail("commit", "inspect", "sales@master^^")
     assert "repo ghost not found" in cli.fail("log", "ghost@master")
     assert "expected REPO@REF" in cli.fail("commit", "inspect", "sales")
+    assert "nothing after" in cli.fail("commit", "list", "sales@")
 
     assert snapshot() == before
     assert cli.ok("get", "sales@master:a.txt") == "kept"
