@@ -19,7 +19,11 @@ from datumflow.storage_service import Store
 from datumflow.storage_service.schema import metadata
 from sqlalchemy import select
 
-BACKENDS = ["sqlite-local", "postgres-local", "sqlite-s3"]
+BACKENDS = [
+    "sqlite-local",
+    pytest.param("postgres-local", marks=pytest.mark.postgres),
+    pytest.param("sqlite-s3", marks=pytest.mark.s3),
+]
 
 
 def _spool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,10 +38,8 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.
     """Keyword arguments of ``Store`` (besides the root) for one backend."""
     _spool(tmp_path, monkeypatch)
     if request.param == "postgres-local":
-        request.applymarker(pytest.mark.postgres)
         return {"db_url": request.getfixturevalue("store_postgres_url")}
     if request.param == "sqlite-s3":
-        request.applymarker(pytest.mark.s3)
         return {"objects_url": request.getfixturevalue("s3_bucket")}
     return {}
 
