@@ -10,6 +10,7 @@ always readable. Reads check every chunk against its hash.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
@@ -217,9 +218,7 @@ class ChunkWriter:
         if self._pack is not None:
             self._pack.close()
             self._pack = None
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.remove(self._pack_path)
-            except FileNotFoundError:
-                pass
         self.pending.clear()
         self._pack_rows = []

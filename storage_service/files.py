@@ -186,7 +186,9 @@ class FileOps:
                 _tick(progress, size)
                 yield normalize_path("/".join(parts)), entry_of(size, h, refs)
 
-    def _appended(self: Store, writer: ChunkWriter, repo: str, commit_id: str, path: str, entry: list[Any]) -> list[Any]:
+    def _appended(
+        self: Store, writer: ChunkWriter, repo: str, commit_id: str, path: str, entry: list[Any]
+    ) -> list[Any]:
         old = self.tree.get(self._root_of(commit_id), path)
         if old is None:
             return entry
@@ -268,7 +270,7 @@ class FileOps:
             if offset + ref_.size > start and offset < end:
                 wanted.append((offset, ref_))
             offset += ref_.size
-        for (chunk_start, _), data in zip(wanted, self.chunks.read_all(r for _, r in wanted)):
+        for (chunk_start, _), data in zip(wanted, self.chunks.read_all(r for _, r in wanted), strict=False):
             lo, hi = max(start - chunk_start, 0), min(end - chunk_start, len(data))
             out.write(data[lo:hi])
         return out.getvalue()
@@ -297,7 +299,7 @@ class FileOps:
                 continue
             if "/" in key[len(prefix):]:
                 folder = prefix + name
-                files, size = self._dir_stats(root, folder)
+                _files, size = self._dir_stats(root, folder)
                 out.append(FileInfo(path=folder, type="dir", size=size))
                 pos = folder + "/" + MAX_KEY
             else:

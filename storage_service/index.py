@@ -332,11 +332,11 @@ class Tree:
     def _range_stats(self, node: Node, lo: str, hi: str, prev: str | None) -> tuple[int, int]:
         files = size = 0
         if node.level == 0:
-            for key, val in zip(node.keys, node.vals):
+            for key, val in zip(node.keys, node.vals, strict=False):
                 if lo <= key < hi:
                     files, size = files + 1, size + val[0]
             return files, size
-        for key, val in zip(node.keys, node.vals):
+        for key, val in zip(node.keys, node.vals, strict=False):
             first_possible = prev  # keys of this child are > prev
             if first_possible is not None and first_possible >= hi:
                 break
@@ -365,8 +365,8 @@ class Tree:
                 break
             left = self._children(left, lnodes, level)
             right = self._children(right, rnodes, level)
-        old = {k: v for n in lnodes for k, v in zip(n.keys, n.vals)}
-        new = {k: v for n in rnodes for k, v in zip(n.keys, n.vals)}
+        old = {k: v for n in lnodes for k, v in zip(n.keys, n.vals, strict=False)}
+        new = {k: v for n in rnodes for k, v in zip(n.keys, n.vals, strict=False)}
         for key in sorted(old.keys() | new.keys()):
             before, after = old.get(key), new.get(key)
             if before != after:
@@ -376,7 +376,7 @@ class Tree:
     def _children(hashes: list[str], nodes: list[Node], level: int) -> list[str]:
         """Replace the nodes at ``level`` by their children; keep lower ones."""
         out: list[str] = []
-        for h, node in zip(hashes, nodes):
+        for h, node in zip(hashes, nodes, strict=False):
             if node.level == level:
                 out.extend(val[0] for val in node.vals)
             else:

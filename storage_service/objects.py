@@ -7,6 +7,7 @@ atomically). Foreign errors become :mod:`errors` classes here and only here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -93,10 +94,8 @@ class LocalObjects:
         fd = self._fds.pop(key, None)
         if fd is not None:
             os.close(fd)
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.remove(self._path(key))
-        except FileNotFoundError:
-            pass
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         base = self._path(prefix)
@@ -163,10 +162,8 @@ class FsspecObjects:
             raise ObjectNotFound(f"object {key} is missing from {self.url}") from exc
 
     def delete(self, key: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._path(key))
-        except FileNotFoundError:
-            pass
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
         try:
