@@ -263,7 +263,9 @@ def create_app(store: Store, *, auth: Auth | None = None, s3_domain: str | None 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    app.include_router(_api(store, _principal_dependency(auth)), prefix=API_PREFIX)
+    principal = _principal_dependency(auth)
+    app.include_router(_api(store, principal), prefix=API_PREFIX)
+    _mount_pipelines(app, store, principal)
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
@@ -282,6 +284,14 @@ def _principal_dependency(auth: Auth | None) -> Callable[..., Principal]:
         return auth.authenticate(credentials.credentials if credentials else None)
 
     return principal
+
+
+def _mount_pipelines(app: FastAPI, store: Store, principal: Callable[..., Principal]) -> None:
+    """Jobs and datums for executors outside the service (Airflow tasks, pods)."""
+    from .api_pipelines import build_router
+    from .pipelines import Pipelines
+
+    app.include_router(build_router(Pipelines(store), principal), prefix=API_PREFIX)
 
 
 def _mount_optional(app: FastAPI, store: Store, s3_domain: str | None) -> None:

@@ -86,6 +86,13 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
+    @property
+    def pipelines(self) -> Any:
+        """Jobs and datums over HTTP (:class:`~.client_pipelines.RemotePipelines`)."""
+        from .client_pipelines import RemotePipelines
+
+        return RemotePipelines(self)
+
     def __enter__(self) -> Client:
         return self
 

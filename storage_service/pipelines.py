@@ -202,6 +202,13 @@ class Pipelines:
         except DatumflowError as exc:
             return self._fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
 
+    def fail_job(self, job_id: str, reason: str) -> JobInfo:
+        """Fail a job that is not done (an executor gave up on it); its output commit fails too."""
+        job = self.inspect_job(job_id)
+        if job.state.done:
+            raise InvalidArgument(f"job {job.id} is {job.state.value} already")
+        return self._fail(job, JobState.FAILURE, reason)
+
     def list_jobs(self, pipeline: str | None = None) -> list[JobInfo]:
         if pipeline is not None:
             self.inspect_pipeline(pipeline)
