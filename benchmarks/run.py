@@ -114,7 +114,7 @@ def write_table(path: Path, figures: list[dict[str, Any]], areas: set[str]) -> N
 
 def _cell(value: Any) -> str:
     if value is None:
-        return "–"
+        return "-"
     if value is True:
         return "yes"
     if value is False:
@@ -127,7 +127,7 @@ def _parse_rows(block: str) -> list[dict[str, str]]:
     for line in block.strip().splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
         if len(cells) == len(COLUMNS) and cells[0] != "bench" and not set(cells[0]) <= set("-"):
-            rows.append(dict(zip(COLUMNS, cells)))
+            rows.append(dict(zip(COLUMNS, cells, strict=True)))
     return rows
 
 
