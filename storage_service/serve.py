@@ -86,6 +86,11 @@ def serve(args: argparse.Namespace) -> int:
     from .app import create_app
 
     store = _open_store(args)
+    from .airflow_push import from_env
+
+    push = from_env()
+    if push is not None:
+        store.on_commit_finished.append(push)
     auth = Auth(store.engine)
     if not auth.has_users():
         log.warning(_OPEN_WARNING)

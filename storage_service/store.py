@@ -16,7 +16,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
@@ -72,6 +72,8 @@ class Store(FileOps, Maintenance):
         self.chunks = ChunkStore(self.engine, self.objects, fsync=fsync)
         self.nodes = NodeStore(self._load_node, self._save_nodes)
         self.tree = Tree(self.nodes)
+        # Called with each commit finish_commit finishes (e.g. airflow_push); errors are not caught.
+        self.on_commit_finished: list[Callable[[Commit], None]] = []
 
     def close(self) -> None:
         self.engine.dispose()
@@ -473,7 +475,10 @@ class Store(FileOps, Maintenance):
             conn.execute(update(commits).where(commits.c.id == commit_id).values(**values))
             if error is None:
                 self._finish_aliases(conn, row.commit_set)
-        return self.inspect_commit(repo, commit_id)
+        finished = self.inspect_commit(repo, commit_id)
+        for callback in self.on_commit_finished:
+            callback(finished)
+        return finished
 
     def _failed_values(self, conn: Connection, row: Any, error: str) -> dict[str, Any]:
         parent = conn.execute(select(commits).where(commits.c.id == row.parent)).first() if row.parent else None

@@ -1,0 +1,81 @@
+"""What every datumflow operator shares: the connection id, a cached hook, lineage and the commit link."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from datumflow.plugin._compat import AirflowException, BaseOperator
+from datumflow.plugin.hooks import DatumflowHook
+from datumflow.plugin.links import DatumflowCommitLink
+from datumflow.plugin.openlineage import operator_lineage
+from datumflow.plugin.refs import airflow_metadata, commit_ref
+
+__all__ = ["DatumflowBaseOperator", "with_conn_id"]
+
+
+def with_conn_id(*fields: str) -> Sequence[str]:
+    """``template_fields`` of an operator: its own plus ``datumflow_conn_id``."""
+    return ("datumflow_conn_id", *fields)
+
+
+class DatumflowBaseOperator(BaseOperator):
+    """Base of datumflow operators: ``self.hook``, ``self.done(context, commit)`` and OpenLineage."""
+
+    template_fields: Sequence[str] = with_conn_id()
+    operator_extra_links = (DatumflowCommitLink(),)
+    ui_color = "#d7ecf7"
+
+    def __init__(self, *, datumflow_conn_id: str = DatumflowHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.datumflow_conn_id = datumflow_conn_id
+        self.lineage_inputs: list[dict[str, Any]] = []
+        self.lineage_outputs: list[dict[str, Any]] = []
+
+    @cached_property
+    def hook(self) -> DatumflowHook:
+        return DatumflowHook(datumflow_conn_id=self.datumflow_conn_id)
+
+    def metadata(self, context: Any, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {**(extra or {}), **airflow_metadata(context)}
+
+    def done(self, context: Any, commit: Any) -> dict[str, Any]:
+        """The XCom value of a task that made ``commit``: its reference (and the link to it)."""
+        ref = commit_ref(commit)
+        self.lineage_outputs.append(ref)
+        DatumflowCommitLink.persist(context, self.hook.console_url, ref)
+        return ref
+
+    def fail(self, message: str) -> AirflowException:
+        return AirflowException(f"{self.task_id}: {message}")
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        return operator_lineage(self.hook.address, self.lineage_inputs, self.lineage_outputs)
+
+    def write(self, context: Any, repo: str, branch: str, work: Any, *, commit: Any = None,
+              description: str = "", provenance: Sequence[str] = ()) -> dict[str, Any]:
+        """Run ``work(commit_id)`` in ``commit`` (an open commit) or in a new commit finished here.
+
+        A new commit that ``work`` fails is finished with the error: nothing half-written stays visible.
+        """
+        client = self.hook.get_conn()
+        if commit:
+            commit_id = commit["commit"] if isinstance(commit, dict) else str(commit)
+            work(commit_id)
+            return self.done(context, client.inspect_commit(repo, commit_id))
+        opened = client.start_commit(repo, branch, description=description, metadata=self.metadata(context),
+                                     provenance=list(provenance))
+        try:
+            work(opened.id)
+        except BaseException as exc:
+            client.finish_commit(repo, opened.id, error=f"{self.task_id} failed: {type(exc).__name__}: {exc}")
+            raise
+        return self.done(context, client.finish_commit(repo, opened.id))
+
+
+def commit_id_of(value: Any) -> str:
+    """A commit id from a commit reference (the dict operators return) or a plain id."""
+    if isinstance(value, dict):
+        return str(value["commit"])
+    return str(value)

@@ -1,0 +1,185 @@
+"""Run a Python callable once per datum of an input commit, on the Airflow worker.
+
+The datum logic is the pipelines engine's: the task is a pipeline (named
+``output_repo``) whose transform names the callable and hashes its source,
+so the engine splits the input commit into datums by the glob, skips every
+datum its cache has seen succeed, records lineage and writes one output
+commit whose provenance is the input commit and the spec commit (the code).
+The worker only runs the pending datums: ``plan_job`` → for each datum
+``fetch_datum``, the callable, ``upload_datum`` → ``complete_job``.
+
+Re-running the task on the same input commit with the same code returns the
+output commit of the earlier successful run (nothing runs); ``reprocess=True``
+runs every datum again into a new output commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .base import DatumflowBaseOperator, with_conn_id
+from .pipeline import pipelines_for
+
+__all__ = ["Datum", "DatumDecoratedOperator", "DatumPythonOperator", "datum_task"]
+
+
+@dataclass(frozen=True)
+class Datum:
+    """What the callable gets: the datum's id, its input files (local paths) and the output folder."""
+
+    id: str
+    input_dir: Path  # <pfs>/<input name>: the input commit's files of this datum, at their paths
+    files: tuple[Path, ...]
+    out: Path  # write the datum's output files here
+
+
+def code_hash(fn: Callable[..., Any]) -> str:
+    try:
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):
+        source = f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
+    return hashlib.sha256(source.encode()).hexdigest()[:32]
+
+
+class DatumPythonOperator(DatumflowBaseOperator):
+    """``python_callable(datum, **op_kwargs)`` for each new datum of ``input_repo@input_commit``.
+
+    Returns the output commit's reference with the datum counters
+    (``total``, ``processed``, ``skipped``).
+    """
+
+    template_fields: Sequence[str] = with_conn_id("input_repo", "input_branch", "input_commit", "glob",
+                                                  "output_repo", "op_kwargs")
+
+    def __init__(self, *, python_callable: Callable[..., Any], input_repo: str, output_repo: str,
+                 input_branch: str = "master", input_commit: Any = None, glob: str = "/*",
+                 reprocess: bool = False, op_kwargs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not callable(python_callable):
+            raise TypeError("python_callable must be callable")
+        self.python_callable, self.input_repo, self.output_repo = python_callable, input_repo, output_repo
+        self.input_branch, self.input_commit, self.glob = input_branch, input_commit, glob
+        self.reprocess, self.op_kwargs = reprocess, op_kwargs or {}
+
+    def spec(self) -> dict[str, Any]:
+        fn = self.python_callable
+        return {
+            "pipeline": {"name": self.output_repo},
+            "description": f"Airflow task {self.dag_id}.{self.task_id}",
+            "input": {"pfs": {"repo": self.input_repo, "branch": self.input_branch, "glob": self.glob}},
+            "transform": {"image": "airflow", "cmd": ["airflow-datum", f"{fn.__module__}:{fn.__qualname__}"],
+                          "env": {"DATUMFLOW_CODE_HASH": code_hash(fn)}},
+        }
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        engine = pipelines_for(self, context)
+        info = engine.create_pipeline(self.spec(), update=True) if self._changed(engine) else \
+            engine.inspect_pipeline(self.output_repo)
+        input_id = self._input_commit(engine)
+        self.lineage_inputs.append({"repo": self.input_repo, "branch": self.input_branch, "commit": input_id})
+        job = self._job(engine, info, input_id)
+        if job.state.value == "success":  # the same input and code ran before: reuse its output commit
+            return self._result(context, engine, job, reused=True)
+        pending = engine.plan_job(job.id) if job.state.value == "created" else [
+            d for d in engine.list_datums(job.id) if d.state.value in ("pending", "failed")
+        ]
+        for datum in pending:
+            self._run(engine, job.id, datum)
+        job = engine.complete_job(job.id)
+        if job.state.value != "success":
+            raise self.fail(f"datums failed; output commit {self.output_repo}@{job.output_commit} failed: "
+                            f"{job.reason}")
+        return self._result(context, engine, job, reused=False)
+
+    def _changed(self, engine: Any) -> bool:
+        from datumflow.storage_service.pipelines import PipelineNotFound
+        from datumflow.storage_service.spec import parse_spec
+
+        try:
+            return engine.inspect_pipeline(self.output_repo).spec != parse_spec(self.spec()).to_dict()
+        except PipelineNotFound:
+            return True
+
+    def _input_commit(self, engine: Any) -> str:
+        from .base import commit_id_of
+
+        ref = commit_id_of(self.input_commit) if self.input_commit else self.input_branch
+        return str(engine.store.resolve(self.input_repo, ref))
+
+    def _job(self, engine: Any, info: Any, input_id: str) -> Any:
+        """The job of this input commit and spec: a finished one to reuse, an open one, or a new one."""
+        from datumflow.storage_service.model import Origin
+
+        mine = [j for j in engine.list_jobs(info.name)
+                if j.inputs == {self.input_repo: input_id} and j.spec_commit == info.spec_commit]
+        for job in mine:
+            if job.state.value == "success" and not self.reprocess and not job.reprocess:
+                return job
+        for job in mine:
+            if job.state.value in ("created", "running") and job.reprocess == self.reprocess:
+                return job
+        head = engine.store.resolve(self.input_repo, self.input_branch)
+        if head != input_id:
+            raise self.fail(f"input commit {self.input_repo}@{input_id} has no job and is no longer the head "
+                            f"of {self.input_repo}@{self.input_branch} ({head}); run the task on the head")
+        engine.store.start_commit(info.name, info.output_branch, origin=Origin.AUTO,
+                                  metadata={"reprocess": self.reprocess}, description=f"run by {self.task_id}")
+        return self._job(engine, info, input_id) if not self.reprocess else next(
+            j for j in engine.list_jobs(info.name) if j.state.value == "created" and j.reprocess)
+
+    def _run(self, engine: Any, job_id: str, info: Any) -> None:
+        with tempfile.TemporaryDirectory(prefix="datumflow-datum-") as tmp:
+            pfs = Path(tmp)
+            engine.fetch_datum(job_id, info.id, str(pfs))
+            input_dir = pfs / self.input_repo
+            files = tuple(sorted(p for p in input_dir.rglob("*") if p.is_file()))
+            started = time.time()
+            try:
+                self.python_callable(Datum(info.id, input_dir, files, pfs / "out"), **self.op_kwargs)
+            except Exception as exc:
+                engine.jobs.record_datum(job_id, info.id, state="failed", error=f"{type(exc).__name__}: {exc}",
+                                         tries=info.tries + 1, started=started, finished=time.time())
+                self.log.error("datum %s failed: %s", info.id[:12], exc)
+                return
+            engine.upload_datum(job_id, info.id, str(pfs), log=f"ran in Airflow task {self.task_id}")
+
+    def _result(self, context: Any, engine: Any, job: Any, *, reused: bool) -> dict[str, Any]:
+        commit = engine.store.inspect_commit(job.pipeline, job.output_commit)
+        counters = {"total": job.total, "processed": 0 if reused else job.processed,
+                    "skipped": job.total if reused else job.skipped}
+        self.log.info("datums of %s: %s%s", commit, counters, " (reused the earlier run)" if reused else "")
+        return {**self.done(context, commit), "datums": counters, "reused": reused}
+
+
+try:
+    from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory
+except ImportError:  # Airflow 2.10
+    from airflow.decorators.base import DecoratedOperator, task_decorator_factory  # type: ignore[no-redef]
+
+
+class DatumDecoratedOperator(DecoratedOperator, DatumPythonOperator):  # type: ignore[misc]
+    """The operator behind ``@task.datum``."""
+
+    custom_operator_name = "@task.datum"
+    template_fields: Sequence[str] = DatumPythonOperator.template_fields
+
+    def __init__(self, *, python_callable: Callable[..., Any], op_args: Any = None, op_kwargs: Any = None,
+                 **kwargs: Any) -> None:
+        if op_args:
+            raise TypeError("@task.datum callables take the datum, then keyword arguments only")
+        upstream = {"python_callable": python_callable, "op_kwargs": op_kwargs}
+        super().__init__(python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs,
+                         kwargs_to_upstream=upstream, **kwargs)
+
+
+def datum_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> Any:
+    """``@task.datum(input_repo=..., output_repo=...)``: the TaskFlow form of :class:`DatumPythonOperator`."""
+    return task_decorator_factory(python_callable=python_callable, decorated_operator_class=DatumDecoratedOperator,
+                                  **kwargs)

@@ -1,0 +1,60 @@
+"""What Airflow passes around for a commit: a plain dict (XCom-safe), and the metadata of a task.
+
+``commit_ref(commit)`` is what every operator returns::
+
+    {"repo": "raw", "branch": "master", "commit": "<id>", "commit_set": "<id>", "state": "finished"}
+
+``airflow_metadata(context)`` is recorded on every commit made from Airflow,
+under the ``airflow`` key, so a commit names the DAG run and task that made it.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+__all__ = ["AIRFLOW_KEY", "airflow_metadata", "commit_ref", "parse_asset_uri", "asset_uri"]
+
+AIRFLOW_KEY = "airflow"
+
+
+def commit_ref(commit: Any) -> dict[str, Any]:
+    return {
+        "repo": commit.repo,
+        "branch": commit.branch,
+        "commit": commit.id,
+        "commit_set": commit.commit_set,
+        "state": commit.state.value,
+    }
+
+
+def airflow_metadata(context: Any) -> dict[str, Any]:
+    """{"airflow": {dag_id, run_id, task_id, try_number, map_index, hostname}} of the running task."""
+    ti = context["ti"]
+    return {
+        AIRFLOW_KEY: {
+            "dag_id": ti.dag_id,
+            "run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "try_number": ti.try_number,
+            "map_index": getattr(ti, "map_index", -1),
+            "hostname": getattr(ti, "hostname", None) or socket.getfqdn(),
+        }
+    }
+
+
+def asset_uri(repo: str, branch: str = "master") -> str:
+    return f"datumflow://{repo}@{branch}"
+
+
+def parse_asset_uri(uri: str) -> tuple[str, str]:
+    """``datumflow://repo@branch`` → (repo, branch); the branch defaults to master."""
+    from datumflow.storage_service.errors import InvalidArgument
+    from datumflow.storage_service.names import check_branch_name, check_repo_name
+
+    scheme, sep, rest = uri.partition("://")
+    if scheme != "datumflow" or not sep:
+        raise InvalidArgument(f"not a datumflow asset URI: {uri!r} (expected datumflow://repo@branch)")
+    rest = rest.strip("/")
+    repo, _, branch = rest.partition("@")
+    return check_repo_name(repo), check_branch_name(branch or "master")
