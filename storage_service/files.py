@@ -12,7 +12,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, Union
+from typing import Any, BinaryIO, Union
 
 from sqlalchemy import select, update
 
@@ -22,9 +22,7 @@ from .index import MAX_KEY
 from .model import ChunkRef, Commit, CommitState, DiffEntry, FileInfo
 from .names import check_branch_name, is_commit_id, normalize_path
 from .schema import commits
-
-if TYPE_CHECKING:
-    from .store import Store
+from .store_base import StoreBase
 
 __all__ = ["FileOps", "Source"]
 
@@ -49,20 +47,20 @@ def file_info(path: str, entry: list[Any]) -> FileInfo:
     return FileInfo(path=path, type="file", size=entry[0], hash=entry[1], chunks=tuple(chunks_of(entry)))
 
 
-class FileOps:
+class FileOps(StoreBase):
     """File operations of :class:`Store` (a mixin; state lives on the store)."""
 
     # -- writing -----------------------------------------------------------------
 
     def put_file(
-        self: Store, repo: str, target: str, path: str, source: Source, *,
+        self, repo: str, target: str, path: str, source: Source, *,
         append: bool = False, description: str = "",
     ) -> Commit:
         """Write one file into ``target`` (a branch, or an open commit id)."""
         return self.put_files(repo, target, [(path, source)], append=append, description=description)
 
     def put_files(
-        self: Store, repo: str, target: str, items: Iterable[tuple[str, Source]], *,
+        self, repo: str, target: str, items: Iterable[tuple[str, Source]], *,
         append: bool = False, description: str = "", progress: Any = None,
     ) -> Commit:
         """Write many files as one change: one commit, unless ``target`` names an open one.
@@ -92,7 +90,7 @@ class FileOps:
             commit = self.finish_commit(repo, commit_id, description=description or None)
         return commit
 
-    def delete_file(self: Store, repo: str, target: str, path: str) -> Commit:
+    def delete_file(self, repo: str, target: str, path: str) -> Commit:
         """Delete a file, or a folder with everything under it."""
         path = normalize_path(path, allow_root=True)
         commit_id, auto = self._write_target(repo, target)
@@ -109,7 +107,7 @@ class FileOps:
         return self.finish_commit(repo, commit_id) if auto else commit
 
     def copy_file(
-        self: Store, src_repo: str, src_ref: str, src_path: str, dst_repo: str, dst_target: str, dst_path: str
+        self, src_repo: str, src_ref: str, src_path: str, dst_repo: str, dst_target: str, dst_path: str
     ) -> Commit:
         """Copy a file or folder; no bytes move, the entries share their chunks."""
         src_path = normalize_path(src_path, allow_root=True)
@@ -130,7 +128,7 @@ class FileOps:
             raise
         return self.finish_commit(dst_repo, commit_id) if auto else commit
 
-    def _write_target(self: Store, repo: str, target: str) -> tuple[str, bool]:
+    def _write_target(self, repo: str, target: str) -> tuple[str, bool]:
         """(open commit id, whether we opened it ourselves)."""
         if is_commit_id(target):
             commit = self.inspect_commit(repo, target)
@@ -187,7 +185,7 @@ class FileOps:
                 yield normalize_path("/".join(parts)), entry_of(size, h, refs)
 
     def _appended(
-        self: Store, writer: ChunkWriter, repo: str, commit_id: str, path: str, entry: list[Any]
+        self, writer: ChunkWriter, repo: str, commit_id: str, path: str, entry: list[Any]
     ) -> list[Any]:
         old = self.tree.get(self._root_of(commit_id), path)
         if old is None:
@@ -198,13 +196,13 @@ class FileOps:
         h, refs = writer.add_bytes(data)
         return entry_of(len(data), h, refs)
 
-    def _apply_edits(self: Store, repo: str, commit_id: str, edits: dict[str, Any]) -> Commit:
+    def _apply_edits(self, repo: str, commit_id: str, edits: dict[str, Any]) -> Commit:
         """Move the open commit's root by compare-and-swap, in one transaction."""
         with _EDIT_LOCK, self.engine.begin() as conn:
             query = select(commits.c.root, commits.c.state).where(commits.c.id == commit_id)
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update()
-            row = conn.execute(query).first()
+            row = conn.execute(query).one()
             if row.state != CommitState.OPEN.value:
                 raise CommitFinished(f"commit {repo}@{commit_id} was finished before the write landed")
             try:
@@ -226,14 +224,14 @@ class FileOps:
 
     # -- reading -----------------------------------------------------------------
 
-    def _root_of(self: Store, commit_id: str) -> str | None:
+    def _root_of(self, commit_id: str) -> str | None:
         with self.engine.connect() as conn:
             return conn.execute(select(commits.c.root).where(commits.c.id == commit_id)).scalar()
 
-    def _root(self: Store, repo: str, ref: str) -> str | None:
+    def _root(self, repo: str, ref: str) -> str | None:
         return self._root_of(self.resolve(repo, ref))
 
-    def inspect_file(self: Store, repo: str, ref: str, path: str) -> FileInfo:
+    def inspect_file(self, repo: str, ref: str, path: str) -> FileInfo:
         path = normalize_path(path, allow_root=True)
         root = self._root(repo, ref)
         if path:
@@ -245,17 +243,17 @@ class FileOps:
             raise PathNotFound(f"{repo}@{ref}: no file or folder {path!r}")
         return FileInfo(path=path, type="dir", size=size)
 
-    def get_file(self: Store, repo: str, ref: str, path: str) -> bytes:
+    def get_file(self, repo: str, ref: str, path: str) -> bytes:
         return b"".join(self.open_file(repo, ref, path))
 
-    def open_file(self: Store, repo: str, ref: str, path: str) -> Iterator[bytes]:
+    def open_file(self, repo: str, ref: str, path: str) -> Iterator[bytes]:
         """The content of a file, streamed chunk by chunk (hashes checked)."""
         info = self.inspect_file(repo, ref, path)
         if info.is_dir:
             raise InvalidArgument(f"{repo}@{ref}:{info.path} is a folder, not a file")
         return self.chunks.read_all(info.chunks)
 
-    def read_range(self: Store, repo: str, ref: str, path: str, start: int, length: int | None = None) -> bytes:
+    def read_range(self, repo: str, ref: str, path: str, start: int, length: int | None = None) -> bytes:
         """Bytes [start, start+length) of a file, reading only the chunks they span."""
         info = self.inspect_file(repo, ref, path)
         if info.is_dir:
@@ -276,7 +274,7 @@ class FileOps:
         return out.getvalue()
 
     def list_files(
-        self: Store, repo: str, ref: str, path: str = "", *,
+        self, repo: str, ref: str, path: str = "", *,
         start_after: str | None = None, limit: int | None = None,
     ) -> list[FileInfo]:
         """The files and folders directly inside ``path`` (a file lists itself)."""
@@ -309,7 +307,7 @@ class FileOps:
             raise PathNotFound(f"{repo}@{ref}: no file or folder {path!r}")
         return out
 
-    def _file_run(self: Store, root: str | None, start: str, stop: str, prefix: str,
+    def _file_run(self, root: str | None, start: str, stop: str, prefix: str,
                   limit: int | None, sofar: list[FileInfo]) -> list[FileInfo]:
         """Consecutive plain files of a folder, read in one pass."""
         run: list[FileInfo] = []
@@ -319,18 +317,18 @@ class FileOps:
             run.append(file_info(key, entry))
         return run
 
-    def walk_files(self: Store, repo: str, ref: str, path: str = "") -> Iterator[FileInfo]:
+    def walk_files(self, repo: str, ref: str, path: str = "") -> Iterator[FileInfo]:
         """Every file under ``path``, recursively, in path order."""
         path = normalize_path(path, allow_root=True)
         root = self._root(repo, ref)
         for key, entry in self._entries_under(root, path):
             yield file_info(key, entry)
 
-    def glob_files(self: Store, repo: str, ref: str, pattern: str) -> list[FileInfo]:
+    def glob_files(self, repo: str, ref: str, pattern: str) -> list[FileInfo]:
         """Files and folders matching a glob (``*``, ``?``, ``[..]``, ``{a,b}``, ``**``)."""
         return self.glob_root(self._root(repo, ref), pattern)
 
-    def glob_root(self: Store, root: str | None, pattern: str) -> list[FileInfo]:
+    def glob_root(self, root: str | None, pattern: str) -> list[FileInfo]:
         segments = [s for s in pattern.strip().split("/") if s not in ("",)]
         if not segments:
             files, size = self.tree.stats(root)
@@ -350,7 +348,7 @@ class FileOps:
         deep = any(s == "**" for s in segments)
         return (self._glob_deep if deep else self._glob_fixed)(root, regex, prefix, len(segments))
 
-    def _glob_fixed(self: Store, root: str | None, regex: re.Pattern[str], prefix: str, depth: int) -> list[FileInfo]:
+    def _glob_fixed(self, root: str | None, regex: re.Pattern[str], prefix: str, depth: int) -> list[FileInfo]:
         out: list[FileInfo] = []
         pos = prefix
         while True:
@@ -371,7 +369,7 @@ class FileOps:
                     out.append(file_info(key, entry))
             pos = candidate + ("/" + MAX_KEY if is_dir else "\x00")
 
-    def _glob_deep(self: Store, root: str | None, regex: re.Pattern[str], prefix: str, _: int) -> list[FileInfo]:
+    def _glob_deep(self, root: str | None, regex: re.Pattern[str], prefix: str, _: int) -> list[FileInfo]:
         found: dict[str, FileInfo] = {}
         for key, entry in self.tree.items(root, prefix, prefix + MAX_KEY if prefix else MAX_KEY):
             comps = key.split("/")
@@ -384,7 +382,7 @@ class FileOps:
         return [found[k] for k in sorted(found)]
 
     def diff(
-        self: Store, repo: str, old_ref: str | None, new_ref: str, *, old_repo: str | None = None
+        self, repo: str, old_ref: str | None, new_ref: str, *, old_repo: str | None = None
     ) -> Iterator[DiffEntry]:
         """What changed from ``old_ref`` to ``new_ref`` (old defaults to new's parent)."""
         new = self.inspect_commit(repo, new_ref)
@@ -403,7 +401,7 @@ class FileOps:
 
     # -- helpers -------------------------------------------------------------------
 
-    def _entries_under(self: Store, root: str | None, path: str) -> Iterator[tuple[str, Any]]:
+    def _entries_under(self, root: str | None, path: str) -> Iterator[tuple[str, Any]]:
         if path:
             entry = self.tree.get(root, path)
             if entry is not None:
@@ -413,10 +411,10 @@ class FileOps:
         else:
             yield from self.tree.items(root)
 
-    def _paths_under(self: Store, root: str | None, path: str) -> list[str]:
+    def _paths_under(self, root: str | None, path: str) -> list[str]:
         return [k for k, _ in self._entries_under(root, path)]
 
-    def _dir_stats(self: Store, root: str | None, path: str) -> tuple[int, int]:
+    def _dir_stats(self, root: str | None, path: str) -> tuple[int, int]:
         if not path:
             return self.tree.stats(root)
         return self.tree.range_stats(root, path + "/", path + "/" + MAX_KEY)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import blake3
 from sqlalchemy import delete, select, update
@@ -20,9 +20,7 @@ from .chunks import pack_key
 from .errors import CorruptObject, DatumflowError
 from .model import ChunkRef
 from .schema import chunks, commits, nodes, packs
-
-if TYPE_CHECKING:
-    from .store import Store
+from .store_base import StoreBase
 
 __all__ = ["Maintenance"]
 
@@ -30,8 +28,8 @@ GC_GRACE_SECONDS = 3600.0
 REPACK_BELOW = 0.5  # rewrite a pack whose live bytes fall under this share
 
 
-class Maintenance:
-    def _reachable(self: Store) -> tuple[set[str], dict[str, int]]:
+class Maintenance(StoreBase):
+    def _reachable(self) -> tuple[set[str], dict[str, int]]:
         """(index node hashes, chunk hash -> length) reachable from any commit."""
         with self.engine.connect() as conn:
             roots = set(conn.execute(select(commits.c.root).where(commits.c.root.is_not(None))).scalars())
@@ -54,7 +52,7 @@ class Maintenance:
                     live.update((c, n) for c, n in entry[2])
         return seen, live
 
-    def fsck(self: Store, *, verify_content: bool = True, progress: Any = None) -> dict[str, Any]:
+    def fsck(self, *, verify_content: bool = True, progress: Any = None) -> dict[str, Any]:
         """Check every reachable index node and chunk; returns a report with ``errors``."""
         errors: list[str] = []
         try:
@@ -83,7 +81,7 @@ class Maintenance:
             "chunks": len(live), "bytes": checked,
         }
 
-    def _node_rows(self: Store, hashes: set[str]) -> Iterator[tuple[str, bytes]]:
+    def _node_rows(self, hashes: set[str]) -> Iterator[tuple[str, bytes]]:
         wanted = sorted(hashes)
         with self.engine.connect() as conn:
             for i in range(0, len(wanted), 500):
@@ -91,7 +89,7 @@ class Maintenance:
                 for h, data in conn.execute(query):
                     yield h, bytes(data)
 
-    def gc(self: Store, *, grace_seconds: float = GC_GRACE_SECONDS) -> dict[str, int]:
+    def gc(self, *, grace_seconds: float = GC_GRACE_SECONDS) -> dict[str, int]:
         """Delete unreachable index nodes, chunks and packs older than the grace period."""
         cutoff = time.time() - grace_seconds
         node_hashes, live = self._reachable()
@@ -136,12 +134,12 @@ class Maintenance:
         report["bytes_reclaimed"] += self._sweep_orphans(cutoff)
         return report
 
-    def _forget_chunks(self: Store, hashes: list[str]) -> None:
+    def _forget_chunks(self, hashes: list[str]) -> None:
         with self.engine.begin() as conn:
             for i in range(0, len(hashes), 500):
                 conn.execute(delete(chunks).where(chunks.c.hash.in_(hashes[i:i + 500])))
 
-    def _repack(self: Store, alive: list[Any]) -> None:
+    def _repack(self, alive: list[Any]) -> None:
         """Copy a pack's live chunks into a new pack, then point their rows there."""
         writer = self.chunks.writer()
         moved: list[str] = []
@@ -160,7 +158,7 @@ class Maintenance:
                     .values(pack=pack_id, offset=r["offset"], length=r["length"])
                 )
 
-    def _sweep_orphans(self: Store, cutoff: float) -> int:
+    def _sweep_orphans(self, cutoff: float) -> int:
         """Pack objects no row names (a crash between upload and record) and stale spool files."""
         with self.engine.connect() as conn:
             known = set(conn.execute(select(packs.c.id)).scalars())
@@ -181,7 +179,7 @@ class Maintenance:
                 pass
         return freed
 
-    def _older_than(self: Store, key: str, cutoff: float) -> bool:
+    def _older_than(self, key: str, cutoff: float) -> bool:
         root = getattr(self.objects, "root", None)
         if root is None:
             return False  # remote stores: no trustworthy age, so never guess

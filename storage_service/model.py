@@ -44,7 +44,8 @@ class CommitState(str, Enum):
 
 class _Value:
     def to_dict(self) -> dict[str, Any]:
-        return _plain(asdict(self))  # type: ignore[call-overload]
+        plain: dict[str, Any] = _plain(asdict(self))  # type: ignore[call-overload]
+        return plain
 
     @classmethod
     def from_dict(cls: type[T], data: dict[str, Any]) -> T:
@@ -149,15 +150,24 @@ class Commit(_Value):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Commit:
-        values = {f.name: data.get(f.name) for f in fields(cls)}
-        values["origin"] = Origin(data["origin"])
-        values["state"] = CommitState(data["state"])
-        values["metadata"] = dict(data.get("metadata") or {})
-        values["provenance"] = tuple(data.get("provenance") or ())
-        values["description"] = data.get("description") or ""
-        values["size_bytes"] = data.get("size_bytes") or 0
-        values["file_count"] = data.get("file_count") or 0
-        return cls(**values)
+        return cls(
+            id=data["id"],
+            repo=data["repo"],
+            branch=data.get("branch"),
+            parent=data.get("parent"),
+            origin=Origin(data["origin"]),
+            state=CommitState(data["state"]),
+            description=data.get("description") or "",
+            metadata=dict(data.get("metadata") or {}),
+            started=data.get("started") or 0.0,
+            finished=data.get("finished"),
+            commit_set=data.get("commit_set") or data["id"],
+            root=data.get("root"),
+            size_bytes=data.get("size_bytes") or 0,
+            file_count=data.get("file_count") or 0,
+            provenance=tuple(data.get("provenance") or ()),
+            error=data.get("error"),
+        )
 
 
 @dataclass(frozen=True)

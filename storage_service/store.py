@@ -460,7 +460,7 @@ class Store(FileOps, Maintenance):
         with self.engine.begin() as conn:
             self._require_repo(conn, repo)
             commit_id = self._resolve(conn, repo, ref)
-            row = conn.execute(select(commits).where(commits.c.id == commit_id)).first()
+            row = conn.execute(select(commits).where(commits.c.id == commit_id)).one()
             if row.state != CommitState.OPEN.value:
                 raise CommitFinished(f"commit {repo}@{commit_id} is already {row.state}")
             values: dict[str, Any] = {"finished": time.time()}
@@ -673,7 +673,7 @@ class Store(FileOps, Maintenance):
                 for cid in frontier:
                     c = conn.execute(
                         select(commits.c.repo, commits.c.branch, commits.c.origin).where(commits.c.id == cid)
-                    ).first()
+                    ).one()
                     out.append(ProvenanceEntry(c.repo, cid, c.branch, level, Origin(c.origin)))
             return out
 
