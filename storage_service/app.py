@@ -271,7 +271,7 @@ def create_app(store: Store, *, auth: Auth | None = None, s3_domain: str | None 
     def healthz() -> dict[str, Any]:
         return {"status": "ok", "auth": auth is not None}
 
-    _mount_optional(app, store, s3_domain)
+    _mount_optional(app, store, s3_domain, auth)
     return app
 
 
@@ -294,14 +294,14 @@ def _mount_pipelines(app: FastAPI, store: Store, principal: Callable[..., Princi
     app.include_router(build_router(Pipelines(store), principal), prefix=API_PREFIX)
 
 
-def _mount_optional(app: FastAPI, store: Store, s3_domain: str | None) -> None:
+def _mount_optional(app: FastAPI, store: Store, s3_domain: str | None, auth: Auth | None) -> None:
     """Include the S3 gateway and the web console when their modules are installed."""
     try:
         from . import s3_gateway  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         s3_gateway = None
     if s3_gateway is not None:
-        app.include_router(s3_gateway.build_router(lambda: store), prefix="/s3")
+        app.include_router(s3_gateway.build_router(lambda: store, auth=auth), prefix="/s3")
         if s3_domain:
             app.add_middleware(_HostStyleBuckets, domain=s3_domain)
     try:
@@ -309,7 +309,7 @@ def _mount_optional(app: FastAPI, store: Store, s3_domain: str | None) -> None:
     except ImportError:
         console = None
     if console is not None:
-        app.include_router(console.build_router(lambda: store), prefix="/console")
+        app.include_router(console.build_router(lambda: store, auth=auth), prefix="/console")
 
         @app.get("/", include_in_schema=False)
         def root() -> RedirectResponse:
