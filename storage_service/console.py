@@ -25,7 +25,7 @@ from .console_graph import build_graph, render_svg
 from .console_html import Raw, e, human_size, link, page, q, table, when
 from .errors import DatumflowError, NotFound, Unauthenticated, status_for
 from .lineage import LineageNode
-from .model import Commit, FileInfo
+from .model import Commit, FileInfo, ProvenanceEntry
 from .store import Store
 
 __all__ = ["build_router"]
@@ -207,8 +207,8 @@ class _Views:
         ], "kv")
         meta = table(["key", "value"], [(k, json.dumps(v) if not isinstance(v, str) else v)
                                         for k, v in sorted(c.metadata.items())], "kv")
-        up = [self._entry_row(x.repo, x.commit, x.branch, x.origin.value) for x in store.provenance(repo, c.id, depth=1)]
-        down = [self._entry_row(x.repo, x.commit, x.branch, x.origin.value) for x in store.subvenance(repo, c.id, depth=1)]
+        up = [self._entry_row(x) for x in store.provenance(repo, c.id, depth=1)]
+        down = [self._entry_row(x) for x in store.subvenance(repo, c.id, depth=1)]
         graph = self._graph_svg(repo, c.id)
         body = (
             '<div class="grid"><section><h2>Commit</h2>' + summary + "</section>"
@@ -228,8 +228,8 @@ class _Views:
         crumbs.append(("", c.id[:12]))
         return page(f"Commit {repo}@{c.id[:12]}", body, crumbs, who.name)
 
-    def _entry_row(self, repo: str, commit: str, branch: str | None, origin: str) -> tuple[object, ...]:
-        return (repo, link(commit_url(repo, commit), commit[:12], "mono"), branch or "—", origin)
+    def _entry_row(self, x: ProvenanceEntry) -> tuple[object, ...]:
+        return (x.repo, link(commit_url(x.repo, x.commit), x.commit[:12], "mono"), x.branch or "—", x.origin.value)
 
     def _job_block(self, c: Commit) -> str:
         try:
@@ -323,7 +323,8 @@ class _Views:
         c = self.store.inspect_commit(repo, commit)
         body = (
             '<p class="lead">Upstream commits on the left, downstream on the right; one lane per repo. '
-            "Labelled edges are the pipelines that computed a commit (<em>spec</em>: its code). "
+            "Each pipeline is a labelled pill on the edges into the commit it computed; "
+            "dashed lines are its spec (the code). "
             "Click a commit to centre the graph on it.</p>"
             f'<div class="graph-wrap">{self._graph_svg(repo, c.id)}</div>'
             f"<p>{link(commit_url(repo, c.id), 'commit details')}</p>"

@@ -22,7 +22,8 @@ __all__ = ["Edge", "Graph", "build_graph", "render_svg"]
 
 MAX_NODES = 80
 NODE_W, NODE_H = 210, 50
-COL_GAP, ROW_GAP, LANE_PAD, LABEL_W = 90, 16, 14, 120
+COL_GAP, ROW_GAP, LANE_PAD, LABEL_W = 170, 16, 14, 120
+PILL_OFFSET = 78  # a pipeline's pill sits this far left of the commit it computed
 _PALETTE = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4d7c0f", "#c026d3"]
 
 
@@ -155,38 +156,57 @@ def render_svg(graph: Graph, href: Callable[[Commit], str]) -> str:
         out.append(
             f'<g class="lane" data-repo="{_e(repo)}"><rect x="4" y="{top}" width="{width - 8}" height="{h}" rx="10" '
             f'fill="{colors[repo]}" fill-opacity="0.06" stroke="{colors[repo]}" stroke-opacity="0.25"/>'
-            f'<text x="16" y="{top + h / 2 + 5:.0f}" class="lane-label" fill="{colors[repo]}">{_e(_clip(repo, 14))}</text></g>'
+            f'<text x="16" y="{top + h / 2 + 5:.0f}" class="lane-label" fill="{colors[repo]}">'
+            f"{_e(_clip(repo, 14))}</text></g>"
         )
+    pipes = {e.downstream: e.label for e in graph.edges if e.label and e.label != "spec"}
     for e in graph.edges:
-        out.append(_edge_svg(e, boxes[e.upstream], boxes[e.downstream]))
+        out.append(_edge_svg(e, boxes[e.upstream], boxes[e.downstream], e.downstream in pipes))
+    for cid, name in pipes.items():
+        out.append(_pipeline_svg(name, boxes[cid]))
     for cid, commit in graph.commits.items():
         out.append(_node_svg(commit, boxes[cid], colors[commit.repo], href(commit), cid == graph.focus))
     out.append("</svg>")
     return "\n".join(out)
 
 
-def _edge_svg(edge: Edge, a: _Box, b: _Box) -> str:
+def _edge_svg(edge: Edge, a: _Box, b: _Box, via_pipeline: bool) -> str:
+    """A curve from ``a`` to ``b``; into a pipeline's pill when one computed ``b`` (dashed: its spec)."""
     x1, y1 = a.x + NODE_W, a.y + NODE_H // 2
     x2, y2 = b.x, b.y + NODE_H // 2
-    if x2 <= x1:  # same column (should not happen with ranks): loop around below
+    if via_pipeline:
+        x2 -= PILL_OFFSET + _pill_width(_pill_text(edge.label or "x")) // 2 - 4
+    if x2 <= x1:  # same column (ranks prevent it): come in from below
         x2, y2 = b.x + NODE_W // 2, b.y + NODE_H
     mid = (x1 + x2) / 2
-    path = f"M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - 2},{y2}"
-    parts = [
-        f'<g class="edge" data-from="{edge.upstream}" data-to="{edge.downstream}" data-label="{_e(edge.label)}">',
-        f'<path d="{path}" fill="none" stroke="#64748b" stroke-width="1.6" marker-end="url(#arrow)"/>',
-    ]
-    if edge.label:
-        text = _clip(edge.label, 16)
-        w = 14 + 7 * len(text)
-        lx, ly = mid, (y1 + y2) / 2
-        parts.append(
-            f'<rect x="{lx - w / 2:.0f}" y="{ly - 11:.0f}" width="{w}" height="20" rx="10" fill="#fff" '
-            f'stroke="#94a3b8"/><text x="{lx:.0f}" y="{ly + 4:.0f}" text-anchor="middle" class="edge-label">'
-            f"{'⚙ ' if edge.label != 'spec' else ''}{_e(text)}</text>"
-        )
-    parts.append("</g>")
-    return "".join(parts)
+    dash = ' stroke-dasharray="5 4"' if edge.label == "spec" else ""
+    arrow = "" if via_pipeline else ' marker-end="url(#arrow)"'
+    return (
+        f'<g class="edge" data-from="{edge.upstream}" data-to="{edge.downstream}" data-label="{_e(edge.label)}">'
+        f'<path d="M{x1},{y1} C{mid},{y1} {mid},{y2} {x2 - (0 if via_pipeline else 2)},{y2}" fill="none" '
+        f'stroke="#64748b" stroke-width="1.6"{dash}{arrow}/></g>'
+    )
+
+
+def _pill_text(name: str) -> str:
+    return "⚙ " + _clip(name, 16)
+
+
+def _pill_width(text: str) -> int:
+    return 16 + 7 * len(text)
+
+
+def _pipeline_svg(name: str, b: _Box) -> str:
+    """The pipeline between a commit and its inputs: a labelled pill, then an arrow into the commit."""
+    text = _pill_text(name)
+    w = _pill_width(text)
+    cx, cy = b.x - PILL_OFFSET, b.y + NODE_H // 2
+    return (
+        f'<g class="pipeline" data-pipeline="{_e(name)}">'
+        f'<path d="M{cx + w // 2},{cy} L{b.x - 2},{cy}" stroke="#64748b" stroke-width="1.6" marker-end="url(#arrow)"/>'
+        f'<rect x="{cx - w // 2}" y="{cy - 12}" width="{w}" height="24" rx="12" fill="#f1f5f9" stroke="#475569"/>'
+        f'<text x="{cx}" y="{cy + 4}" text-anchor="middle" class="edge-label">{_e(text)}</text></g>'
+    )
 
 
 def _node_svg(commit: Commit, box: _Box, color: str, link: str, focus: bool) -> str:

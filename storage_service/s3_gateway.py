@@ -159,7 +159,9 @@ class _Gateway:
 
         return await self._guard(request, f"{bucket}/{key}", work)
 
-    async def _guard(self, request: Request, resource: str, work: Callable[[Principal], Awaitable[Response]]) -> Response:
+    async def _guard(
+        self, request: Request, resource: str, work: Callable[[Principal], Awaitable[Response]]
+    ) -> Response:
         request_id = uuid.uuid4().hex[:16].upper()
         try:
             who = await run_in_threadpool(self._authenticate, request)
@@ -183,7 +185,7 @@ class _Gateway:
         path = request.scope.get("raw_path") or quote(request.url.path).encode()
         if not signature_matches(signed, signed.access_key, method=request.method, path=path.decode("latin-1"),
                                  query=query, headers=request.headers):
-            raise S3Error("SignatureDoesNotMatch", "the request signature does not match (is the secret the token?)", 403)
+            raise S3Error("SignatureDoesNotMatch", "the signature does not match (is the secret the token?)", 403)
         return who
 
     # -- service and buckets ---------------------------------------------------------
@@ -193,7 +195,8 @@ class _Gateway:
         for repo in self.store.list_repos():
             if who.role_on(repo.name):
                 for branch in repo.branches:
-                    found.append(element("Bucket", *leaves(Name=f"{branch}.{repo.name}", CreationDate=iso_date(repo.created))))
+                    made = iso_date(repo.created)
+                    found.append(element("Bucket", *leaves(Name=f"{branch}.{repo.name}", CreationDate=made)))
         owner = element("Owner", *leaves(ID=who.name, DisplayName=who.name))
         return xml_response(element("ListAllMyBucketsResult", owner, element("Buckets", *found)))
 
@@ -286,10 +289,11 @@ class _Gateway:
 
     def _list_uploads(self, b: Bucket) -> Response:
         rows = [
-            element("Upload", *leaves(Key=u.key, UploadId=u.id, Initiated=iso_date(u.created), StorageClass="STANDARD"))
+            element("Upload", *leaves(Key=u.key, UploadId=u.id, Initiated=iso_date(u.created)))
             for u in self.multipart.list(b.repo, b.branch)
         ]
-        return xml_response(element("ListMultipartUploadsResult", *leaves(Bucket=b.name, IsTruncated="false"), *rows))
+        head = leaves(Bucket=b.name, IsTruncated="false")
+        return xml_response(element("ListMultipartUploadsResult", *head, *rows))
 
     # -- objects ------------------------------------------------------------------------
 
@@ -331,7 +335,8 @@ class _Gateway:
 
     async def _put_object(self, request: Request, b: Bucket, key: str) -> Response:
         if key.endswith("/") and request.headers.get("content-length", "0") == "0":
-            return Response(status_code=200, headers={"ETag": '"d41d8cd98f00b204e9800998ecf8427e"'})  # folders are implied
+            # folders are implied by the keys under them: nothing to store
+            return Response(status_code=200, headers={"ETag": '"d41d8cd98f00b204e9800998ecf8427e"'})
         path = normalize_path(key)
         commit = await _with_body(
             request, lambda body: self.store.put_file(b.repo, b.branch, path, _decoded(body, request))
@@ -344,7 +349,8 @@ class _Gateway:
         src = parse_bucket(src_bucket)
         info, src_commit = self._file(who, src, src_key)
         commit = self.store.copy_file(src.repo, src_commit.id, info.path, b.repo, b.branch, normalize_path(key))
-        result = element("CopyObjectResult", *leaves(ETag=f'"{info.hash}"', LastModified=iso_date(_commit_time(commit))))
+        made = iso_date(_commit_time(commit))
+        result = element("CopyObjectResult", *leaves(ETag=f'"{info.hash}"', LastModified=made))
         return xml_response(result, headers={"x-amz-version-id": commit.id})
 
     def _delete_object(self, b: Bucket, key: str) -> Response:
@@ -385,7 +391,8 @@ class _Gateway:
 
     def _create_upload(self, b: Bucket, key: str) -> Response:
         upload = self.multipart.create(b.repo, b.branch, key)
-        return xml_response(element("InitiateMultipartUploadResult", *leaves(Bucket=b.name, Key=key, UploadId=upload.id)))
+        ids = leaves(Bucket=b.name, Key=key, UploadId=upload.id)
+        return xml_response(element("InitiateMultipartUploadResult", *ids))
 
     def _upload(self, b: Bucket, key: str, upload_id: str) -> Upload:
         return self.multipart.get(upload_id, b.repo, b.branch, key)
@@ -416,7 +423,8 @@ class _Gateway:
         self._open_bucket(who, b)
         upload = self._upload(b, key, q["uploadId"])
         rows = [
-            element("Part", *leaves(PartNumber=p.number, LastModified=iso_date(p.created), ETag=f'"{p.etag}"', Size=p.size))
+            element("Part", *leaves(PartNumber=p.number, LastModified=iso_date(p.created), ETag=f'"{p.etag}"',
+                                    Size=p.size))
             for p in self.multipart.list_parts(upload)
         ]
         head = leaves(Bucket=b.name, Key=key, UploadId=upload.id, IsTruncated="false", StorageClass="STANDARD")

@@ -2,9 +2,12 @@
 
 Each part is streamed through the store's chunk writer (deduplicated and
 packed like any content) and recorded in ``df_s3_parts`` with its chunk
-list; nothing touches a commit until CompleteMultipartUpload, which writes
-one index entry whose chunks are the parts' chunks in order — no byte is
-copied. An aborted or abandoned upload leaves only unreferenced chunks,
+list; nothing touches a commit until CompleteMultipartUpload, which streams
+the parts' chunks through ``put_file`` as one file. Chunk boundaries are a
+function of the whole file's bytes (so equal content has an equal hash
+however it was uploaded); content-defined cuts resynchronize after a part
+edge, so nearly every chunk deduplicates against the parts' and only those
+around the edges are stored anew. An aborted or abandoned upload leaves only unreferenced chunks,
 which ``gc`` reclaims once they are older than its grace period (the same
 rule that protects every write in flight).
 """
@@ -12,6 +15,7 @@ rule that protects every write in flight).
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import time
 import uuid
@@ -21,8 +25,6 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, delete, insert, select
 
-from .chunking import Hasher
-from .files import entry_of
 from .model import ChunkRef, Commit
 from .names import normalize_path
 from .s3_errors import S3Error
@@ -150,9 +152,9 @@ class Multipart:
     def complete(self, upload: Upload, wanted: list[tuple[int, str]]) -> tuple[Commit, str]:
         """Write the file from the listed parts; returns (commit, S3 multipart ETag)."""
         refs, etags = self._chosen_chunks(upload, wanted)
-        content_hash = self._content_hash(refs)
-        commit = self._write_entry(upload, entry_of(sum(r.size for r in refs), content_hash, refs))
-        self.abort(upload)  # the parts' rows go; their chunks now belong to the file
+        body = io.BufferedReader(_ChunkReader(self.store.chunks.read_all(refs)), buffer_size=1024 * 1024)
+        commit = self.store.put_file(upload.repo, upload.branch, upload.key, body)  # type: ignore[arg-type]
+        self.abort(upload)  # the parts' rows go; their chunks are the file's now (or garbage for gc)
         digest = hashlib.md5(b"".join(bytes.fromhex(e) for e in etags), usedforsecurity=False).hexdigest()
         return commit, f"{digest}-{len(etags)}"
 
@@ -177,28 +179,6 @@ class Multipart:
             raise S3Error("InvalidPart", f"{len(missing)} chunk(s) of the parts are gone (collected?)", 400)
         return refs, etags
 
-    def _content_hash(self, refs: list[ChunkRef]) -> str:
-        """The file's content hash, as a put of the same bytes would record it."""
-        if len(refs) == 1:
-            return refs[0].hash
-        hasher = Hasher()
-        for data in _read_chunks(self.store, refs):
-            hasher.update(data)
-        return str(hasher.hexdigest())
-
-    def _write_entry(self, upload: Upload, entry: list[Any]) -> Commit:
-        # The store has no public "put these chunks as a file" verb yet; this is put_files'
-        # own sequence (open or reuse the commit, one compare-and-swap edit, finish) minus chunking.
-        store = self.store
-        commit_id, auto = store._write_target(upload.repo, upload.branch)
-        try:
-            commit = store._apply_edits(upload.repo, commit_id, {normalize_path(upload.key): entry})
-        except BaseException as exc:
-            if auto:
-                store.finish_commit(upload.repo, commit_id, error=f"multipart completion failed: {exc}")
-            raise
-        return store.finish_commit(upload.repo, commit_id) if auto else commit
-
     def _check_alive(self, upload: Upload) -> None:
         """A part that lands after Abort/Complete must not be left recorded."""
         with self.store.engine.begin() as conn:
@@ -207,5 +187,23 @@ class Multipart:
                 raise S3Error("NoSuchUpload", f"upload {upload.id} was aborted or completed", 404, upload.key)
 
 
-def _read_chunks(store: Store, refs: list[ChunkRef]) -> Iterator[bytes]:
-    return store.chunks.read_all(refs)
+class _ChunkReader(io.RawIOBase):
+    """A file over the parts' chunks, read (and hash-checked) one by one."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self.pieces = pieces
+        self.buf = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.buf:
+            piece = next(self.pieces, None)
+            if piece is None:
+                return 0
+            self.buf = memoryview(piece)
+        n = min(len(buffer), len(self.buf))
+        buffer[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n

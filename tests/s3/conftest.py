@@ -1,0 +1,52 @@
+"""The S3 gateway under test: a real ``serve`` process with users, and boto3/s3fs clients of it.
+
+=============  =======  ========================================================
+fixture        scope    what it gives
+=============  =======  ========================================================
+``gateway``    session  the service (``.url``, ``.token``) with an admin token
+``s3``         test     a boto3 S3 client signing with the admin token
+``bucket``     test     ``master.<new repo>``, created through CreateBucket
+=============  =======  ========================================================
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.service.conftest import Service, init_auth, launch
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    root = tmp_path_factory.mktemp("s3gw") / "store"
+    svc = launch(root, token=init_auth(root))
+    yield svc
+    svc.stop()
+
+
+def s3_client(url: str, key: str, secret: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3", endpoint_url=url + "/s3", aws_access_key_id=key, aws_secret_access_key=secret,
+        region_name="us-east-1",
+        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4", retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture
+def s3(gateway: Service) -> Any:
+    assert gateway.token
+    return s3_client(gateway.url, gateway.token, gateway.token)
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"master.s3-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=name)
+    return name
