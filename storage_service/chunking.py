@@ -7,13 +7,16 @@ changes only the chunks around it. Chunks are named by their BLAKE3 hash.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import BinaryIO
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Protocol
 
 import blake3
-from pyfastcdc import FastCDC
+from pyfastcdc import Chunk, FastCDC
 
-__all__ = ["AVG_CHUNK", "MAX_CHUNK", "MIN_CHUNK", "Hasher", "chunk_bytes", "chunk_stream", "hash_bytes"]
+__all__ = [
+    "AVG_CHUNK", "MAX_CHUNK", "MIN_CHUNK", "Hasher", "chunk_bytes", "chunk_stream", "content_hash",
+    "cut_file", "hash_bytes",
+]
 
 # The chunker yields avg+min on average (about 768 KiB): large enough that a
 # 1 GiB file is ~1,400 chunks, small enough that an insertion re-stores little.
@@ -21,7 +24,10 @@ AVG_CHUNK = 512 * 1024
 MIN_CHUNK = 256 * 1024
 MAX_CHUNK = 2 * 1024 * 1024
 
-_CDC = FastCDC(avg_size=AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
+
+class ChunkRefLike(Protocol):
+    @property
+    def hash(self) -> str: ...
 
 
 def hash_bytes(data: bytes | memoryview) -> str:
@@ -47,7 +53,24 @@ def chunk_stream(stream: BinaryIO) -> Iterator[memoryview]:
         yield chunk.data
 
 
-def chunk_file(path: str) -> Iterator[memoryview]:
-    """Cut a local file through mmap (no copy until a chunk is stored)."""
-    for chunk in _CDC.cut_file(path):
-        yield chunk.data
+def cut_file(path: str) -> Iterator[Chunk]:
+    """Cut a local file through mmap; each cut has ``offset``, ``length`` and ``data``."""
+    return FastCDC(avg_size=AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK).cut_file(path)
+
+
+def content_hash(refs: Sequence[ChunkRefLike]) -> str:
+    """The identity of a file's content, from its chunks.
+
+    One chunk: its BLAKE3 hash, i.e. the BLAKE3 of the content. Several: the
+    BLAKE3, in a key-derivation context of its own (so it can never equal a
+    plain content hash), of the chunk hashes in order. Chunking is a pure
+    function of the bytes, so equal content always gives equal hashes, and
+    large files are not hashed a second time end to end.
+    """
+    if len(refs) == 1:
+        return refs[0].hash
+    digests = b"".join(bytes.fromhex(r.hash) for r in refs)
+    return str(blake3.blake3(digests, derive_key_context=_CHUNK_LIST_CONTEXT).hexdigest())
+
+
+_CHUNK_LIST_CONTEXT = "datumflow 2026 chunk list v1"

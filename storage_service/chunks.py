@@ -15,11 +15,12 @@ import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
-from .chunking import chunk_bytes, chunk_file, chunk_stream, hash_bytes
+from .chunking import chunk_bytes, chunk_stream, content_hash, cut_file, hash_bytes
 from .db import insert_ignore
 from .errors import CorruptObject, ObjectNotFound
 from .model import ChunkRef
@@ -43,8 +44,8 @@ class ChunkStore:
         self.objects = objects
         self.fsync = fsync
 
-    def writer(self) -> ChunkWriter:
-        return ChunkWriter(self)
+    def writer(self, *, relocate: bool = False) -> ChunkWriter:
+        return ChunkWriter(self, relocate=relocate)
 
     def locate(self, hashes: Iterable[str]) -> dict[str, tuple[str, int, int]]:
         """hash -> (pack, offset, length) for the hashes that are stored."""
@@ -90,8 +91,9 @@ class ChunkWriter:
     leaving it on an exception discards everything.
     """
 
-    def __init__(self, store: ChunkStore) -> None:
+    def __init__(self, store: ChunkStore, *, relocate: bool = False) -> None:
         self.store = store
+        self.relocate = relocate  # gc's repack: rows of stored chunks move to the new pack
         self.seen: set[str] = set()
         self.pending: list[tuple[str, bytes]] = []
         self.pending_bytes = 0
@@ -102,6 +104,8 @@ class ChunkWriter:
         self._pack_path = ""
         self._pack_rows: list[dict[str, Any]] = []
         self._pack_size = 0
+        self._ranges: list[tuple[str, int, int]] = []
+        self._sealing: Future[None] | None = None  # (hash, offset, length) of a file being added
 
     def __enter__(self) -> ChunkWriter:
         return self
@@ -128,41 +132,38 @@ class ChunkWriter:
     def add_bytes(self, data: bytes) -> tuple[str, list[ChunkRef]]:
         """Store a whole buffer: (content hash, chunks)."""
         refs = [self.add(piece) for piece in chunk_bytes(data)]
-        return (refs[0].hash if len(refs) == 1 else hash_bytes(data)), refs
+        return content_hash(refs), refs
 
     def add_stream(self, stream: BinaryIO) -> tuple[str, list[ChunkRef], int]:
         """Store a stream: (content hash, chunks, size)."""
-        from .chunking import Hasher
-
-        hasher = Hasher()
-        refs: list[ChunkRef] = []
-        for piece in chunk_stream(stream):
-            hasher.update(piece)
-            refs.append(self.add(piece))
-        return self._content_hash(refs, hasher), refs, sum(r.size for r in refs)
+        refs = [self.add(piece) for piece in chunk_stream(stream)]
+        return content_hash(refs), refs, sum(r.size for r in refs)
 
     def add_file(self, path: str) -> tuple[str, list[ChunkRef], int]:
-        """Store a local file: (content hash, chunks, size)."""
-        from .chunking import Hasher
+        """Store a local file: (content hash, chunks, size).
 
+        Large files are cut through mmap and new chunks are copied into the
+        pack by the kernel (``copy_file_range``): no byte passes through Python.
+        """
         size = os.path.getsize(path)
         if size <= 1024 * 1024:
             with open(path, "rb") as fh:
                 data = fh.read()
             h, refs = self.add_bytes(data)
             return h, refs, len(data)
-        hasher = Hasher()
         refs = []
-        for piece in chunk_file(path):
-            hasher.update(piece)
-            refs.append(self.add(piece))
-        return self._content_hash(refs, hasher), refs, size
-
-    @staticmethod
-    def _content_hash(refs: list[ChunkRef], hasher: Any) -> str:
-        if len(refs) == 1:
-            return refs[0].hash
-        return str(hasher.hexdigest())
+        with open(path, "rb") as src:
+            for cut in cut_file(path):
+                h = hash_bytes(cut.data)
+                refs.append(ChunkRef(h, cut.length))
+                self.bytes_in += cut.length
+                if h not in self.seen:
+                    self.seen.add(h)
+                    self._ranges.append((h, cut.offset, cut.length))
+                    if len(self._ranges) >= _LOOKUP_BATCH:
+                        self._flush_ranges(src.fileno())
+            self._flush_ranges(src.fileno())
+        return content_hash(refs), refs, size
 
     # -- writing packs -----------------------------------------------------------
 
@@ -176,49 +177,135 @@ class ChunkWriter:
         self.pending.clear()
         self.pending_bytes = 0
 
+    def _flush_ranges(self, fd: int) -> None:
+        """Copy the unknown chunks among the pending ranges of file ``fd`` into the pack."""
+        if not self._ranges:
+            return
+        known = self.store.locate(h for h, _, _ in self._ranges)
+        for h, offset, length in self._ranges:
+            if h not in known:
+                pack = self._open_pack()
+                pack.flush()
+                _copy_range(fd, pack.fileno(), offset, length)
+                self._record(h, length)
+        self._ranges.clear()
+
+    def copy_chunk(self, h: str, data: bytes) -> None:
+        """Append a chunk known to be stored elsewhere (repacking), without a lookup."""
+        self._append(h, data)
+
     def _append(self, h: str, data: bytes) -> None:
+        self._open_pack().write(data)
+        self._record(h, len(data))
+
+    def _open_pack(self) -> BinaryIO:
         if self._pack is None:
             self._pack_id = uuid.uuid4().hex
             self._pack_path = os.path.join(self.store.objects.spool_dir(), f"{self._pack_id}.tmp")
             self._pack = open(self._pack_path, "wb")  # noqa: SIM115 (closed in _seal)
             self._pack_size = 0
-        self._pack.write(data)
-        self._pack_rows.append(
-            {"hash": h, "pack": self._pack_id, "offset": self._pack_size, "length": len(data)}
-        )
-        self._pack_size += len(data)
-        self.bytes_new += len(data)
+        return self._pack
+
+    def _record(self, h: str, length: int) -> None:
+        self._pack_rows.append({"hash": h, "pack": self._pack_id, "offset": self._pack_size, "length": length})
+        self._pack_size += length
+        self.bytes_new += length
         if self._pack_size >= PACK_TARGET:
-            self._seal()
+            self._seal_in_background()
 
     def _seal(self) -> None:
+        """Publish the current pack and record its chunks, now."""
+        job = self._detach()
+        self._wait_sealing()
+        if job is not None:
+            _finish_pack(self.store, *job)
+
+    def _seal_in_background(self) -> None:
+        """Publish a full pack while the caller goes on chunking the next one.
+
+        The pack's fsync is mostly waiting on the disk; overlapping it with the
+        CPU work of cutting and hashing keeps durability nearly free. At most one
+        pack is in flight, and ``close`` waits for it.
+        """
+        job = self._detach()
+        self._wait_sealing()
+        if job is not None:
+            self._sealing = _SEALER.submit(_finish_pack, self.store, *job)
+
+    def _detach(self) -> tuple[BinaryIO, str, str, int, list[dict[str, Any]], bool] | None:
         pack, self._pack = self._pack, None
         if pack is None:
-            return
-        pack.flush()
-        if self.store.fsync and isinstance(self.store.objects, LocalObjects):
-            os.fsync(pack.fileno())
-        pack.close()
-        if os.path.getsize(self._pack_path) != self._pack_size:
-            raise CorruptObject(f"pack {self._pack_id} was not written whole")
-        self.store.objects.publish(pack_key(self._pack_id), self._pack_path)
-        with self.store.engine.begin() as conn:
-            conn.execute(
-                packs.insert(), {"id": self._pack_id, "size": self._pack_size, "created": time.time()}
-            )
-            if self._pack_rows:  # empty when gc's repack records the rows itself
-                conn.execute(insert_ignore(self.store.engine, chunks), self._pack_rows)
+            return None
+        job = (pack, self._pack_id, self._pack_path, self._pack_size, self._pack_rows, self.relocate)
         self._pack_rows = []
+        return job
+
+    def _wait_sealing(self) -> None:
+        sealing, self._sealing = self._sealing, None
+        if sealing is not None:
+            sealing.result()
 
     def close(self) -> None:
         self.flush()
         self._seal()
 
     def abort(self) -> None:
+        with contextlib.suppress(Exception):  # the write is failing already; its pack is garbage
+            self._wait_sealing()
         if self._pack is not None:
             self._pack.close()
             self._pack = None
             with contextlib.suppress(FileNotFoundError):
                 os.remove(self._pack_path)
         self.pending.clear()
+        self._ranges.clear()
         self._pack_rows = []
+
+
+_SEALER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="datumflow-seal")
+
+
+def _finish_pack(
+    store: ChunkStore, pack: BinaryIO, pack_id: str, path: str, size: int, rows: list[dict[str, Any]],
+    relocate: bool,
+) -> None:
+    """Make a pack durable, check it, publish it, then record its chunks."""
+    try:
+        pack.flush()
+        if store.fsync and isinstance(store.objects, LocalObjects):
+            os.fsync(pack.fileno())
+    finally:
+        pack.close()
+    if os.path.getsize(path) != size:
+        raise CorruptObject(f"pack {pack_id} was not written whole")
+    store.objects.publish(pack_key(pack_id), path)
+    with store.engine.begin() as conn:
+        conn.execute(packs.insert(), {"id": pack_id, "size": size, "created": time.time()})
+        if relocate:
+            for row in rows:
+                conn.execute(
+                    update(chunks).where(chunks.c.hash == row["hash"])
+                    .values(pack=pack_id, offset=row["offset"], length=row["length"])
+                )
+        elif rows:
+            conn.execute(insert_ignore(store.engine, chunks), rows)
+
+
+def _copy_range(src: int, dst: int, offset: int, length: int) -> None:
+    """Append ``length`` bytes of ``src`` at ``offset`` to ``dst``, in the kernel when it can."""
+    done = 0
+    try:
+        while done < length:
+            n = os.copy_file_range(src, dst, length - done, offset + done)
+            if n == 0:
+                raise CorruptObject(f"source file ended {length - done} bytes early while storing it")
+            done += n
+    except (OSError, AttributeError) as exc:  # other filesystems, other kernels: plain copy
+        if isinstance(exc, CorruptObject):
+            raise
+        while done < length:
+            data = os.pread(src, min(length - done, 1 << 20), offset + done)
+            if not data:
+                raise CorruptObject("source file ended early while storing it") from exc
+            os.write(dst, data)
+            done += len(data)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import blake3
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 
 from .chunks import pack_key
 from .errors import CorruptObject, DatumflowError
@@ -140,23 +140,11 @@ class Maintenance(StoreBase):
                 conn.execute(delete(chunks).where(chunks.c.hash.in_(hashes[i:i + 500])))
 
     def _repack(self, alive: list[Any]) -> None:
-        """Copy a pack's live chunks into a new pack, then point their rows there."""
-        writer = self.chunks.writer()
-        moved: list[str] = []
-        for row in alive:
-            data = self.chunks.read(ChunkRef(row.hash, row.length), (row.pack, row.offset, row.length))
-            writer._append(row.hash, data)
-            moved.append(row.hash)
-        new_rows = list(writer._pack_rows)
-        pack_id = writer._pack_id
-        writer._pack_rows = []
-        writer._seal()
-        with self.engine.begin() as conn:
-            for r in new_rows:
-                conn.execute(
-                    update(chunks).where(chunks.c.hash == r["hash"])
-                    .values(pack=pack_id, offset=r["offset"], length=r["length"])
-                )
+        """Copy a pack's live chunks into new packs; their rows move when each is published."""
+        with self.chunks.writer(relocate=True) as writer:
+            for row in alive:
+                data = self.chunks.read(ChunkRef(row.hash, row.length), (row.pack, row.offset, row.length))
+                writer.copy_chunk(row.hash, data)
 
     def _sweep_orphans(self, cutoff: float) -> int:
         """Pack objects no row names (a crash between upload and record) and stale spool files."""

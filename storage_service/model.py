@@ -183,7 +183,7 @@ class FileInfo(_Value):
     path: str
     type: str  # "file" | "dir"
     size: int
-    hash: str | None = None  # blake3 of the whole content (files only)
+    hash: str | None = None  # content identity (files only): see chunking.content_hash
     chunks: tuple[ChunkRef, ...] = field(default=(), repr=False)
 
     @property
