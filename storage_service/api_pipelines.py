@@ -1,43 +1,69 @@
-"""Pipelines over HTTP: what an executor outside the service needs (Airflow, pods).
+"""Pipelines, jobs, datums, lineage and the worker steps over HTTP: ``build_router(pipelines, principal)``.
 
-``build_router(pipelines, principal)`` serves, under ``/api/v1``:
+Routes are thin, as in :mod:`.app`: check the caller's role, make one
+:class:`~.pipelines.Pipelines` call, serialize the value object. Errors leave
+through the app's one handler (``PipelineNotFound``/``JobNotFound`` → 404,
+an invalid spec → 400 naming every bad field on its own line).
 
-- ``PUT /pipelines`` (create or update from a spec), ``GET /pipelines/{name}``,
-  ``POST /pipelines/{name}/run``, ``GET /pipelines/{name}/jobs``;
-- ``GET /jobs/{job}``, ``POST /jobs/{job}/plan`` (claim, record datums, return
-  those to run), ``POST /jobs/{job}/complete``, ``POST /jobs/{job}/fail``;
-- ``GET /jobs/{job}/datums[/{datum}]`` and ``POST /jobs/{job}/datums/{datum}/output``
-  (a tar of the datum's ``out`` folder: what ``datumflow worker upload`` sends).
+Roles: a pipeline's output repo carries its name, so a pipeline's checks are
+that repo's — creating, updating or running a pipeline needs ``writer`` on
+its output repo (and ``reader`` on every input repo); deleting it needs
+``owner``; reading it, its jobs, datums and lineage needs ``reader``. The
+worker steps write a job's outputs: ``writer``.
 
-Roles: reading needs ``reader`` on the pipeline's output repo, driving a job
-``writer`` on it, creating a pipeline is for admins (it creates a repo).
-Fetching a datum's inputs needs no route: the worker reads the input files
-with the ordinary file API, under its own token's ``reader`` roles.
+Worker steps for an executor outside the service (a pod, an Airflow task):
+``POST /jobs/{job}/plan``, then per datum read its input files with the
+ordinary file routes and either ``POST …/datums/{datum}/output`` a tar of
+the datum's ``out`` folder (members ``out/…``; an optional top-level
+``log`` member is the datum's log) or ``POST …/datums/{datum}/failure``;
+then ``POST /jobs/{job}/complete`` (or ``/fail`` to give up on the job).
 """
+
 
 from __future__ import annotations
 
-import shutil
+import asyncio
+import posixpath
 import tarfile
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+import anyio
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from .auth import Principal
-from .errors import InvalidArgument
+from .errors import InvalidArgument, Timeout
+from .jobs import DatumInfo, DatumState, JobInfo
 from .pipelines import Pipelines
+from .spec import PfsInput, PipelineSpec, parse_spec
 
-__all__ = ["build_router"]
+__all__ = ["LOG_MEMBER", "LONG_POLL_MAX", "OUT_PREFIX", "build_router"]
+
+LONG_POLL_MAX = 20.0  # seconds one wait request may hold; clients repeat for longer waits
+OUT_PREFIX = "out/"
+LOG_MEMBER = "log"
+_POLL = 0.05
+_PIECE = 1024 * 1024
+T = TypeVar("T")
 
 
-class SpecIn(BaseModel):
-    spec: dict[str, Any]
+class PipelineIn(BaseModel):
+    spec: dict[str, Any] | str = Field(description="a pipeline spec: a JSON object, or YAML/JSON text")
+    update: bool = False
+    reprocess: bool = False
+
+
+class UpsertIn(PipelineIn):
     update: bool = True
+
+
+class UpdateIn(BaseModel):
+    spec: dict[str, Any] | str
     reprocess: bool = False
 
 
@@ -49,91 +75,233 @@ class FailIn(BaseModel):
     reason: str
 
 
+class DatumFailureIn(BaseModel):
+    error: str
+    log: str | None = None
+    tries: int = Field(default=1, ge=1)
+
+
 def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> APIRouter:
-    api = APIRouter(tags=["pipelines"])
+    """The routes over one :class:`Pipelines` engine (the app mounts them under ``/api/v1``)."""
+    svc = pipelines
+    api = APIRouter()
 
-    def job_role(role: str) -> Callable[..., Principal]:
-        def check(job: str, who: Principal = Depends(principal)) -> Principal:
-            who.require(pipelines.inspect_job(job).pipeline, role)
-            return who
-
-        return check
-
-    def pipeline_role(role: str) -> Callable[..., Principal]:
+    def on_pipeline(level: str) -> Any:
         def check(name: str, who: Principal = Depends(principal)) -> Principal:
-            who.require(name, role)
+            who.require(name, level)
             return who
 
-        return check
+        return Depends(check)
 
-    job_reader, job_writer = Depends(job_role("reader")), Depends(job_role("writer"))
+    def job_of(level: str) -> Any:
+        def check(job: str, who: Principal = Depends(principal)) -> JobInfo:
+            found = svc.inspect_job(job)
+            who.require(found.pipeline, level)
+            return found
 
-    @api.put("/pipelines")
-    def put_pipeline(body: SpecIn, who: Principal = Depends(principal)) -> dict[str, Any]:
-        who.require_admin()
-        return pipelines.create_pipeline(body.spec, update=body.update, reprocess=body.reprocess).to_dict()
+        return Depends(check)
 
-    @api.get("/pipelines/{name}", dependencies=[Depends(pipeline_role("reader"))])
-    def get_pipeline(name: str) -> dict[str, Any]:
-        return pipelines.inspect_pipeline(name).to_dict()
+    # -- pipelines ------------------------------------------------------------------
 
-    @api.post("/pipelines/{name}/run", dependencies=[Depends(pipeline_role("writer"))])
-    def run_pipeline(name: str, body: RunIn) -> dict[str, Any]:
-        return {"output_commit": pipelines.run_pipeline(name, reprocess=body.reprocess)}
+    @api.post("/pipelines", tags=["pipelines"], status_code=201)
+    def create_pipeline(body: PipelineIn, who: Principal = Depends(principal)) -> dict[str, Any]:
+        """Create a pipeline (409 if it exists, unless ``update``); its output repo carries its name."""
+        spec = _authorized_spec(body.spec, who)
+        return svc.create_pipeline(spec, update=body.update, reprocess=body.reprocess).to_dict()
 
-    @api.get("/pipelines/{name}/jobs", dependencies=[Depends(pipeline_role("reader"))])
-    def list_jobs(name: str) -> list[dict[str, Any]]:
-        return [j.to_dict() for j in pipelines.list_jobs(name)]
+    @api.put("/pipelines", tags=["pipelines"])
+    def put_pipeline(body: UpsertIn, who: Principal = Depends(principal)) -> dict[str, Any]:
+        """Create a pipeline, or update it if it exists (``update`` defaults to true here)."""
+        spec = _authorized_spec(body.spec, who)
+        return svc.create_pipeline(spec, update=body.update, reprocess=body.reprocess).to_dict()
 
-    @api.get("/jobs/{job}", dependencies=[job_reader])
-    def get_job(job: str) -> dict[str, Any]:
-        return pipelines.inspect_job(job).to_dict()
+    @api.get("/pipelines", tags=["pipelines"])
+    def list_pipelines(who: Principal = Depends(principal)) -> list[dict[str, Any]]:
+        return [p.to_dict() for p in svc.list_pipelines() if who.role_on(p.name)]
 
-    @api.post("/jobs/{job}/plan", dependencies=[job_writer])
-    def plan_job(job: str) -> list[dict[str, Any]]:
-        return [d.to_dict() for d in pipelines.plan_job(job)]
+    @api.get("/pipelines/{name}", tags=["pipelines"], dependencies=[on_pipeline("reader")])
+    def inspect_pipeline(name: str) -> dict[str, Any]:
+        return svc.inspect_pipeline(name).to_dict()
 
-    @api.post("/jobs/{job}/complete", dependencies=[job_writer])
-    def complete_job(job: str) -> dict[str, Any]:
-        return pipelines.complete_job(job).to_dict()
+    @api.put("/pipelines/{name}", tags=["pipelines"])
+    def update_pipeline(name: str, body: UpdateIn, who: Principal = Depends(principal)) -> dict[str, Any]:
+        """A new spec for an existing pipeline (404 if there is none)."""
+        spec = _authorized_spec(body.spec, who)
+        if spec.name != name:
+            raise InvalidArgument(f"the spec names pipeline {spec.name}, not {name}")
+        return svc.update_pipeline(spec, reprocess=body.reprocess).to_dict()
 
-    @api.post("/jobs/{job}/fail", dependencies=[job_writer])
-    def fail_job(job: str, body: FailIn) -> dict[str, Any]:
-        return pipelines.fail_job(job, body.reason).to_dict()
+    @api.delete("/pipelines/{name}", tags=["pipelines"], status_code=204, dependencies=[on_pipeline("owner")])
+    def delete_pipeline(name: str, force: bool = False) -> Response:
+        svc.delete_pipeline(name, force=force)
+        return Response(status_code=204)
 
-    @api.get("/jobs/{job}/datums", dependencies=[job_reader])
-    def list_datums(job: str) -> list[dict[str, Any]]:
-        return [d.to_dict() for d in pipelines.list_datums(job)]
+    @api.post("/pipelines/{name}/run", tags=["pipelines"], dependencies=[on_pipeline("writer")])
+    def run_pipeline(name: str, body: RunIn | None = None) -> dict[str, str]:
+        """Open a job on the current inputs; answers its output commit (the service runs the job)."""
+        return {"output_commit": svc.run_pipeline(name, reprocess=(body or RunIn()).reprocess)}
 
-    @api.get("/jobs/{job}/datums/{datum}", dependencies=[job_reader])
-    def get_datum(job: str, datum: str) -> dict[str, Any]:
-        return pipelines.inspect_datum(job, datum).to_dict()
+    @api.get("/pipelines/{name}/jobs", tags=["jobs"], dependencies=[on_pipeline("reader")])
+    def pipeline_jobs(name: str) -> list[dict[str, Any]]:
+        return [j.to_dict() for j in svc.list_jobs(name)]
 
-    @api.post("/jobs/{job}/datums/{datum}/output", dependencies=[job_writer],
-              openapi_extra={"requestBody": {"content": {"application/x-tar": {}}, "required": True}})
-    async def put_output(job: str, datum: str, request: Request) -> dict[str, Any]:
-        """The datum's ``out`` folder as a tar; stored, and the datum marked succeeded."""
-        folder = Path(tempfile.mkdtemp(prefix="datumflow-upload-"))
-        try:
-            with open(folder / "body.tar", "wb") as body:
+    # -- jobs -----------------------------------------------------------------------
+
+    @api.get("/jobs", tags=["jobs"])
+    def list_jobs(pipeline: str | None = None, who: Principal = Depends(principal)) -> list[dict[str, Any]]:
+        """Jobs the caller may read, newest first (of one pipeline with ``pipeline``)."""
+        if pipeline is not None:
+            who.require(pipeline, "reader")
+        return [j.to_dict() for j in svc.list_jobs(pipeline) if who.role_on(j.pipeline)]
+
+    @api.get("/jobs/by-commit/{commit_id}", tags=["jobs"])
+    def job_for_commit(commit_id: str, who: Principal = Depends(principal)) -> dict[str, Any]:
+        """The job that writes an output commit."""
+        found = svc.job_for_commit(commit_id)
+        who.require(found.pipeline, "reader")
+        return found.to_dict()
+
+    @api.get("/jobs/{job}", tags=["jobs"])
+    def inspect_job(found: JobInfo = job_of("reader")) -> dict[str, Any]:
+        return found.to_dict()
+
+    @api.get("/jobs/{job}/wait", tags=["jobs"])
+    async def wait_job(
+        job: str, timeout: float | None = Query(None, ge=0), who: Principal = Depends(principal)
+    ) -> dict[str, Any]:
+        """Long poll: answers when the job has ended, or 504 after ``timeout`` (at most 20 s)."""
+        found = await run_in_threadpool(svc.inspect_job, job)
+        who.require(found.pipeline, "reader")
+
+        def ended() -> JobInfo | None:
+            now = svc.inspect_job(found.id)
+            return now if now.state.done else None
+
+        return (await _poll_until(ended, timeout, f"job {found.id}")).to_dict()
+
+    @api.post("/jobs/{job}/plan", tags=["worker"])
+    def plan_job(found: JobInfo = job_of("writer")) -> list[dict[str, Any]]:
+        """Claim a created job and record its datums; answers the datums left to run."""
+        return [d.to_dict() for d in svc.plan_job(found.id)]
+
+    @api.post("/jobs/{job}/complete", tags=["worker"])
+    def complete_job(found: JobInfo = job_of("writer")) -> dict[str, Any]:
+        """Finish (or fail) a planned job's output commit from its datums' outputs."""
+        return svc.complete_job(found.id).to_dict()
+
+    @api.post("/jobs/{job}/fail", tags=["worker"])
+    def fail_job(body: FailIn, found: JobInfo = job_of("writer")) -> dict[str, Any]:
+        """Give up on a job that has not ended; its output commit fails too."""
+        return svc.fail_job(found.id, body.reason).to_dict()
+
+    # -- datums ---------------------------------------------------------------------
+
+    @api.get("/jobs/{job}/datums", tags=["datums"])
+    def list_datums(found: JobInfo = job_of("reader")) -> list[dict[str, Any]]:
+        return [d.to_dict() for d in svc.list_datums(found.id)]
+
+    @api.get("/jobs/{job}/datums/{datum}", tags=["datums"])
+    def inspect_datum(datum: str, found: JobInfo = job_of("reader")) -> dict[str, Any]:
+        return svc.inspect_datum(found.id, datum).to_dict()
+
+    @api.post("/jobs/{job}/datums/{datum}/output", tags=["worker"], openapi_extra=_TAR_BODY)
+    async def upload_datum(
+        datum: str, request: Request, tries: int | None = Query(None, ge=1), found: JobInfo = job_of("writer")
+    ) -> dict[str, Any]:
+        """Store a datum's ``out`` folder (a tar of ``out/…`` and an optional ``log``); the datum succeeded."""
+        with tempfile.TemporaryDirectory(prefix="datumflow-upload-") as tmp:
+            body = Path(tmp) / "body.tar"
+            async with await anyio.open_file(body, "wb") as sink:
                 async for piece in request.stream():
-                    body.write(piece)
-            return await run_in_threadpool(_store_output, pipelines, job, datum, folder)
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
+                    await sink.write(piece)
+            info = await run_in_threadpool(_store_output, svc, found, datum, body, Path(tmp) / "pfs", tries)
+        return info.to_dict()
+
+    @api.post("/jobs/{job}/datums/{datum}/failure", tags=["worker"])
+    def fail_datum(datum: str, body: DatumFailureIn, found: JobInfo = job_of("writer")) -> dict[str, Any]:
+        """Record that a datum failed after ``tries`` tries (``complete`` then fails the job)."""
+        info = svc.inspect_datum(found.id, datum)
+        svc.jobs.record_datum(
+            found.id, info.id, state=DatumState.FAILED, outputs=None, error=body.error,
+            log=body.log if body.log is not None else info.log, tries=body.tries, finished=time.time(),
+        )
+        return svc.inspect_datum(found.id, info.id).to_dict()
+
+    # -- lineage ----------------------------------------------------------------------
+
+    @api.get("/repos/{repo}/commits/{ref}/lineage", tags=["lineage"])
+    def lineage(
+        repo: str, ref: str, path: str, depth: int | None = Query(None, ge=0), who: Principal = Depends(principal)
+    ) -> dict[str, Any]:
+        """Which datum, and which input files, wrote ``repo@ref:path`` — upstream through every pipeline."""
+        who.require(repo, "reader")
+        return svc.lineage(repo, ref, path, depth=depth).to_dict()
 
     return api
 
 
-def _store_output(pipelines: Pipelines, job: str, datum: str, folder: Path) -> dict[str, Any]:
-    pfs = folder / "pfs"
+# -- helpers ---------------------------------------------------------------------------
+
+
+def _authorized_spec(raw: dict[str, Any] | str, who: Principal) -> PipelineSpec:
+    """The parsed spec, once the caller may write its output repo and read its inputs."""
+    spec = parse_spec(raw)
+    who.require(spec.name, "writer")
+    for leaf in spec.input.leaves():
+        if isinstance(leaf, PfsInput):
+            who.require(leaf.repo, "reader")
+    return spec
+
+
+def _store_output(
+    svc: Pipelines, job: JobInfo, datum_id: str, body: Path, pfs: Path, tries: int | None
+) -> DatumInfo:
+    log = _unpack_output(body, pfs)
+    info = svc.upload_datum(job.id, datum_id, str(pfs), log=log)
+    if tries is not None and tries != info.tries:
+        svc.jobs.record_datum(job.id, info.id, tries=tries)
+        info = svc.inspect_datum(job.id, info.id)
+    return info
+
+
+def _unpack_output(body: Path, pfs: Path) -> str | None:
+    """Extract the ``out/…`` members of a tar under ``pfs``; returns the ``log`` member's text, if any."""
     (pfs / "out").mkdir(parents=True)
+    log: str | None = None
     try:
-        with tarfile.open(folder / "body.tar") as tar:
-            for member in tar.getmembers():
-                if not (member.isfile() or member.isdir()) or not (member.name + "/").startswith("out/"):
-                    raise InvalidArgument(f"datum output tar: {member.name!r} is not a file or folder under out/")
-            tar.extractall(pfs, filter="data")
+        with tarfile.open(body, mode="r:*") as tar:
+            keep = []
+            for member in tar:
+                name = posixpath.normpath(member.name).lstrip("/")
+                if name == LOG_MEMBER and member.isfile():
+                    handle = tar.extractfile(member)
+                    log = handle.read().decode("utf-8", "replace") if handle else None
+                elif name == "out" and member.isdir():
+                    continue
+                elif not name.startswith(OUT_PREFIX) or ".." in name.split("/"):
+                    raise InvalidArgument(f"tar member {member.name!r} is outside out/ (only out/… and log)")
+                elif not (member.isfile() or member.isdir()):
+                    raise InvalidArgument(f"tar member {member.name!r} is not a regular file or folder")
+                else:
+                    keep.append(member)
+            tar.extractall(pfs, members=keep, filter="data")
     except tarfile.TarError as exc:
-        raise InvalidArgument(f"datum output is not a readable tar: {exc}") from exc
-    return pipelines.upload_datum(job, datum, str(pfs)).to_dict()
+        raise InvalidArgument(f"the body is not a valid tar stream: {exc}") from exc
+    return log
+
+
+async def _poll_until(check: Callable[[], T | None], timeout: float | None, what: str) -> T:
+    budget = LONG_POLL_MAX if timeout is None else min(timeout, LONG_POLL_MAX)
+    deadline = time.monotonic() + budget
+    while True:
+        found = await run_in_threadpool(check)
+        if found is not None:
+            return found
+        if time.monotonic() >= deadline:
+            raise Timeout(f"{what} did not end within {budget:g}s")
+        await asyncio.sleep(_POLL)
+
+
+_TAR_BODY: dict[str, Any] = {
+    "requestBody": {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}
+}

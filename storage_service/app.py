@@ -287,11 +287,12 @@ def _principal_dependency(auth: Auth | None) -> Callable[..., Principal]:
 
 
 def _mount_pipelines(app: FastAPI, store: Store, principal: Callable[..., Principal]) -> None:
-    """Jobs and datums for executors outside the service (Airflow tasks, pods)."""
-    from .api_pipelines import build_router
+    """Pipelines, jobs, datums, lineage, worker steps; and the spout registry."""
+    from . import api_pipelines, api_spouts
     from .pipelines import Pipelines
 
-    app.include_router(build_router(Pipelines(store), principal), prefix=API_PREFIX)
+    app.include_router(api_pipelines.build_router(Pipelines(store), principal), prefix=API_PREFIX)
+    app.include_router(api_spouts.build_router(store, principal), prefix=API_PREFIX)
 
 
 def _mount_optional(app: FastAPI, store: Store, s3_domain: str | None, auth: Auth | None) -> None:

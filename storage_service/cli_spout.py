@@ -18,13 +18,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from . import spout_registry
 from .cli_base import DEFAULT_ADDRESS, Commands, Context, add_json, subcommands
 from .errors import DatumflowError, InvalidArgument
 from .model import Commit
 from .spout_config import RESETS, SpoutConfig
 from .spout_kafka import KafkaSpout
 from .spout_layout import Format, Layout
-from .spout_registry import claim, heartbeat, list_spouts, release, request_stop, stop_requested
 
 __all__ = ["add_verbs", "main", "register"]
 
@@ -82,7 +82,7 @@ def run_command(ctx: Context, args: argparse.Namespace) -> int:
     logging.getLogger("kafka").setLevel(logging.CRITICAL)  # its retries are noise; our errors say what failed
     config = config_of(args)
     stop = _stop_on_signals()
-    hooks = _RegistryHooks(_engine(ctx), args.name, config, stop) if args.name else None
+    hooks = _RegistryHooks(_registry(ctx), args.name, config, stop) if args.name else None
     spout = KafkaSpout(
         ctx.store, config,
         should_stop=hooks.should_stop if hooks else stop.is_set,
@@ -103,7 +103,7 @@ def run_command(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def list_command(ctx: Context, args: argparse.Namespace) -> int:
-    found = list_spouts(_engine(ctx))
+    found = _registry(ctx).list_spouts()
     if args.json:
         print(json.dumps([s.to_dict() for s in found]), file=ctx.stdout)
         return 0
@@ -118,7 +118,7 @@ def list_command(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def stop_command(ctx: Context, args: argparse.Namespace) -> int:
-    status = request_stop(_engine(ctx), args.name)
+    status = _registry(ctx).request_stop(args.name)
     if args.json:
         print(json.dumps(status.to_dict()), file=ctx.stdout)
     else:
@@ -132,38 +132,64 @@ def stop_command(ctx: Context, args: argparse.Namespace) -> int:
 class _RegistryHooks:
     """Heartbeats, the stop flag and the final status of a named spout."""
 
-    def __init__(self, engine: Engine, name: str, config: SpoutConfig, stop: threading.Event) -> None:
-        self.engine, self.name, self.stop = engine, name, stop
+    def __init__(self, registry: Any, name: str, config: SpoutConfig, stop: threading.Event) -> None:
+        self.registry, self.name, self.stop = registry, name, stop
         self._last_beat = 0.0
-        claim(engine, name, config)
+        registry.claim(name, config)
 
     def should_stop(self) -> bool:
-        return self.stop.is_set() or stop_requested(self.engine, self.name)
+        return self.stop.is_set() or bool(self.registry.stop_requested(self.name))
 
     def tick(self) -> None:
         if time.monotonic() - self._last_beat >= _BEAT_SECONDS:
-            heartbeat(self.engine, self.name)
+            self.registry.heartbeat(self.name)
             self._last_beat = time.monotonic()
 
     def committed(self, commit: Commit) -> None:
-        heartbeat(self.engine, self.name, commit=commit.id, messages=commit.metadata["kafka"]["messages"])
+        self.registry.heartbeat(self.name, commit=commit.id, messages=commit.metadata["kafka"]["messages"])
 
     def release(self, error: str | None) -> None:
-        release(self.engine, self.name, error=error)
+        self.registry.release(self.name, error=error)
 
 
 def _no_commit_hook(_commit: Commit) -> None:
     pass
 
 
-def _engine(ctx: Context) -> Engine:
+class _EngineRegistry:
+    """:mod:`.spout_registry` on an embedded store's database, with the methods of ``Client.spouts``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def list_spouts(self) -> list[spout_registry.SpoutStatus]:
+        return spout_registry.list_spouts(self.engine)
+
+    def request_stop(self, name: str) -> spout_registry.SpoutStatus:
+        return spout_registry.request_stop(self.engine, name)
+
+    def claim(self, name: str, config: SpoutConfig) -> spout_registry.SpoutStatus:
+        return spout_registry.claim(self.engine, name, config)
+
+    def heartbeat(self, name: str, *, commit: str | None = None, messages: int = 0) -> None:
+        spout_registry.heartbeat(self.engine, name, commit=commit, messages=messages)
+
+    def stop_requested(self, name: str) -> bool:
+        return spout_registry.stop_requested(self.engine, name)
+
+    def release(self, name: str, *, error: str | None = None) -> None:
+        spout_registry.release(self.engine, name, error=error)
+
+
+def _registry(ctx: Context) -> Any:
+    """The spout registry: the embedded store's database, or the service's spout routes."""
     engine = getattr(ctx.store, "engine", None)
-    if not isinstance(engine, Engine):
-        raise InvalidArgument(
-            "named spouts (`spout list|stop`, `run --name`) need the embedded store for now "
-            "(a file:// address); the service has no spout routes yet"
-        )
-    return engine
+    if isinstance(engine, Engine):
+        return _EngineRegistry(engine)
+    remote = getattr(ctx.store, "spouts", None)
+    if remote is None:
+        raise InvalidArgument(f"the store at {ctx.address} has no spout registry")
+    return remote
 
 
 def _stop_on_signals() -> threading.Event:

@@ -13,6 +13,8 @@ triggers need, over ``httpx.AsyncClient``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import json
 import os
 import tarfile
@@ -41,10 +43,21 @@ def _q(segment: str) -> str:
     return quote(str(segment), safe="")
 
 
+# Modules that define errors of their own: imported before an error is rebuilt by name.
+_ERROR_MODULES = ("jobs", "pipelines", "spout_offsets", "spout_registry", "spout_source")
+
+
+def _import_error_modules() -> None:
+    for name in _ERROR_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(f"{__package__}.{name}")
+
+
 def _raise_for(response: httpx.Response) -> None:
     """Turn an error answer into the exception the service raised."""
     if response.status_code < 400:
         return
+    _import_error_modules()
     try:
         body = json.loads(response.read())
         error = body["error"]
@@ -88,10 +101,17 @@ class Client:
 
     @property
     def pipelines(self) -> Any:
-        """Jobs and datums over HTTP (:class:`~.client_pipelines.RemotePipelines`)."""
+        """Pipelines, jobs, datums and lineage over HTTP (:class:`~.client_pipelines.RemotePipelines`)."""
         from .client_pipelines import RemotePipelines
 
         return RemotePipelines(self)
+
+    @property
+    def spouts(self) -> Any:
+        """The spout registry over HTTP (:class:`~.client_pipelines.RemoteSpouts`)."""
+        from .client_pipelines import RemoteSpouts
+
+        return RemoteSpouts(self)
 
     def __enter__(self) -> Client:
         return self
@@ -474,6 +494,13 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    @property
+    def pipelines(self) -> Any:
+        """``inspect_job``, ``wait_job``… (:class:`~.client_pipelines.AsyncRemotePipelines`)."""
+        from .client_pipelines import AsyncRemotePipelines
+
+        return AsyncRemotePipelines(self)
 
     async def __aenter__(self) -> AsyncClient:
         return self

@@ -186,22 +186,28 @@ def status_for(exc: DatumflowError) -> int:
     """The HTTP status of an error: the entry of its nearest listed ancestor."""
     for klass in type(exc).__mro__:
         if klass in HTTP_STATUS:
-            return HTTP_STATUS[klass]  # type: ignore[index]
+            return HTTP_STATUS[klass]
     return 500
 
 
 def error_from_name(name: str, message: str) -> DatumflowError:
     """Rebuild an error from the class name the service sent (client side)."""
-    klass = _BY_NAME.get(name, DatumflowError)
+    klass = _by_name().get(name, DatumflowError)
     return klass(message)
 
 
-_BY_NAME: dict[str, type[DatumflowError]] = {
-    klass.__name__: klass
-    for klass in [
-        DatumflowError, InvalidArgument, NotFound, RepoNotFound, BranchNotFound,
-        CommitNotFound, PathNotFound, ObjectNotFound, Forbidden, Unauthenticated,
-        Conflict, AlreadyExists, CommitFinished, CommitOpen, BranchInUse,
-        ConcurrentUpdate, CorruptObject, Timeout, ServiceUnavailable,
-    ]
-}
+def _by_name() -> dict[str, type[DatumflowError]]:
+    """Every subclass of :class:`DatumflowError` by name, found when asked.
+
+    Walking the class tree at lookup time means an error defined in any
+    module (``PipelineNotFound``, ``SpoutNotFound``…) is known as soon as
+    that module is imported, with no list to keep in step. The client
+    imports the modules that define errors (see ``client._ERROR_MODULES``).
+    """
+    found: dict[str, type[DatumflowError]] = {}
+    stack: list[type[DatumflowError]] = [DatumflowError]
+    while stack:
+        klass = stack.pop()
+        found.setdefault(klass.__name__, klass)
+        stack.extend(klass.__subclasses__())
+    return found

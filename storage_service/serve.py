@@ -1,7 +1,9 @@
 """``datumflow serve`` and ``datumflow auth``: run the HTTP service, administer its users.
 
 Service processes are stateless: several may share one PostgreSQL database
-(``--db``) and one object store (``--objects``). A store whose database has
+(``--db``) and one object store (``--objects``). Each also runs the pipeline
+jobs and cron ticks that are ready (jobs are claimed in the database, so
+replicas never run one twice); ``--no-pipelines`` turns that off. A store whose database has
 no users is served without tokens, and then only on a loopback address.
 
 Standalone: ``python -m datumflow.storage_service.serve [serve] --root DIR …``
@@ -103,11 +105,25 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(store, auth=None, s3_domain=args.s3_domain)
     else:
         app = create_app(store, auth=auth, s3_domain=args.s3_domain)
+    engine = _start_pipelines(store, args)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
+        if engine is not None:
+            engine.stop_background()  # waits for the job in progress, if any
         store.close()
     return 0
+
+
+def _start_pipelines(store: Any, args: argparse.Namespace) -> Any:
+    """Tick crons and run ready jobs in this process, unless ``--no-pipelines``."""
+    if getattr(args, "no_pipelines", False):
+        return None
+    from .pipelines import Pipelines
+
+    engine = Pipelines(store)
+    engine.start_background(interval=getattr(args, "pipelines_interval", 1.0))
+    return engine
 
 
 def _auth(args: argparse.Namespace) -> int:
@@ -183,6 +199,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--s3-domain", default=os.environ.get("DATUMFLOW_S3_DOMAIN"),
                    help="serve host-style S3 buckets under this domain (BUCKET.DOMAIN)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--no-pipelines", action="store_true",
+                   help="do not run pipeline jobs and cron ticks in this process (another one does)")
+    p.add_argument("--pipelines-interval", type=float, default=1.0, metavar="S",
+                   help="seconds between looks for ready jobs (default 1)")
     p.set_defaults(func=serve, run=_run_from_cli)
 
     a = subparsers.add_parser("auth", help="users, tokens and roles (works on the store's database)")
