@@ -8,6 +8,7 @@
 #   make lint       ruff + mypy
 #   make demo       run the storage service demo
 #   make bench      performance suite (adds .venv-bench with dvc)
+#   make kfp-components  recompile the Kubeflow component YAML in kfp_components/
 #   make clean      remove environments and caches
 
 SHELL := /bin/bash
@@ -26,7 +27,7 @@ BENCH_PACKAGES := dvc
 
 PYTEST_ARGS ?=
 
-.PHONY: setup services test test-fast lint demo bench clean
+.PHONY: setup services test test-fast lint demo bench clean kfp-components
 
 setup: $(VENV)/.stamp $(VENV_KFP)/.stamp services
 
@@ -60,6 +61,9 @@ demo: $(VENV)/.stamp
 
 bench: setup $(VENV_BENCH)/.stamp
 	PATH="$(CURDIR)/$(VENV_BENCH)/bin:$$PATH" $(VENV)/bin/python -m benchmarks.run
+
+kfp-components: $(VENV_KFP)/.stamp
+	$(VENV_KFP)/bin/python -m datumflow.kfp_components.compile kfp_components
 
 clean:
 	rm -rf $(VENV) $(VENV_KFP) $(VENV_BENCH) build dist *.egg-info \
