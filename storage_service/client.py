@@ -44,7 +44,7 @@ def _q(segment: str) -> str:
 
 
 # Modules that define errors of their own: imported before an error is rebuilt by name.
-_ERROR_MODULES = ("jobs", "pipelines", "spout_offsets", "spout_registry", "spout_source")
+_ERROR_MODULES = ("jobs", "pipelines", "s3_errors", "spout_offsets", "spout_registry", "spout_source")
 
 
 def _import_error_modules() -> None:

@@ -193,7 +193,13 @@ def status_for(exc: DatumflowError) -> int:
 def error_from_name(name: str, message: str) -> DatumflowError:
     """Rebuild an error from the class name the service sent (client side)."""
     klass = _by_name().get(name, DatumflowError)
-    return klass(message)
+    for base in klass.__mro__:  # a class built from more than a message: its nearest ancestor that is not
+        if isinstance(base, type) and issubclass(base, DatumflowError):
+            try:
+                return base(message)
+            except TypeError:
+                continue
+    return DatumflowError(message)
 
 
 def _by_name() -> dict[str, type[DatumflowError]]:

@@ -328,3 +328,36 @@ def _tar(files: dict[str, bytes]) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
+
+
+def test_the_client_rebuilds_every_error_class_by_name() -> None:
+    """Every DatumflowError subclass in storage_service comes back as itself (or, if it needs more than a
+    message, as its nearest ancestor that does not), in a process that imported only the client: a new
+    module defining an error must be listed in ``client._ERROR_MODULES``."""
+    probe = """
+import importlib, json, pkgutil
+from datumflow.storage_service import client, errors
+client._import_error_modules()
+known = set(errors._by_name())
+def plain(klass):  # built from its message alone, as the service's error body allows
+    try:
+        klass("m")
+    except TypeError:
+        return False
+    return True
+ok = all(isinstance(errors.error_from_name(n, "m"), errors.DatumflowError) for n in known) and all(
+    type(errors.error_from_name(n, "m")) is k for n, k in errors._by_name().items() if plain(k))
+package = importlib.import_module("datumflow.storage_service")
+for info in pkgutil.iter_modules(package.__path__):
+    try:
+        importlib.import_module(f"datumflow.storage_service.{info.name}")
+    except Exception:  # an optional dependency is missing: its errors cannot reach this client either
+        pass
+print(json.dumps({"missing": sorted(set(errors._by_name()) - known), "ok": ok, "names": sorted(known)}))
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["ok"] and found["missing"] == []
+    for name in ("PipelineNotFound", "JobNotFound", "SpoutNotFound", "TopicNotFound", "CorruptOffsets"):
+        assert name in found["names"]
