@@ -2,19 +2,22 @@
 
 The step declares (or updates) a datumflow pipeline whose transform runs the
 user's function (:mod:`.datum_fn`), opens a job on the input branch's head
-and runs it in this process: the engine splits the input commit by the glob,
-skips every datum whose hash (input file hashes + transform, which includes
-the function's source) its datum cache already knows, runs the rest as
-subprocesses, and finishes the output commit with provenance on the input
+and drives it with the engine's worker steps: ``plan_job`` splits the input
+commit by the glob and marks skipped every datum whose hash (input file
+hashes + transform, which includes the function's source) the datum cache
+already knows; ``run_datum`` runs each remaining one here, in the KFP pod;
+``complete_job`` finishes the output commit with provenance on the input
 commit and the spec commit. Nothing about datums is decided here.
 
-The engine works on the store itself, not over HTTP (the service does not
-expose pipelines yet), so ``DATUMFLOW_ADDRESS`` must be a ``file://`` address
-of the store (a volume shared with the service) for this step.
+Over HTTP the engine is ``Client.pipelines``; with a ``file://`` address it
+is :class:`Pipelines` on the store itself. A service that runs its own
+pipelines loop may claim the job first: the step then waits for it.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +28,7 @@ from datumflow.storage_service.pipelines import Pipelines
 from datumflow.storage_service.spec import parse_spec
 from datumflow.storage_service.store import Store
 
-from .runtime import ADDRESS_ENV, connect_from_env
+from .runtime import connect_from_env
 
 __all__ = ["INPUT_NAME", "DatumStepResult", "pipeline_spec", "run_datum_step"]
 
@@ -67,24 +70,30 @@ def run_datum_step(
     if parsed.ref is None or is_commit_id(parsed.ref) or parsed.path:
         raise InvalidArgument(f"input {input_ref!r}: the datum step follows a branch, use REPO@BRANCH")
     store = connect_from_env()
-    if not isinstance(store, Store):
-        raise InvalidArgument(
-            f"the datum step needs {ADDRESS_ENV}=file:///path/to/store (the pipelines engine is not served "
-            "over HTTP yet); read/write/wait work over http(s)"
-        )
     head = store.resolve(parsed.repo, parsed.ref)
     if input_commit and input_commit != head:
         raise InvalidArgument(f"{parsed.repo}@{parsed.ref} moved: its head is {head}, not {input_commit}")
-    engine = Pipelines(store)
+    engine: Any = Pipelines(store) if isinstance(store, Store) else store.pipelines
     output = _open_job(engine, pipeline_spec(name, parsed.repo, parsed.ref, glob, function, image))
-    engine.process(pipeline=name)
-    job = engine.job_for_commit(output)
+    job = _drive(engine, engine.job_for_commit(output).id)
     if job.state is not JobState.SUCCESS:
         raise DatumflowError(f"job {job.id} of {name} {job.state.value}: {job.reason}")
     return DatumStepResult(output, job.inputs.get(INPUT_NAME) or "", job.id, job.total, job.processed, job.skipped)
 
 
-def _open_job(engine: Pipelines, spec: dict[str, Any]) -> str:
+def _drive(engine: Any, job_id: str) -> Any:
+    """Run the job's uncached datums in this process; if another worker claimed the job, wait for it."""
+    try:
+        pending = engine.plan_job(job_id)
+    except InvalidArgument:  # no longer "created": the service's own loop took it
+        return engine.wait_job(job_id, drive=False)
+    with tempfile.TemporaryDirectory(prefix="datumflow-kfp-") as scratch:
+        for datum in pending:
+            engine.run_datum(job_id, datum.id, os.path.join(scratch, datum.id[:16], "pfs"))
+    return engine.complete_job(job_id)
+
+
+def _open_job(engine: Any, spec: dict[str, Any]) -> str:
     """Declare the pipeline (a new spec opens a job); with an unchanged spec, open a job explicitly."""
     name = spec["pipeline"]["name"]
     try:

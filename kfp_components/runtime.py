@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import datumflow
 from datumflow.storage_service.errors import InvalidArgument, NotFound, Timeout
 from datumflow.storage_service.names import parse_ref
+
+import datumflow
 
 __all__ = ["MissingSecret", "connect_from_env", "kfp_metadata", "read", "wait", "write"]
 

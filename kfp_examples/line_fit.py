@@ -12,10 +12,9 @@ Secret ``datumflow`` (keys ``address`` and ``token``). Compile with
 
 import sys
 
+from datumflow.kfp_components import component_options, read_commit, write_commit
 from kfp import compiler, dsl, kubernetes
 from kfp.dsl import Dataset, Input, Model, Output
-
-from datumflow.kfp_components import component_options, read_commit, write_commit
 
 SECRET = "datumflow"
 SECRET_KEYS = {"address": "DATUMFLOW_ADDRESS", "token": "DATUMFLOW_TOKEN"}
@@ -42,9 +41,9 @@ def fit_line(data: Input[Dataset], model: Output[Model]) -> float:
     sxx = sum((x - mx) ** 2 for x in xs)
     if sxx == 0:
         raise ValueError("every x is the same: the slope is undefined")
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
     intercept = my - slope * mx
-    rmse = math.sqrt(sum((slope * x + intercept - y) ** 2 for x, y in zip(xs, ys)) / n)
+    rmse = math.sqrt(sum((slope * x + intercept - y) ** 2 for x, y in zip(xs, ys, strict=True)) / n)
     with open(model.path, "w") as fh:
         json.dump({"slope": slope, "intercept": intercept, "rmse": rmse, "points": n}, fh)
     model.metadata.update({"slope": slope, "intercept": intercept, "points": n, "data_commit": data.metadata.get("commit", "")})

@@ -24,7 +24,7 @@ import pytest
 # Before any component is built: nothing to pip-install, datumflow is already here.
 os.environ["DATUMFLOW_KFP_PACKAGE"] = ""
 
-from datumflow.storage_service.client import Client  # noqa: E402
+from datumflow.storage_service.client import Client
 
 STARTUP_TIMEOUT = 30.0
 
@@ -55,7 +55,8 @@ def _start(root: Path) -> Service:
     log = root.parent / "service.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            _serve("serve", "--root", str(root), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
+            _serve("serve", "--root", str(root), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
+                   "--no-pipelines"),  # datums run in the KFP task, as in a cluster
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "DATUMFLOW_FSYNC": "0"},
         )
     url = f"http://127.0.0.1:{port}"
@@ -97,6 +98,8 @@ def secret_env(service: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
     """What ``use_secret_as_env(task, 'datumflow', ...)`` does in a pod: the variables are set."""
     monkeypatch.setenv("DATUMFLOW_ADDRESS", service.url)
     monkeypatch.setenv("DATUMFLOW_TOKEN", service.token)
+    # A datum's transform runs ``python3``: this environment's interpreter.
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     return service
 
 
@@ -108,7 +111,7 @@ def no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def store_env(service: Service, monkeypatch: pytest.MonkeyPatch) -> Service:
-    """The datum step reaches the same store directly (a shared volume in a cluster)."""
+    """A ``file://`` address of the service's own store (a shared volume in a cluster)."""
     monkeypatch.setenv("DATUMFLOW_ADDRESS", f"file://{service.root}")
     monkeypatch.delenv("DATUMFLOW_TOKEN", raising=False)
     # The datum's transform runs ``python3``: this environment's interpreter.

@@ -6,9 +6,8 @@ import time
 from pathlib import Path
 
 import pytest
-from kfp import dsl
-
 from datumflow.kfp_components import component_options, read_commit, wait_for_commit, write_commit
+from kfp import dsl
 
 
 @dsl.component(**component_options(needs_datumflow=False))

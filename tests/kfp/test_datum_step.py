@@ -1,4 +1,4 @@
-"""The datum step under kfp.local: the pipelines engine's datum cache decides what runs.
+"""The datum step under kfp.local against the live service: the datum cache decides what runs.
 
 kfp.local has no execution cache (``kfp/local`` has no caching code), so a
 second run of the same task really runs: what it skips comes from
@@ -6,7 +6,6 @@ datumflow's datum cache, visible in the job's counters.
 """
 
 import pytest
-
 from datumflow.kfp_components import datum_step
 
 # One datum per top-level CSV: count its data rows.
@@ -27,7 +26,7 @@ def _seed(client, repo: str) -> str:  # type: ignore[no-untyped-def]
     return str(client.put_files(repo, "master", [("a.csv", b"x,y\n1,2\n2,3\n"), ("b.csv", b"x,y\n5,5\n")]).id)
 
 
-def test_datum_step_writes_an_output_commit_with_provenance(store_env, client, repo_name):  # type: ignore[no-untyped-def]
+def test_datum_step_writes_an_output_commit_with_provenance(secret_env, client, repo_name):  # type: ignore[no-untyped-def]
     head = _seed(client, repo_name)
     name = f"{repo_name}-counts"
     task = datum_step(name=name, input_ref=f"{repo_name}@master", function=COUNT_ROWS, input_commit=head)
@@ -44,7 +43,7 @@ def test_datum_step_writes_an_output_commit_with_provenance(store_env, client, r
     assert client.get_file(name, commit.id, "b.csv.count") == b"1"
 
 
-def test_a_second_run_reuses_the_datum_cache_not_kfp_cache(store_env, client, repo_name):  # type: ignore[no-untyped-def]
+def test_a_second_run_reuses_the_datum_cache_not_kfp_cache(secret_env, client, repo_name):  # type: ignore[no-untyped-def]
     _seed(client, repo_name)
     name = f"{repo_name}-counts"
     first = datum_step(name=name, input_ref=f"{repo_name}@master", function=COUNT_ROWS).outputs
@@ -65,7 +64,7 @@ def test_a_second_run_reuses_the_datum_cache_not_kfp_cache(store_env, client, re
     assert client.get_file(name, fourth["commit"], "a.csv.count") == b"3"
 
 
-def test_a_module_path_function(store_env, client, repo_name):  # type: ignore[no-untyped-def]
+def test_a_module_path_function(secret_env, client, repo_name):  # type: ignore[no-untyped-def]
     client.create_repo(repo_name)
     client.put_files(repo_name, "master", [("words/one.txt", b"hello"), ("words/two.txt", b"world")])
     task = datum_step(name=f"{repo_name}-copy", input_ref=f"{repo_name}@master", glob="/words/*",
@@ -80,7 +79,7 @@ def _log(capfd) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow  # the engine tries a failing datum three times
-def test_a_failing_function_fails_the_step_and_leaves_no_finished_output(store_env, client, repo_name, capfd):  # type: ignore[no-untyped-def]
+def test_a_failing_function_fails_the_step_and_leaves_no_finished_output(secret_env, client, repo_name, capfd):  # type: ignore[no-untyped-def]
     _seed(client, repo_name)
     name = f"{repo_name}-bad"
     with pytest.raises(RuntimeError):
@@ -89,7 +88,7 @@ def test_a_failing_function_fails_the_step_and_leaves_no_finished_output(store_e
     assert [c for c in client.list_commits(name, "master") if c.error is None] == []
 
 
-def test_a_moved_branch_is_refused(store_env, client, repo_name, capfd):  # type: ignore[no-untyped-def]
+def test_a_moved_branch_is_refused(secret_env, client, repo_name, capfd):  # type: ignore[no-untyped-def]
     old = _seed(client, repo_name)
     client.put_files(repo_name, "master", [("d.csv", b"x,y\n")])
     with pytest.raises(RuntimeError):
@@ -97,9 +96,14 @@ def test_a_moved_branch_is_refused(store_env, client, repo_name, capfd):  # type
     assert "moved: its head is" in _log(capfd)
 
 
-def test_the_datum_step_over_http_says_what_it_needs(secret_env, client, repo_name, capfd):  # type: ignore[no-untyped-def]
+def test_the_datum_step_on_the_store_itself_shares_the_datum_cache(store_env, client, repo_name, monkeypatch):  # type: ignore[no-untyped-def]
+    """A file:// address runs the engine on the store; the cache is the one the service uses."""
     _seed(client, repo_name)
-    with pytest.raises(RuntimeError):
-        datum_step(name=f"{repo_name}-x", input_ref=f"{repo_name}@master", function=COUNT_ROWS)
-    assert "the datum step needs DATUMFLOW_ADDRESS=file://" in _log(capfd)
-    assert f"{repo_name}-x" not in [r.name for r in client.list_repos()]
+    name = f"{repo_name}-counts"
+    first = datum_step(name=name, input_ref=f"{repo_name}@master", function=COUNT_ROWS).outputs
+    assert (first["processed"], first["skipped"]) == (2, 0)
+    assert client.get_file(name, first["commit"], "b.csv.count") == b"1"  # the service sees it
+    monkeypatch.setenv("DATUMFLOW_ADDRESS", store_env.url)
+    monkeypatch.setenv("DATUMFLOW_TOKEN", store_env.token)
+    again = datum_step(name=name, input_ref=f"{repo_name}@master", function=COUNT_ROWS).outputs
+    assert (again["processed"], again["skipped"]) == (0, 2)  # over HTTP, from the same cache

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from datumflow.kfp_components.compile import compile_all
 
 from datumflow import kfp_components
-from datumflow.kfp_components.compile import compile_all
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / "kfp_examples"))
