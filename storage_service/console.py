@@ -250,7 +250,8 @@ class _Views:
             if i == 50:
                 rows.append(("…", "more changes not shown", ""))
                 break
-            size = (d.new or d.old).size if (d.new or d.old) else 0
+            changed = d.new or d.old
+            size = changed.size if changed else 0
             rows.append((d.change, d.path, human_size(size)))
         return str(table(["change", "path", "size"], rows, "changes"))
 

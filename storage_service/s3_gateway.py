@@ -290,7 +290,7 @@ class _Gateway:
     def _list_uploads(self, b: Bucket) -> Response:
         rows = [
             element("Upload", *leaves(Key=u.key, UploadId=u.id, Initiated=iso_date(u.created)))
-            for u in self.multipart.list(b.repo, b.branch)
+            for u in self.multipart.list_uploads(b.repo, b.branch)
         ]
         head = leaves(Bucket=b.name, IsTruncated="false")
         return xml_response(element("ListMultipartUploadsResult", *head, *rows))

@@ -78,17 +78,17 @@ class Part:
 class _Md5Reader:
     """Reads a stream through, keeping its MD5 (a part's ETag)."""
 
-    def __init__(self, inner: BinaryIO) -> None:
+    def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.md5 = hashlib.md5(usedforsecurity=False)
 
     def read(self, n: int = -1) -> bytes:
-        data = self.inner.read(n)
+        data: bytes = self.inner.read(n)
         self.md5.update(data)
         return data
 
     def readinto(self, buffer: Any) -> int:
-        n = self.inner.readinto(buffer)
+        n: int = self.inner.readinto(buffer)
         self.md5.update(memoryview(buffer)[:n])
         return n
 
@@ -114,7 +114,7 @@ class Multipart:
             raise S3Error("NoSuchUpload", f"upload {upload_id} does not exist (aborted or completed?)", 404, key)
         return Upload(row.id, row.repo, row.branch, row.key, row.created)
 
-    def list(self, repo: str, branch: str) -> list[Upload]:
+    def list_uploads(self, repo: str, branch: str) -> list[Upload]:
         with self.store.engine.connect() as conn:
             rows = conn.execute(
                 select(uploads).where(uploads.c.repo == repo, uploads.c.branch == branch)
@@ -128,7 +128,7 @@ class Multipart:
             raise S3Error("InvalidArgument", f"part number must be 1..{MAX_PART_NUMBER}", 400)
         reader = _Md5Reader(body)
         with self.store.chunks.writer() as writer:
-            _, refs, size = writer.add_stream(reader)  # type: ignore[arg-type]
+            _, refs, size = writer.add_stream(reader)  # type: ignore[arg-type,unused-ignore]
         part = Part(number, size, reader.md5.hexdigest(), time.time())
         with self.store.engine.begin() as conn:
             conn.execute(delete(parts).where(parts.c.upload == upload.id, parts.c.number == number))
@@ -153,7 +153,7 @@ class Multipart:
         """Write the file from the listed parts; returns (commit, S3 multipart ETag)."""
         refs, etags = self._chosen_chunks(upload, wanted)
         body = io.BufferedReader(_ChunkReader(self.store.chunks.read_all(refs)), buffer_size=1024 * 1024)
-        commit = self.store.put_file(upload.repo, upload.branch, upload.key, body)  # type: ignore[arg-type]
+        commit = self.store.put_file(upload.repo, upload.branch, upload.key, body)
         self.abort(upload)  # the parts' rows go; their chunks are the file's now (or garbage for gc)
         digest = hashlib.md5(b"".join(bytes.fromhex(e) for e in etags), usedforsecurity=False).hexdigest()
         return commit, f"{digest}-{len(etags)}"
