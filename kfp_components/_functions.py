@@ -62,5 +62,5 @@ def datum_step(
     from datumflow.kfp_components.datum_step import run_datum_step
 
     result = run_datum_step(name, input_ref, function, glob=glob, input_commit=input_commit)
-    outputs = namedtuple("DatumOutputs", ["commit", "job", "input_commit", "processed", "skipped"])
-    return outputs(result.commit, result.job, result.input_commit, result.processed, result.skipped)
+    DatumOutputs = namedtuple("DatumOutputs", ["commit", "job", "input_commit", "processed", "skipped"])
+    return DatumOutputs(result.commit, result.job, result.input_commit, result.processed, result.skipped)

@@ -106,6 +106,6 @@ def _open_job(engine: Any, spec: dict[str, Any]) -> str:
         return engine.run_pipeline(name)
     else:
         info = engine.update_pipeline(spec)
-    head = engine.store.inspect_branch(name, info.output_branch).head
+    head: str | None = engine.store.inspect_branch(name, info.output_branch).head
     assert head is not None
-    return str(head)
+    return head

@@ -46,7 +46,8 @@ def fit_line(data: Input[Dataset], model: Output[Model]) -> float:
     rmse = math.sqrt(sum((slope * x + intercept - y) ** 2 for x, y in zip(xs, ys, strict=True)) / n)
     with open(model.path, "w") as fh:
         json.dump({"slope": slope, "intercept": intercept, "rmse": rmse, "points": n}, fh)
-    model.metadata.update({"slope": slope, "intercept": intercept, "points": n, "data_commit": data.metadata.get("commit", "")})
+    model.metadata.update({"slope": slope, "intercept": intercept, "points": n,
+                           "data_commit": data.metadata.get("commit", "")})
     return rmse
 
 

@@ -83,7 +83,8 @@ def test_a_failing_function_fails_the_step_and_leaves_no_finished_output(secret_
     _seed(client, repo_name)
     name = f"{repo_name}-bad"
     with pytest.raises(RuntimeError):
-        datum_step(name=name, input_ref=f"{repo_name}@master", function="def process(i, o):\n    raise ValueError('boom')\n")
+        datum_step(name=name, input_ref=f"{repo_name}@master",
+                   function="def process(i, o):\n    raise ValueError('boom')\n")
     assert "boom" in _log(capfd)
     assert [c for c in client.list_commits(name, "master") if c.error is None] == []
 
