@@ -142,7 +142,8 @@ class DatumPythonOperator(DatumflowBaseOperator):
             files = tuple(sorted(p for p in input_dir.rglob("*") if p.is_file()))
             started = time.time()
             try:
-                self.python_callable(Datum(info.id, input_dir, files, pfs / "out"), **self.op_kwargs)
+                kwargs = {k: v for k, v in self.op_kwargs.items() if k != "datum"}
+                self.python_callable(Datum(info.id, input_dir, files, pfs / "out"), **kwargs)
             except Exception as exc:
                 engine.jobs.record_datum(job_id, info.id, state="failed", error=f"{type(exc).__name__}: {exc}",
                                          tries=info.tries + 1, started=started, finished=time.time())
@@ -174,6 +175,8 @@ class DatumDecoratedOperator(DecoratedOperator, DatumPythonOperator):  # type: i
                  **kwargs: Any) -> None:
         if op_args:
             raise TypeError("@task.datum callables take the datum, then keyword arguments only")
+        # DecoratedOperator checks the call against the signature: the datum comes at run time.
+        op_kwargs = {**(op_kwargs or {}), "datum": None}
         upstream = {"python_callable": python_callable, "op_kwargs": op_kwargs}
         super().__init__(python_callable=python_callable, op_args=op_args, op_kwargs=op_kwargs,
                          kwargs_to_upstream=upstream, **kwargs)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-__all__ = ["AIRFLOW_KEY", "airflow_metadata", "commit_ref", "parse_asset_uri", "asset_uri"]
+__all__ = ["AIRFLOW_KEY", "airflow_metadata", "asset_uri", "commit_ref", "parse_asset_uri"]
 
 AIRFLOW_KEY = "airflow"
 
