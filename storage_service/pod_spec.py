@@ -53,6 +53,8 @@ _FETCH = """set -e
 for d in $DATUMFLOW_DATUMS; do
   datumflow worker fetch --job "$DATUMFLOW_JOB_ID" --datum "$d" --pfs "$DATUMFLOW_PFS/.datums/$d"
 done
+# The user's image may run as another user: it must be able to move inputs and write out/.
+chmod -R a+rwX "$DATUMFLOW_PFS"
 """
 
 # The user's image needs only a POSIX sh; "$@" is the transform's cmd.
