@@ -271,7 +271,7 @@ def _resources(spec: PipelineSpec, override: Mapping[str, Any] | None) -> dict[s
     for kind, res in (("requests", spec.resource_requests), ("limits", spec.resource_limits)):
         if res is not None and _quantities(res):
             out[kind] = _quantities(res)
-    gpu = (spec.resource_limits and spec.resource_limits.gpu) or (spec.resource_requests and spec.resource_requests.gpu)
+    gpu = next((r.gpu for r in (spec.resource_limits, spec.resource_requests) if r is not None and r.gpu), None)
     if gpu is not None and gpu.number:
         # Kubernetes takes extended resources in limits (requests, if given, must be equal).
         out.setdefault("limits", {})[gpu.type] = str(gpu.number)
