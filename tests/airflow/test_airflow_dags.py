@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import threading
 import time
 from pathlib import Path
 
@@ -19,6 +18,18 @@ def load_dag(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.dag
+
+
+def xcom(run, task_id: str, key: str = "return_value"):
+    """The XCom a task of ``run`` pushed, read from Airflow's metadata database."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key)
+        row = session.scalars(query).first()
+        assert row is not None, f"{task_id} pushed no {key!r}"
+        return XComModel.deserialize_value(row)
 
 
 def task_states(run) -> dict[str, str]:
@@ -63,24 +74,52 @@ def test_failed_run_aborts_its_open_commit(connections, dag_test_works, client, 
         client.resolve(repo_name, "master")  # the failed commit left no head behind
 
 
-def test_commit_sensor_defers_and_its_trigger_fires(connections, dag_test_works, client, repo_name):
+def test_commit_sensor_defers_and_its_trigger_fires(connections, dag_test_works, client, repo_name, monkeypatch):
+    import asyncio
+
+    from datumflow.plugin.triggers import CommitTrigger
+    from datumflow.sensors.commit import CommitSensor
+
+    # dag.test() runs the task and then its trigger in this process. The awaited commit is made
+    # only once the trigger runs, so the task must have deferred, and only the trigger can see it.
+    made: list[str] = []
+    events, resumed = [], []
+    run_trigger, complete = CommitTrigger.run, CommitSensor.execute_complete
+
+    async def run_and_commit(self):
+        started = asyncio.get_running_loop().time()
+        await asyncio.to_thread(lambda: made.append(client.put_file(repo_name, "master", "b.csv", b"2").id))
+        async for event in run_trigger(self):
+            events.append((event.payload, asyncio.get_running_loop().time() - started))
+            yield event
+
+    def recording_complete(self, context, event):
+        resumed.append(event)
+        return complete(self, context, event)
+
+    monkeypatch.setattr(CommitTrigger, "run", run_and_commit)
+    monkeypatch.setattr(CommitSensor, "execute_complete", recording_complete)
     client.create_repo(repo_name)
     before = client.put_file(repo_name, "master", "a.csv", b"1")
+    client.put_file(repo_name, "master", "a.txt", b"not matched by the sensor's glob")
     dag = load_dag("df_test_sensor")
-    made: list[str] = []
-
-    def commit_later():
-        time.sleep(3)  # long after the sensor's first check: it must have deferred
-        made.append(client.put_file(repo_name, "master", "b.csv", b"2").id)
-
-    thread = threading.Thread(target=commit_later)
-    thread.start()
     run = dag.test(run_conf={"repo": repo_name, "after": before.id})
-    thread.join()
     assert str(run.state) == "success", task_states(run)
-    [ti] = run.get_task_instances()
-    assert ti.next_method == "execute_complete"  # it resumed from the trigger's event
-    from airflow.models import XCom
+    # Airflow clears next_method once the resumed task succeeds; the trigger's event is the proof.
+    [(payload, _)] = events
+    assert payload["status"] == "success"
+    assert payload["commit"]["commit"] == made[0]  # not the a.txt commit: the glob filtered it out
+    assert len(resumed) == 1 and resumed[0]["commit"]["commit"] == made[0]
+    assert xcom(run, "wait")["commit"]["commit"] == made[0]
 
-    value = XCom.get_many(run_id=run.run_id, dag_ids=dag.dag_id, task_ids="wait").first().value
-    assert made[0] in json.dumps(value)
+
+def test_commit_sensor_pokes_when_not_deferrable(connections, client, repo_name):
+    """The same sensor in poke mode finds a commit that is already there (no Airflow run needed)."""
+    from datumflow.sensors.commit import CommitSensor
+
+    client.create_repo(repo_name)
+    before = client.put_file(repo_name, "master", "a.csv", b"1")
+    after = client.put_file(repo_name, "master", "b.csv", b"2")
+    sensor = CommitSensor(task_id="poke", repo=repo_name, after=before.id, path_glob="/*.csv", deferrable=False)
+    assert sensor.poke({}) is True
+    assert sensor._event["commit"]["commit"] == after.id
