@@ -42,8 +42,11 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     svc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
+    # Module scope, not session: playwright's sync API keeps an asyncio loop marked as
+    # running in this thread while it is open, and later tests calling asyncio.run()
+    # (the async client, triggers) would fail.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
