@@ -296,25 +296,17 @@ def _mount_pipelines(app: FastAPI, store: Store, principal: Callable[..., Princi
 
 
 def _mount_optional(app: FastAPI, store: Store, s3_domain: str | None, auth: Auth | None) -> None:
-    """Include the S3 gateway and the web console when their modules are installed."""
-    try:
-        from . import s3_gateway  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        s3_gateway = None
-    if s3_gateway is not None:
-        app.include_router(s3_gateway.build_router(lambda: store, auth=auth), prefix="/s3")
-        if s3_domain:
-            app.add_middleware(_HostStyleBuckets, domain=s3_domain)
-    try:
-        from . import console  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        console = None
-    if console is not None:
-        app.include_router(console.build_router(lambda: store, auth=auth), prefix="/console")
+    """Include the S3 gateway (``/s3``) and the web console (``/console``, where ``/`` leads)."""
+    from . import console, s3_gateway
 
-        @app.get("/", include_in_schema=False)
-        def root() -> RedirectResponse:
-            return RedirectResponse("/console/")
+    app.include_router(s3_gateway.build_router(lambda: store, auth=auth), prefix="/s3")
+    if s3_domain:
+        app.add_middleware(_HostStyleBuckets, domain=s3_domain)
+    app.include_router(console.build_router(lambda: store, auth=auth), prefix="/console")
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/console/")
 
 
 class _HostStyleBuckets:
