@@ -11,7 +11,7 @@ import io
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Union
 
 from sqlalchemy import select, update
@@ -72,8 +72,8 @@ class FileOps(StoreBase):
             items = [_checked_item(normalize_path(dest, allow_root=True), src) for dest, src in items]
         else:  # a stream of items (e.g. the members of a tar upload): consumed one by one
             items = ((normalize_path(dest, allow_root=True), src) for dest, src in items)
-        commit_id, auto = self._write_target(repo, target)
-        try:
+
+        def store_items(commit_id: str) -> dict[str, Any]:
             edits: dict[str, Any] = {}
             with self.chunks.writer() as writer:
                 for dest, src in items:
@@ -81,30 +81,21 @@ class FileOps(StoreBase):
                         if append:
                             entry = self._appended(writer, repo, commit_id, path, entry)
                         edits[path] = entry
-            commit = self._apply_edits(repo, commit_id, edits)
-        except BaseException as exc:
-            if auto:
-                self.finish_commit(repo, commit_id, error=f"write failed: {exc}")
-            raise
-        if auto:
-            commit = self.finish_commit(repo, commit_id, description=description or None)
-        return commit
+            return edits
+
+        return self.write_entries(repo, target, store_items, verb="write", description=description)
 
     def delete_file(self, repo: str, target: str, path: str) -> Commit:
         """Delete a file, or a folder with everything under it."""
         path = normalize_path(path, allow_root=True)
-        commit_id, auto = self._write_target(repo, target)
-        try:
-            root = self._root_of(commit_id)
-            doomed = {p: None for p in self._paths_under(root, path)}
-            if not doomed:
+
+        def doomed(commit_id: str) -> dict[str, Any]:
+            found = {p: None for p in self._paths_under(self._root_of(commit_id), path)}
+            if not found:
                 raise PathNotFound(f"{repo}@{target}: no file or folder {path!r}")
-            commit = self._apply_edits(repo, commit_id, doomed)
-        except BaseException as exc:
-            if auto:
-                self.finish_commit(repo, commit_id, error=f"delete failed: {exc}")
-            raise
-        return self.finish_commit(repo, commit_id) if auto else commit
+            return found
+
+        return self.write_entries(repo, target, doomed, verb="delete")
 
     def copy_file(
         self, src_repo: str, src_ref: str, src_path: str, dst_repo: str, dst_target: str, dst_path: str
@@ -119,14 +110,26 @@ class FileOps(StoreBase):
             edits["/".join(p for p in (dst_path, rest) if p)] = entry
         if not edits:
             raise PathNotFound(f"{src_repo}@{src_ref}: no file or folder {src_path!r}")
-        commit_id, auto = self._write_target(dst_repo, dst_target)
+        return self.write_entries(dst_repo, dst_target, lambda _: edits, verb="copy")
+
+    def write_entries(
+        self, repo: str, target: str, edits_for: Callable[[str], dict[str, Any]], *,
+        verb: str = "write", description: str = "",
+    ) -> Commit:
+        """Apply ``edits_for(commit_id)`` (``{path: entry or None}``) to ``target``.
+
+        ``target`` is a branch (one new commit, finished here) or an open commit
+        id. If anything fails, a commit opened here is failed with the error, so
+        no partial change is ever visible.
+        """
+        commit_id, auto = self._write_target(repo, target)
         try:
-            commit = self._apply_edits(dst_repo, commit_id, edits)
+            commit = self._apply_edits(repo, commit_id, edits_for(commit_id))
         except BaseException as exc:
             if auto:
-                self.finish_commit(dst_repo, commit_id, error=f"copy failed: {exc}")
+                self.finish_commit(repo, commit_id, error=f"{verb} failed: {exc}")
             raise
-        return self.finish_commit(dst_repo, commit_id) if auto else commit
+        return self.finish_commit(repo, commit_id, description=description or None) if auto else commit
 
     def _write_target(self, repo: str, target: str) -> tuple[str, bool]:
         """(open commit id, whether we opened it ourselves)."""

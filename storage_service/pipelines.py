@@ -43,10 +43,13 @@ from .spec import CronInput, PfsInput, PipelineSpec, parse_spec
 from .store import Store
 from .worker import DatumOutcome
 
-__all__ = ["PipelineInfo", "PipelineNotFound", "Pipelines", "run_pending"]
+__all__ = ["EXTERNAL_WORKER", "PipelineInfo", "PipelineNotFound", "Pipelines", "run_pending"]
 
 SPEC_BRANCH = "spec"
 SPEC_FILE = "spec.json"
+# A transform env variable: its jobs are driven from outside (plan_job … complete_job, e.g. by an
+# Airflow task running a Python callable per datum); the job loop never runs them.
+EXTERNAL_WORKER = "DATUMFLOW_EXTERNAL_WORKER"
 _POLL = 0.05
 
 
@@ -278,6 +281,17 @@ class Pipelines:
         )
         return self.jobs.datum(info.job, info.id)
 
+    def fail_datum(
+        self, job_id: str, datum_id: str, error: str, *, log: str | None = None, tries: int = 1
+    ) -> DatumInfo:
+        """Record that a datum failed (``complete_job`` then fails the job); as the service's ``…/failure``."""
+        info = self.inspect_datum(job_id, datum_id)
+        self.jobs.record_datum(
+            info.job, info.id, state=DatumState.FAILED, outputs=None, error=error,
+            log=log if log is not None else info.log, tries=tries, finished=time.time(),
+        )
+        return self.jobs.datum(info.job, info.id)
+
     def run_datum(self, job_id: str, datum_id: str, pfs: str) -> DatumInfo:
         """Fetch, run and upload one datum of a job (with its tries and timeout), and record it."""
         info = self.inspect_datum(job_id, datum_id)
@@ -483,6 +497,8 @@ class Pipelines:
         """The oldest created job whose upstream commits have all finished."""
         self._discover(pipeline)
         for job in reversed(self.jobs.list_jobs(pipeline, states=[JobState.CREATED])):
+            if EXTERNAL_WORKER in self._job_spec(job).transform.env:  # planned and completed from outside
+                continue
             out = self.store.inspect_commit(job.pipeline, job.output_commit)
             states = [self.store.inspect_commit(self._repo_of(c), c).state for c in out.provenance]
             if all(s is not CommitState.OPEN for s in states):
@@ -583,7 +599,7 @@ class Pipelines:
         edits: dict[str, Any] = {p: e for p, e in union.items() if current.get(p) != e}
         edits.update({p: None for p in current if p not in union})
         if edits:
-            self.store._apply_edits(job.pipeline, job.output_commit, edits)
+            self.store.write_entries(job.pipeline, job.output_commit, lambda _: edits, verb="job output")
 
     def _failure_reason(self, job: JobInfo, failed: list[str]) -> str:
         first = self.jobs.datum(job.id, failed[0])

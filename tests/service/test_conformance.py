@@ -45,7 +45,9 @@ def repo(store: Any) -> str:
 
 
 def test_client_mirrors_every_public_store_method() -> None:
-    skip = {"glob_root"}  # takes an index root hash: internal to the store
+    # glob_root takes an index root hash and write_entries raw index entries: both are for
+    # code running inside the store process (pipelines, the S3 gateway), never for a client.
+    skip = {"glob_root", "write_entries"}
     for name, method in inspect.getmembers(Store, inspect.isfunction):
         if name.startswith("_") or name in skip:
             continue
