@@ -3,7 +3,8 @@
 ``schedule`` is the asset ``datumflow://raw@master`` watched by a
 ``CommitEventTrigger``; the run reads the triggering commit from the asset
 event (``triggering_commits``) and falls back to the branch head when run by
-hand. The ``@task.datum`` task runs once per new file; a cleared task (or a
+hand. The ``@task.datum`` task (over the service's HTTP API, connection
+``datumflow_default``) runs once per new file; a cleared task (or a
 rerun on the same commit) reuses every cached datum and returns the same
 output commit.
 """
@@ -33,10 +34,11 @@ with DAG("datumflow_datums", start_date=dt.datetime(2026, 1, 1), schedule=[raw],
         found = triggering_commits(context)
         return found[-1]["commit"] if found else None
 
-    @datum_task(task_id="word_count", input_repo=REPO, output_repo=f"{REPO}-counts",
-                datumflow_conn_id="datumflow_local")
+    @datum_task(task_id="word_count", input_repo=REPO, output_repo=f"{REPO}-counts")
     def word_count(datum):
         for path in datum.files:
+            if path.name.startswith("bad"):
+                raise ValueError(f"{path.name} is not text we can count")
             (datum.out / (path.name + ".count")).write_text(str(len(path.read_text().split())))
 
     which_commit() >> word_count.override(input_commit="{{ ti.xcom_pull('which_commit') or '' }}")()

@@ -18,11 +18,12 @@ from __future__ import annotations
 import hashlib
 import inspect
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from datumflow.storage_service.pipelines import EXTERNAL_WORKER
 
 from .base import DatumflowBaseOperator, with_conn_id
 from .pipeline import pipelines_for
@@ -75,36 +76,41 @@ class DatumPythonOperator(DatumflowBaseOperator):
             "description": f"Airflow task {self.dag_id}.{self.task_id}",
             "input": {"pfs": {"repo": self.input_repo, "branch": self.input_branch, "glob": self.glob}},
             "transform": {"image": "airflow", "cmd": ["airflow-datum", f"{fn.__module__}:{fn.__qualname__}"],
-                          "env": {"DATUMFLOW_CODE_HASH": code_hash(fn)}},
+                          "env": {"DATUMFLOW_CODE_HASH": code_hash(fn), EXTERNAL_WORKER: "airflow"}},
         }
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from datumflow.storage_service.errors import DatumflowError
+
         engine = pipelines_for(self, context)
-        info = engine.create_pipeline(self.spec(), update=True) if self._changed(engine) else \
-            engine.inspect_pipeline(self.output_repo)
-        input_id = self._input_commit(engine)
-        self.lineage_inputs.append({"repo": self.input_repo, "branch": self.input_branch, "commit": input_id})
-        job = self._job(engine, info, input_id)
+        try:
+            info = engine.create_pipeline(self.spec(), update=True) if self._changed(engine) else \
+                engine.inspect_pipeline(self.output_repo)
+            input_id = self._input_commit(engine)
+            self.lineage_inputs.append({"repo": self.input_repo, "branch": self.input_branch, "commit": input_id})
+            job = self._job(engine, info, input_id, context)
+        except DatumflowError as exc:
+            raise self.fail(f"{type(exc).__name__}: {exc}") from exc
         if job.state.value == "success":  # the same input and code ran before: reuse its output commit
             return self._result(context, engine, job, reused=True)
         pending = engine.plan_job(job.id) if job.state.value == "created" else [
             d for d in engine.list_datums(job.id) if d.state.value in ("pending", "failed")
         ]
-        for datum in pending:
-            self._run(engine, job.id, datum)
-        job = engine.complete_job(job.id)
-        if job.state.value != "success":
-            raise self.fail(f"datums failed; output commit {self.output_repo}@{job.output_commit} failed: "
-                            f"{job.reason}")
+        failures = [f for f in (self._run(engine, job.id, d) for d in pending) if f]
+        job = engine.complete_job(job.id)  # with a failed datum: fails the job and its output commit
+        if failures or job.state.value != "success":
+            named = "; ".join(failures) or str(job.reason)
+            raise self.fail(f"{len(failures)} of {len(pending)} datum(s) failed: {named} — output commit "
+                            f"{self.output_repo}@{job.output_commit} was failed, nothing partial is visible")
         return self._result(context, engine, job, reused=False)
 
     def _changed(self, engine: Any) -> bool:
-        from datumflow.storage_service.pipelines import PipelineNotFound
+        from datumflow.storage_service.errors import NotFound
         from datumflow.storage_service.spec import parse_spec
 
         try:
-            return engine.inspect_pipeline(self.output_repo).spec != parse_spec(self.spec()).to_dict()
-        except PipelineNotFound:
+            return bool(engine.inspect_pipeline(self.output_repo).spec != parse_spec(self.spec()).to_dict())
+        except NotFound:
             return True
 
     def _input_commit(self, engine: Any) -> str:
@@ -113,7 +119,7 @@ class DatumPythonOperator(DatumflowBaseOperator):
         ref = commit_id_of(self.input_commit) if self.input_commit else self.input_branch
         return str(engine.store.resolve(self.input_repo, ref))
 
-    def _job(self, engine: Any, info: Any, input_id: str) -> Any:
+    def _job(self, engine: Any, info: Any, input_id: str, context: Any) -> Any:
         """The job of this input commit and spec: a finished one to reuse, an open one, or a new one."""
         from datumflow.storage_service.model import Origin
 
@@ -129,27 +135,30 @@ class DatumPythonOperator(DatumflowBaseOperator):
         if head != input_id:
             raise self.fail(f"input commit {self.input_repo}@{input_id} has no job and is no longer the head "
                             f"of {self.input_repo}@{self.input_branch} ({head}); run the task on the head")
-        engine.store.start_commit(info.name, info.output_branch, origin=Origin.AUTO,
-                                  metadata={"reprocess": self.reprocess}, description=f"run by {self.task_id}")
-        return self._job(engine, info, input_id) if not self.reprocess else next(
-            j for j in engine.list_jobs(info.name) if j.state.value == "created" and j.reprocess)
+        opened = engine.store.start_commit(info.name, info.output_branch, origin=Origin.AUTO,
+                                           metadata=self.metadata(context, {"reprocess": self.reprocess}),
+                                           description=f"run by {self.task_id}")
+        return engine.job_for_commit(opened.id)
 
-    def _run(self, engine: Any, job_id: str, info: Any) -> None:
+    def _run(self, engine: Any, job_id: str, info: Any) -> str | None:
+        """Run the callable on one datum and upload its output; on an error record it, return what failed."""
         with tempfile.TemporaryDirectory(prefix="datumflow-datum-") as tmp:
             pfs = Path(tmp)
             engine.fetch_datum(job_id, info.id, str(pfs))
             input_dir = pfs / self.input_repo
             files = tuple(sorted(p for p in input_dir.rglob("*") if p.is_file()))
-            started = time.time()
             try:
                 kwargs = {k: v for k, v in self.op_kwargs.items() if k != "datum"}
                 self.python_callable(Datum(info.id, input_dir, files, pfs / "out"), **kwargs)
             except Exception as exc:
-                engine.jobs.record_datum(job_id, info.id, state="failed", error=f"{type(exc).__name__}: {exc}",
-                                         tries=info.tries + 1, started=started, finished=time.time())
-                self.log.error("datum %s failed: %s", info.id[:12], exc)
-                return
+                cause = f"{type(exc).__name__}: {exc}"
+                names = ", ".join(str(f.relative_to(input_dir)) for f in files) or "no files"
+                engine.fail_datum(job_id, info.id, cause, log=f"Airflow task {self.task_id}: {cause}",
+                                  tries=info.tries + 1)
+                self.log.error("datum %s (%s) failed: %s", info.id[:12], names, cause)
+                return f"datum {info.id[:12]} ({names}): {cause}"
             engine.upload_datum(job_id, info.id, str(pfs), log=f"ran in Airflow task {self.task_id}")
+        return None
 
     def _result(self, context: Any, engine: Any, job: Any, *, reused: bool) -> dict[str, Any]:
         commit = engine.store.inspect_commit(job.pipeline, job.output_commit)

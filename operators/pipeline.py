@@ -15,10 +15,16 @@ __all__ = ["CreatePipelineOperator", "RunPipelineOperator", "pipelines_for"]
 
 
 def pipelines_for(operator: DatumflowBaseOperator, context: Any) -> Any:
-    """The pipelines engine over the hook's store, stamping the commits it makes with this task."""
+    """The hook's pipelines engine; over an embedded store, one stamping every commit it makes with this task.
+
+    Over HTTP the service makes the commits; the operators pass the task's metadata on the
+    commits they open themselves (a job's output commit).
+    """
+    engine = operator.hook.pipelines()
+    if not operator.hook.embedded:
+        return engine
     from datumflow.storage_service.pipelines import Pipelines
 
-    engine = operator.hook.pipelines()
     return Pipelines(StampedStore(engine.store, operator.metadata(context)))
 
 
@@ -50,8 +56,8 @@ class CreatePipelineOperator(DatumflowBaseOperator):
 class RunPipelineOperator(DatumflowBaseOperator):
     """Start a job of ``pipeline`` on its current inputs and wait for its output commit.
 
-    ``run_jobs``: run the pipeline's ready jobs on this worker first (an
-    embedded store has no background worker); otherwise the task defers
+    ``run_jobs``: over an embedded store, run the pipeline's ready jobs on this
+    worker first (it has no background worker); otherwise the task defers
     until whoever runs jobs has finished the output commit.
     """
 
@@ -70,10 +76,11 @@ class RunPipelineOperator(DatumflowBaseOperator):
         info = engine.inspect_pipeline(self.pipeline)
         # Pipelines.run_pipeline, plus the task's metadata on the output commit.
         commit = engine.store.start_commit(
-            info.name, info.output_branch, origin=Origin.AUTO, metadata={"reprocess": self.reprocess},
+            info.name, info.output_branch, origin=Origin.AUTO,
+            metadata=self.metadata(context, {"reprocess": self.reprocess}),
             description=f"run of pipeline {info.name} by {self.task_id}",
         )
-        if self.run_jobs:
+        if self.run_jobs and self.hook.embedded:  # a service runs its jobs itself
             engine.process(pipeline=info.name)
         commit = engine.store.inspect_commit(info.name, commit.id)
         if commit.is_finished or not self.wait:

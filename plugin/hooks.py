@@ -4,7 +4,8 @@ A ``datumflow`` connection names the service (schema ``http``/``https``, host,
 port, password = token) or an embedded store (schema ``file``, host = the
 store's folder, e.g. a shared volume). Every client call an operator or
 sensor makes goes through ``hook.get_conn()`` (a :class:`Client` or a
-:class:`Store`, same methods) or ``hook.pipelines()``.
+:class:`Store`, same methods) or ``hook.pipelines()`` (``client.pipelines`` over
+HTTP, an in-process ``Pipelines`` over an embedded store: same methods).
 """
 
 from __future__ import annotations
@@ -114,16 +115,13 @@ class DatumflowHook(BaseHook):
         return datumflow.connect(self.address, token=self.token)
 
     def pipelines(self) -> Any:
-        """The pipelines engine over this store (embedded stores only, for now)."""
-        if not self.embedded:
-            raise AirflowException(
-                f"datumflow connection {self.datumflow_conn_id!r} points at {self.address}: the service does "
-                "not expose pipelines over HTTP yet; use a connection with scheme 'file' on the store's folder"
-            )
+        """The pipelines engine: in-process over an embedded store, the service's (``client.pipelines``) over HTTP."""
         return self._pipelines
 
     @cached_property
     def _pipelines(self) -> Any:
+        if not self.embedded:
+            return self.get_conn().pipelines
         from datumflow.storage_service.pipelines import Pipelines
 
         return Pipelines(self.get_conn())

@@ -30,11 +30,13 @@ def test_missing_connection_names_the_conn_id(connections):
         DatumflowHook(datumflow_conn_id="no_such_conn").get_conn()
 
 
-def test_http_connection_refuses_pipelines_with_a_clear_error(connections):
-    from airflow.exceptions import AirflowException
+def test_http_connection_gives_the_services_pipelines(connections, client, repo_name):
+    from datumflow.storage_service.client_pipelines import RemotePipelines
 
-    with pytest.raises(AirflowException, match="scheme 'file'"):
-        DatumflowHook().pipelines()
+    client.create_repo(repo_name)
+    engine = DatumflowHook().pipelines()
+    assert isinstance(engine, RemotePipelines)
+    assert engine.store.inspect_branch(repo_name, "master").head is None  # the same service, over HTTP
 
 
 def test_unreachable_service_fails_test_connection(connections, monkeypatch):
