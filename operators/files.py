@@ -64,7 +64,10 @@ class PutFilesOperator(DatumflowBaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         if not self.files and not self.data:
             raise self.fail("nothing to put: give files={dest: path or URL} or data={dest: value}")
-        items = sources(self.files, self.data)
+        # Airflow renders the values of a templated dict, not its keys: the destinations are rendered here.
+        files = {self.render_template(k, context): v for k, v in self.files.items()}
+        data = {self.render_template(k, context): v for k, v in self.data.items()}
+        items = sources(files, data)
         client = self.hook.get_conn()
         return self.write(context, self.repo, self.branch, lambda cid: client.put_files(self.repo, cid, items),
                           commit=self.commit, description=self.description or f"put by {self.task_id}")

@@ -60,6 +60,7 @@ def test_ingest_example_commits_with_airflow_metadata(connections, dag_test_work
     assert stamp["try_number"] == 1 and stamp["hostname"]
     assert head.metadata["airflow_finish"]["task_id"] == "finish_commit"
     [found] = client.glob_files(repo_name, "master", "/orders/*.json")
+    assert found.path.strip("/") == f"orders/{run.logical_date:%Y-%m-%d}.json"  # the destination was rendered
     assert json.loads(client.get_file(repo_name, "master", found.path)) == [{"id": 1}]
 
 
@@ -123,3 +124,44 @@ def test_commit_sensor_pokes_when_not_deferrable(connections, client, repo_name)
     sensor = CommitSensor(task_id="poke", repo=repo_name, after=before.id, path_glob="/*.csv", deferrable=False)
     assert sensor.poke({}) is True
     assert sensor._event["commit"]["commit"] == after.id
+
+
+def test_pipeline_wait_example_defers_until_the_service_ran_the_job(connections, dag_test_works, client, repo_name):
+    run = load_dag("datumflow_pipeline_wait").test(run_conf={"repo": repo_name, "text": "make me loud"})
+    assert str(run.state) == "success", task_states(run)
+    done = xcom(run, "run_pipeline")
+    out = f"{repo_name}-upper"
+    assert done["repo"] == out and done["state"] == "finished"
+    [found] = client.glob_files(out, done["commit"], "/*.txt")
+    assert "{{" not in found.path
+    assert client.get_file(out, done["commit"], found.path) == b"MAKE ME LOUD"
+    job = client.pipelines.job_for_commit(done["commit"])
+    # The service's job loop ran it; deploying the pipeline already ran a job on the same input, so
+    # the datum may come from the cache: either way exactly one datum, and no failure.
+    assert job.state.value == "success" and job.total == 1 and job.processed + job.skipped == 1
+    assert client.inspect_commit(out, done["commit"]).metadata["airflow"]["task_id"] == "run_pipeline"
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_kafka_spout_example_commits_the_topic_and_counts_each_batch(connections, dag_test_works, client, repo_name,
+                                                                     kafka_broker, kafka_topic):
+    from kafka import KafkaProducer
+
+    topic = kafka_topic()
+    producer = KafkaProducer(bootstrap_servers=kafka_broker)
+    for i in range(5):
+        producer.send(topic, json.dumps({"order": i}).encode())
+    producer.flush()
+    producer.close()
+    run = load_dag("datumflow_kafka_spout").test(
+        run_conf={"bootstrap": kafka_broker, "topic": topic, "repo": repo_name})
+    assert str(run.state) == "success", task_states(run)
+    commits = xcom(run, "ingest")
+    assert commits and all(c["repo"] == repo_name for c in commits)
+    stamp = client.inspect_commit(repo_name, commits[-1]["commit"]).metadata["airflow"]
+    assert stamp["task_id"] == "ingest" and stamp["run_id"] == run.run_id
+    done = xcom(run, "count_records")
+    total = sum(int(client.get_file(f"{repo_name}-records", done["commit"], f.path))
+                for f in client.glob_files(f"{repo_name}-records", done["commit"], "/*.count"))
+    assert total == 5 and done["datums"]["processed"] == done["datums"]["total"] >= 1
