@@ -22,7 +22,6 @@ then ``POST /jobs/{job}/complete`` (or ``/fail`` to give up on the job).
 
 from __future__ import annotations
 
-import asyncio
 import posixpath
 import tarfile
 import tempfile
@@ -37,17 +36,16 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from .auth import Principal
-from .errors import InvalidArgument, Timeout
+from .errors import InvalidArgument
 from .jobs import DatumInfo, DatumState, JobInfo
+from .long_poll import LONG_POLL_MAX, long_poll
 from .pipelines import Pipelines
 from .spec import PfsInput, PipelineSpec, parse_spec
 
 __all__ = ["LOG_MEMBER", "LONG_POLL_MAX", "OUT_PREFIX", "build_router"]
 
-LONG_POLL_MAX = 20.0  # seconds one wait request may hold; clients repeat for longer waits
 OUT_PREFIX = "out/"
 LOG_MEMBER = "log"
-_POLL = 0.05
 _PIECE = 1024 * 1024
 T = TypeVar("T")
 
@@ -177,7 +175,7 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
             now = svc.inspect_job(found.id)
             return now if now.state.done else None
 
-        return (await _poll_until(ended, timeout, f"job {found.id}")).to_dict()
+        return (await long_poll(ended, timeout, f"job {found.id}")).to_dict()
 
     @api.post("/jobs/{job}/plan", tags=["worker"])
     def plan_job(found: JobInfo = job_of("writer")) -> list[dict[str, Any]]:
@@ -290,16 +288,6 @@ def _unpack_output(body: Path, pfs: Path) -> str | None:
     return log
 
 
-async def _poll_until(check: Callable[[], T | None], timeout: float | None, what: str) -> T:
-    budget = LONG_POLL_MAX if timeout is None else min(timeout, LONG_POLL_MAX)
-    deadline = time.monotonic() + budget
-    while True:
-        found = await run_in_threadpool(check)
-        if found is not None:
-            return found
-        if time.monotonic() >= deadline:
-            raise Timeout(f"{what} did not end within {budget:g}s")
-        await asyncio.sleep(_POLL)
 
 
 _TAR_BODY: dict[str, Any] = {

@@ -14,7 +14,6 @@ fails before the commit is updated, and a commit the write opened is failed.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import io
 import json
@@ -22,7 +21,6 @@ import logging
 import posixpath
 import re
 import tarfile
-import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -41,15 +39,14 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .auth import ANONYMOUS_ADMIN, Auth, Principal
-from .errors import DatumflowError, InvalidArgument, Timeout, status_for
+from .errors import DatumflowError, InvalidArgument, status_for
+from .long_poll import LONG_POLL_MAX, long_poll
 from .model import Commit
 from .store import Store
 
 __all__ = ["API_PREFIX", "LONG_POLL_MAX", "create_app"]
 
 API_PREFIX = "/api/v1"
-LONG_POLL_MAX = 20.0  # seconds one wait request may hold; clients repeat for longer waits
-_POLL = 0.05
 _LIST_PAGE = 1000
 _DOWNLOAD_PIECE = 1024 * 1024
 
@@ -422,7 +419,7 @@ def _api(store: Store, principal: Callable[..., Principal]) -> APIRouter:
             commit = store.inspect_commit(repo, commit_id)
             return commit if commit.is_finished else None
 
-        commit = await _long_poll(finished, timeout, f"commit {repo}@{commit_id}")
+        commit = await long_poll(finished, timeout, f"commit {repo}@{commit_id}")
         return commit.to_dict()
 
     @api.delete("/repos/{repo}/commits/{ref}", tags=["commits"], status_code=204, dependencies=[writer])
@@ -450,7 +447,7 @@ def _api(store: Store, principal: Callable[..., Principal]) -> APIRouter:
             found = store.commit_set(set_id)
             return found if all(c.is_finished for c in found) else None
 
-        found = await _long_poll(finished, timeout, f"commit set {set_id}")
+        found = await long_poll(finished, timeout, f"commit set {set_id}")
         return [c.to_dict() for c in found if who.role_on(c.repo)]
 
     # -- files ------------------------------------------------------------------------
@@ -593,14 +590,4 @@ def _chain(first: T | None, rest: Iterator[T]) -> Iterable[T]:
         yield from rest
 
 
-async def _long_poll(check: Callable[[], T | None], timeout: float | None, what: str) -> T:
-    budget = LONG_POLL_MAX if timeout is None else min(timeout, LONG_POLL_MAX)
-    deadline = time.monotonic() + budget
-    while True:
-        found = await run_in_threadpool(check)
-        if found is not None:
-            return found
-        if time.monotonic() >= deadline:
-            raise Timeout(f"{what} did not finish within {budget:g}s")
-        await asyncio.sleep(_POLL)
 
