@@ -14,7 +14,6 @@ from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
 from datumflow.storage_service.airflow_push import AirflowPush, from_env
 
 ASSETS = [{"id": 7, "uri": "datumflow://raw@master"}, {"id": 8, "uri": "datumflow://raw@master-old"}]
@@ -34,7 +33,7 @@ class FakeAirflow(BaseHTTPRequestHandler):
     def _record(self, body: dict) -> None:
         self.received.append((self.command, self.path, body, self.headers.get("Authorization")))
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._record({})
         url = urlsplit(self.path)
         if url.path != "/api/v2/assets":
@@ -42,7 +41,7 @@ class FakeAirflow(BaseHTTPRequestHandler):
         pattern = parse_qs(url.query)["uri_pattern"][0]
         self._reply(200, {"assets": [a for a in ASSETS if pattern in a["uri"]]})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         self._record(body)
         if self.path == "/auth/token":
