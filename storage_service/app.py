@@ -493,12 +493,12 @@ def _api(store: Store, principal: Callable[..., Principal]) -> APIRouter:
                     status_code=416, headers={"Content-Range": f"bytes */{info.size}"},
                 )
             start, length = span
-            data = store.read_range(repo, ref, path, start, length)
+            data = b"".join(store.read_content(info, start, length))
             headers["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/{info.size}"
             return Response(data, status_code=206, headers=headers, media_type="application/octet-stream")
         headers["Content-Length"] = str(info.size)
         return StreamingResponse(
-            store.open_file(repo, ref, path), headers=headers, media_type="application/octet-stream"
+            store.read_content(info), headers=headers, media_type="application/octet-stream"
         )
 
     @api.delete("/repos/{repo}/commits/{ref}/content", tags=["files"], dependencies=[writer])

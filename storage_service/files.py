@@ -7,7 +7,6 @@ implied by the paths under them, as in S3 and Pachyderm.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import threading
@@ -251,30 +250,40 @@ class FileOps(StoreBase):
 
     def open_file(self, repo: str, ref: str, path: str) -> Iterator[bytes]:
         """The content of a file, streamed chunk by chunk (hashes checked)."""
-        info = self.inspect_file(repo, ref, path)
-        if info.is_dir:
-            raise InvalidArgument(f"{repo}@{ref}:{info.path} is a folder, not a file")
-        return self.chunks.read_all(info.chunks)
+        return self.read_content(self._file(repo, ref, path))
 
     def read_range(self, repo: str, ref: str, path: str, start: int, length: int | None = None) -> bytes:
         """Bytes [start, start+length) of a file, reading only the chunks they span."""
-        info = self.inspect_file(repo, ref, path)
-        if info.is_dir:
-            raise InvalidArgument(f"{repo}@{ref}:{info.path} is a folder, not a file")
+        return b"".join(self.read_content(self._file(repo, ref, path), start, length))
+
+    def read_content(self, info: FileInfo, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+        """The bytes of a file already inspected (all, or a range), chunk by chunk.
+
+        Serving a file from one :class:`FileInfo` means its headers (size, hash)
+        and its bytes come from the same commit, even if the branch moves.
+        """
         end = info.size if length is None else min(info.size, start + length)
         if start < 0 or start > info.size:
             raise InvalidArgument(f"range start {start} is outside {info.path} ({info.size} bytes)")
-        out = io.BytesIO()
+        if start == 0 and end == info.size:
+            return self.chunks.read_all(info.chunks)
+        return self._slice(info, start, end)
+
+    def _slice(self, info: FileInfo, start: int, end: int) -> Iterator[bytes]:
         offset = 0
         wanted = []
-        for ref_ in info.chunks:
-            if offset + ref_.size > start and offset < end:
-                wanted.append((offset, ref_))
-            offset += ref_.size
-        for (chunk_start, _), data in zip(wanted, self.chunks.read_all(r for _, r in wanted), strict=False):
-            lo, hi = max(start - chunk_start, 0), min(end - chunk_start, len(data))
-            out.write(data[lo:hi])
-        return out.getvalue()
+        for ref in info.chunks:
+            if offset + ref.size > start and offset < end:
+                wanted.append((offset, ref))
+            offset += ref.size
+        for (chunk_start, _), data in zip(wanted, self.chunks.read_all(r for _, r in wanted), strict=True):
+            yield data[max(start - chunk_start, 0):min(end - chunk_start, len(data))]
+
+    def _file(self, repo: str, ref: str, path: str) -> FileInfo:
+        info = self.inspect_file(repo, ref, path)
+        if info.is_dir:
+            raise InvalidArgument(f"{repo}@{ref}:{info.path} is a folder, not a file")
+        return info
 
     def list_files(
         self, repo: str, ref: str, path: str = "", *,

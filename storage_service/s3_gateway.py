@@ -326,11 +326,11 @@ class _Gateway:
             return Response(status_code=200, headers=headers, media_type="application/octet-stream")
         if span is not None:
             start, length = span
-            data = self.store.read_range(b.repo, commit.id, info.path, start, length)
+            data = b"".join(self.store.read_content(info, start, length))
             headers["Content-Range"] = f"bytes {start}-{start + len(data) - 1}/{info.size}"
             return Response(data, status_code=206, headers=headers, media_type="application/octet-stream")
         headers["Content-Length"] = str(info.size)
-        return StreamingResponse(self.store.open_file(b.repo, commit.id, info.path), headers=headers,
+        return StreamingResponse(self.store.read_content(info), headers=headers,
                                  media_type="application/octet-stream")
 
     async def _put_object(self, request: Request, b: Bucket, key: str) -> Response:
