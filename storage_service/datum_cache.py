@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 
 from .db import insert_ignore
-from .pipeline_schema import datum_cache
+from .pipeline_schema import datum_cache, placeholder
 
 __all__ = ["CachedOutput", "DatumCache"]
 
@@ -48,6 +48,23 @@ class DatumCache:
                 ).all()
                 for r in rows:
                     found[r.hash] = CachedOutput(r.hash, json.loads(r.outputs), r.job, r.datum)
+        return found
+
+    def lookup_stored(self, pipeline: str, hashes: Iterable[str]) -> dict[str, tuple[str, str]]:
+        """{hash: (outputs as the stored JSON text, job)} of the hashes the cache knows, nothing decoded."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, tuple[str, str]] = {}
+        with self.engine.connect() as conn:
+            quote = conn.dialect.identifier_preparer.quote
+            mark = placeholder(conn)
+            for i in range(0, len(wanted), _BATCH):
+                chunk = wanted[i:i + _BATCH]
+                sql = (
+                    f"SELECT {quote('hash')}, {quote('outputs')}, {quote('job')} FROM {quote(datum_cache.name)} "
+                    f"WHERE {quote('pipeline')} = {mark} AND {quote('hash')} IN ({', '.join([mark] * len(chunk))})"
+                )
+                for h, outputs, job in conn.exec_driver_sql(sql, (pipeline, *chunk)):
+                    found[h] = (outputs, job)
         return found
 
     def store(self, pipeline: str, entries: Iterable[CachedOutput]) -> None:

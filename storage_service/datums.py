@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +28,9 @@ from .spec import CronInput, Input, PfsInput, PipelineSpec, Transform
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["Datum", "DatumInput", "FileRef", "compute_datums", "datum_hash", "glob_regex", "input_branches"]
+__all__ = [
+    "Datum", "DatumInput", "FileRef", "compute_datums", "datum_hash", "datum_hasher", "glob_regex", "input_branches",
+]
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,17 @@ class Datum:
 def datum_hash(datum_id: str, transform: Transform, salt: str) -> str:
     """The datum cache key: the datum's files plus everything that decides its output."""
     return _hash([transform.image, transform.cmd, transform.stdin, sorted(transform.env.items()), salt, datum_id])
+
+
+def datum_hasher(transform: Transform, salt: str) -> Callable[[str], str]:
+    """``datum_hash(·, transform, salt)`` for many datums: the JSON of the fixed part is encoded once."""
+    head = _compact([transform.image, transform.cmd, transform.stdin, sorted(transform.env.items()), salt])
+    head = head[:-1] + ","  # the list's text up to the datum id
+
+    def of(datum_id: str) -> str:
+        return blake3.blake3((head + _compact(datum_id) + "]").encode()).hexdigest()
+
+    return of
 
 
 def input_branches(spec: PipelineSpec) -> dict[str, tuple[str, str]]:
@@ -219,5 +232,8 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out).replace("/.*/", "(?:/.*/|/)"))
 
 
+_compact = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(·, separators=…) without a new encoder per call
+
+
 def _hash(value: Any) -> str:
-    return blake3.blake3(json.dumps(value, separators=(",", ":")).encode()).hexdigest()
+    return blake3.blake3(_compact(value).encode()).hexdigest()

@@ -15,9 +15,13 @@ from sqlalchemy import Engine, func, insert, select, update
 from .datums import Datum, DatumInput
 from .errors import InvalidArgument, NotFound
 from .model import _Value
-from .pipeline_schema import datums, jobs
+from .pipeline_schema import bulk_insert, datums, jobs, placeholder
 
 __all__ = ["DatumInfo", "DatumState", "JobInfo", "JobNotFound", "JobState", "JobTable"]
+
+
+# The columns add_datums writes (tries 0; log, error and timings NULL until the datum runs).
+_DATUM_COLUMNS = ("job", "id", "hash", "state", "inputs", "outputs", "reused_from", "tries")
 
 
 class JobNotFound(NotFound):
@@ -156,13 +160,12 @@ class JobTable:
 
     # -- datums ---------------------------------------------------------------------
 
-    def add_datums(self, job_id: str, rows: Iterable[dict[str, Any]]) -> None:
-        blank = {"outputs": None, "reused_from": None, "log": None, "error": None, "started": None, "finished": None}
-        batch = [{**blank, "job": job_id, "tries": 0, **r} for r in rows]
+    def add_datums(self, job_id: str, rows: Iterable[tuple[str, str, str, str, str | None, str | None]]) -> None:
+        """Record a job's datums: (id, hash, state, inputs JSON, outputs JSON or None, reused_from or None)."""
+        batch = [(job_id, *r, 0) for r in rows]
         with self.engine.begin() as conn:
             conn.execute(update(jobs).where(jobs.c.id == job_id).values(total=len(batch)))
-            if batch:
-                conn.execute(insert(datums), batch)
+            bulk_insert(conn, datums, _DATUM_COLUMNS, batch)
 
     def record_datum(self, job_id: str, datum_id: str, **values: Any) -> None:
         if "outputs" in values and values["outputs"] is not None:
@@ -206,11 +209,14 @@ class JobTable:
     def datum_outputs(self, job_id: str) -> list[tuple[str, str, dict[str, Any]]]:
         """(datum id, state, {path: entry}) of every datum of a job."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(datums.c.id, datums.c.state, datums.c.outputs).where(datums.c.job == job_id)
-                .order_by(datums.c.id)
-            ).all()
-        return [(r.id, r.state, json.loads(r.outputs) if r.outputs else {}) for r in rows]
+            rows = conn.exec_driver_sql(_select_datums(conn, "id", "state", "outputs"), (job_id,)).fetchall()
+        loads = json.loads
+        return [(i, state, loads(outputs) if outputs else {}) for i, state, outputs in rows]
+
+    def datum_hashes(self, job_id: str) -> dict[str, str]:
+        """{datum id: datum hash} of every datum of a job."""
+        with self.engine.connect() as conn:
+            return dict(conn.exec_driver_sql(_select_datums(conn, "id", "hash"), (job_id,)).fetchall())
 
     def counters(self, job_id: str) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -229,6 +235,15 @@ class JobTable:
             elif state == DatumState.FAILED.value:
                 out["failed"] += n
         return out
+
+
+def _select_datums(conn: Any, *columns: str) -> str:
+    """Driver SQL for ``columns`` of one job's datums (parameter: the job id), in datum id order."""
+    quote = conn.dialect.identifier_preparer.quote
+    return (
+        f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(datums.name)} "
+        f"WHERE {quote('job')} = {placeholder(conn)} ORDER BY {quote('id')}"
+    )
 
 
 def _job(row: Any) -> JobInfo:

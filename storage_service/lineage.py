@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, delete, select
 
 from .errors import InvalidArgument
-from .pipeline_schema import datums, jobs, lineage
+from .pipeline_schema import bulk_insert, datums, jobs, lineage
 
 if TYPE_CHECKING:
     from .store import Store
@@ -58,11 +58,10 @@ class LineageNode:
 
 def record_lineage(engine: Engine, commit: str, job: str, writers: Mapping[str, str]) -> None:
     """Record that datum ``writers[path]`` of ``job`` wrote each ``path`` of ``commit``."""
-    rows = [{"commit": commit, "path": p, "job": job, "datum": d} for p, d in writers.items()]
+    rows = [(commit, p, job, d) for p, d in writers.items()]
     with engine.begin() as conn:
         conn.execute(delete(lineage).where(lineage.c.commit == commit))
-        for i in range(0, len(rows), 5000):
-            conn.execute(insert(lineage), rows[i:i + 5000])
+        bulk_insert(conn, lineage, ("commit", "path", "job", "datum"), rows)
 
 
 def file_lineage(store: Store, repo: str, ref: str, path: str, *, depth: int | None = None) -> LineageNode:

@@ -6,11 +6,14 @@ They live on the store's :data:`~.schema.metadata`, so the one
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Index, Integer, String, Table, Text
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Connection, Float, Index, Integer, String, Table, Text
 
 from .schema import metadata
 
-__all__ = ["datum_cache", "datums", "jobs", "lineage", "pipelines"]
+__all__ = ["bulk_insert", "datum_cache", "datums", "jobs", "lineage", "pipelines", "placeholder"]
 
 pipelines = Table(
     "df_pipelines",
@@ -86,3 +89,32 @@ lineage = Table(
     Column("job", String(32), nullable=False),
     Column("datum", String(64), nullable=False),
 )
+
+
+# -- bulk statements straight through the DB-API cursor ------------------------------------
+# Job planning writes one datum row, and job completion one lineage row, per datum: tens of
+# thousands per job. Core's executemany builds and checks a parameter dict per row; these
+# helpers hand tuples to the driver's executemany instead (same transaction, same rows).
+
+
+def bulk_insert(conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """INSERT ``rows`` (tuples in ``columns`` order) into ``table`` with one driver executemany."""
+    if not rows:
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    mark = placeholder(conn)
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join([mark] * len(columns))})"
+    )
+    conn.exec_driver_sql(sql, list(rows))
+
+
+def placeholder(conn: Connection) -> str:
+    """The driver's positional parameter marker (for SQL run with ``exec_driver_sql``)."""
+    style = conn.dialect.paramstyle
+    if style == "qmark":
+        return "?"
+    if style in ("format", "pyformat"):
+        return "%s"
+    raise NotImplementedError(f"driver paramstyle {style}")

@@ -28,7 +28,7 @@ from sqlalchemy import delete, insert, select, update
 from . import worker
 from .cron import next_tick, tick
 from .datum_cache import CachedOutput, DatumCache
-from .datums import Datum, compute_datums, datum_hash, input_branches
+from .datums import Datum, compute_datums, datum_hasher, input_branches
 from .errors import AlreadyExists, DatumflowError, InvalidArgument, NotFound, RepoNotFound, Timeout
 from .executor_local import JobRun, LocalExecutor
 from .jobs import DatumInfo, DatumState, JobInfo, JobState, JobTable
@@ -540,18 +540,20 @@ class Pipelines:
 
     def _plan(self, job: JobInfo, spec: PipelineSpec, datums: Sequence[Datum]) -> list[Datum]:
         """Record every datum; those the cache knows are skipped. Returns the ones to run."""
-        hashes = {d.id: datum_hash(d.id, spec.transform, spec.salt) for d in datums}
+        hasher = datum_hasher(spec.transform, spec.salt)
+        hashes = [hasher(d.id) for d in datums]
         force = job.reprocess or spec.reprocess_spec == "every_job"
-        cached = {} if force else self.cache.lookup(job.pipeline, hashes.values())
+        # A hit's outputs are copied as the cache's JSON text (compact, as the cache stores it): never decoded.
+        cached = {} if force else self.cache.lookup_stored(job.pipeline, hashes)
         rows, pending = [], []
-        for d in datums:
-            hit = cached.get(hashes[d.id])
-            row = {"id": d.id, "hash": hashes[d.id], "inputs": json.dumps([i.to_dict() for i in d.inputs])}
+        skipped, waiting = DatumState.SKIPPED.value, DatumState.PENDING.value
+        for d, h in zip(datums, hashes, strict=True):
+            inputs = json.dumps([i.to_dict() for i in d.inputs])
+            hit = cached.get(h)
             if hit is not None:
-                rows.append({**row, "state": DatumState.SKIPPED.value, "reused_from": hit.job,
-                             "outputs": json.dumps(hit.outputs, separators=(",", ":"))})
+                rows.append((d.id, h, skipped, inputs, hit[0], hit[1]))
             else:
-                rows.append({**row, "state": DatumState.PENDING.value})
+                rows.append((d.id, h, waiting, inputs, None, None))
                 pending.append(d)
         self.jobs.add_datums(job.id, rows)
         return pending
@@ -589,7 +591,7 @@ class Pipelines:
             metadata={"job": job.id, "pipeline": job.pipeline, "datums": counters},
         )
         ran = [(d, o) for d, state, o in results if state == DatumState.SUCCESS.value]
-        hashes = {i.id: i.hash for i in self.jobs.list_datums(job.id)} if ran else {}
+        hashes = self.jobs.datum_hashes(job.id) if ran else {}
         self.cache.store(job.pipeline, [CachedOutput(hashes[d], o, job.id, d) for d, o in ran])
         return self.jobs.finish(job.id, JobState.SUCCESS)
 
