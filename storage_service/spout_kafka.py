@@ -26,7 +26,7 @@ from .errors import Conflict, DatumflowError, InvalidArgument, PathNotFound
 from .files import Source
 from .model import Commit, Origin, Repo
 from .spout_config import SpoutConfig
-from .spout_layout import Record, layout_batch
+from .spout_layout import Message, layout_batch, record_size
 from .spout_offsets import CommitReader, abort_open_head, find_resume_point, offsets_metadata
 from .spout_source import KafkaSource
 
@@ -53,15 +53,29 @@ class SpoutStore(CommitReader, Protocol):
 
 @dataclass
 class _Batch:
-    records: list[Record] = field(default_factory=list)
+    records: list[Message] = field(default_factory=list)
     size: int = 0
     opened: float = 0.0  # monotonic time its first record arrived
 
-    def add(self, record: Record) -> None:
-        if not self.records:
-            self.opened = time.monotonic()
-        self.records.append(record)
-        self.size += record.size
+    def fill(self, pending: deque[Message], max_records: int, max_bytes: int) -> int:
+        """Move records from ``pending`` while the batch has room; return how many.
+
+        At most ``max_records`` in the batch; ``max_bytes`` of keys and values
+        unless the batch is empty (one message alone may exceed it).
+        """
+        records, size, moved = self.records, self.size, 0
+        room = max_records - len(records)
+        while moved < room and pending:
+            record = pending[0]
+            grown = size + len(record.key or b"") + len(record.value or b"")
+            if records and grown > max_bytes:
+                break
+            if not records:
+                self.opened = time.monotonic()
+            records.append(pending.popleft())
+            size, moved = grown, moved + 1
+        self.size = size
+        return moved
 
 
 class KafkaSpout:
@@ -145,8 +159,9 @@ class KafkaSpout:
     def _loop(
         self, source: KafkaSource, idle_limit: float | None, max_messages: int | None, deadline: float | None
     ) -> list[Commit]:
+        cfg = self.config
         commits: list[Commit] = []
-        pending: deque[Record] = deque()
+        pending: deque[Message] = deque()
         batch = _Batch()
         taken = 0
         last_message = time.monotonic()
@@ -168,17 +183,19 @@ class KafkaSpout:
                 if fetched:
                     last_message = time.monotonic()
                 pending.extend(fetched)
-            while pending and not self._full(batch, pending) and (max_messages is None or taken < max_messages):
-                batch.add(pending.popleft())
-                taken += 1
+            if pending:
+                limit = cfg.batch_messages if max_messages is None else min(
+                    cfg.batch_messages, len(batch.records) + max_messages - taken
+                )
+                taken += batch.fill(pending, limit, cfg.batch_bytes)
         if batch.records:
             commits.append(self._commit(batch.records))
         return commits
 
-    def _full(self, batch: _Batch, pending: deque[Record]) -> bool:
+    def _full(self, batch: _Batch, pending: deque[Message]) -> bool:
         if len(batch.records) >= self.config.batch_messages:
             return True
-        return bool(batch.records and pending and batch.size + pending[0].size > self.config.batch_bytes)
+        return bool(batch.records and pending and batch.size + record_size(pending[0]) > self.config.batch_bytes)
 
     def _window_over(self, batch: _Batch) -> bool:
         return time.monotonic() - batch.opened >= self.config.batch_seconds
@@ -196,7 +213,7 @@ class KafkaSpout:
 
     # -- one commit ------------------------------------------------------------------
 
-    def _commit(self, records: list[Record]) -> Commit:
+    def _commit(self, records: list[Message]) -> Commit:
         cfg = self.config
         self._check_sole_writer()
         files = layout_batch(cfg.topic, records, cfg.format, cfg.layout)

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from json.encoder import encode_basestring  # what json.dumps(..., ensure_ascii=False) uses for a str
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 __all__ = [
@@ -46,10 +46,12 @@ __all__ = [
     "BatchFiles",
     "Format",
     "Layout",
+    "Message",
     "Record",
     "layout_batch",
     "read_raw",
     "record_from_line",
+    "record_size",
 ]
 
 DEAD_LETTER_DIR = "_dead_letter"
@@ -73,9 +75,35 @@ class Layout(str, Enum):
     KEY = "key"
 
 
+class Message(Protocol):
+    """What the layouts read of a message: a ``Record``, or kafka-python's ``ConsumerRecord`` as fetched.
+
+    (The spout keeps the consumer's records as they come rather than copying
+    each into a ``Record``.) ``headers`` is a sequence of ``(name, value)``.
+    """
+
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes | None]]: ...
+
+
+def record_size(record: Message) -> int:
+    """Bytes counted against ``--batch-bytes``: key plus value."""
+    return len(record.key or b"") + len(record.value or b"")
+
+
 @dataclass(frozen=True)
 class Record:
-    """One Kafka message, as the spout keeps it."""
+    """One Kafka message, as read back from a ``jsonl`` file (``record_from_line``)."""
 
     partition: int
     offset: int
@@ -87,7 +115,7 @@ class Record:
     @property
     def size(self) -> int:
         """Bytes counted against ``--batch-bytes``: key plus value."""
-        return len(self.key or b"") + len(self.value or b"")
+        return record_size(self)
 
 
 @dataclass
@@ -99,7 +127,7 @@ class BatchFiles:
     dead_letters: int = 0
 
 
-def layout_batch(topic: str, records: Sequence[Record], fmt: Format, layout: Layout) -> BatchFiles:
+def layout_batch(topic: str, records: Sequence[Message], fmt: Format, layout: Layout) -> BatchFiles:
     """Turn a batch (records in offset order within each partition) into files."""
     out = BatchFiles()
     unkeyed = [r for r in records if layout is Layout.PARTITION or r.key is None]
@@ -116,8 +144,8 @@ def layout_batch(topic: str, records: Sequence[Record], fmt: Format, layout: Lay
     return out
 
 
-def _add_keyed(out: BatchFiles, topic: str, records: Iterable[Record], fmt: Format) -> None:
-    latest: dict[bytes, Record] = {}
+def _add_keyed(out: BatchFiles, topic: str, records: Iterable[Message], fmt: Format) -> None:
+    latest: dict[bytes, Message] = {}
     for record in records:  # later offsets win, as compaction does
         assert record.key is not None
         latest[record.key] = record
@@ -135,8 +163,8 @@ def _add_keyed(out: BatchFiles, topic: str, records: Iterable[Record], fmt: Form
             out.dead_letters += 1
 
 
-def _by_partition(records: Iterable[Record]) -> dict[int, list[Record]]:
-    runs: dict[int, list[Record]] = {}
+def _by_partition(records: Iterable[Message]) -> dict[int, list[Message]]:
+    runs: dict[int, list[Message]] = {}
     for record in records:
         runs.setdefault(record.partition, []).append(record)
     return dict(sorted(runs.items()))
@@ -146,7 +174,7 @@ def _range_name(first: int, last: int) -> str:
     return f"{first:0{_OFFSET_DIGITS}d}-{last:0{_OFFSET_DIGITS}d}"
 
 
-def _encode_run(records: Sequence[Record], fmt: Format) -> tuple[bytes, list[bytes]]:
+def _encode_run(records: Sequence[Message], fmt: Format) -> tuple[bytes, list[bytes]]:
     """(the run's file content, the dead-letter lines)."""
     if fmt is Format.RAW:
         return b"".join(_frame(r) for r in records), []
@@ -175,7 +203,7 @@ _JSONL = b'{"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}\n'
 _NOT_VERBATIM = re.compile(rb'[\x00-\x1f"\\\x80-\xff]')
 
 
-def _jsonl_line(record: Record) -> bytes:
+def _jsonl_line(record: Message) -> bytes:
     offset, timestamp = record.offset, record.timestamp
     if type(offset) is not int or type(timestamp) is not int:  # bool, None...: json.dumps decides
         return _line(_record_doc(record))
@@ -201,19 +229,19 @@ def _json_of(data: bytes | None) -> bytes:
         return b'{"base64":"' + base64.b64encode(data) + b'"}'
 
 
-def _frame(record: Record) -> bytes:
+def _frame(record: Message) -> bytes:
     if record.value is None:
         return _FRAME.pack(record.offset, _NULL_LENGTH)
     return _FRAME.pack(record.offset, len(record.value)) + record.value
 
 
-def _record_doc(record: Record) -> dict[str, Any]:
+def _record_doc(record: Message) -> dict[str, Any]:
     return {
         "offset": record.offset,
         "timestamp": record.timestamp,
         "key": _text_or_base64(record.key),
         "value": _text_or_base64(record.value),
-        "headers": [[name, _text_or_base64(value)] for name, value in record.headers],
+        "headers": [[name, _text_or_base64(value)] for name, value in record.headers or ()],
     }
 
 

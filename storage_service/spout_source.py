@@ -14,7 +14,7 @@ from typing import Any
 
 from .errors import DatumflowError, InvalidArgument, NotFound, ServiceUnavailable
 from .spout_config import SpoutConfig
-from .spout_layout import Record
+from .spout_layout import Message
 
 __all__ = ["KafkaSource", "TopicNotFound"]
 
@@ -61,13 +61,13 @@ class KafkaSource:
                     self._consumer.seek(tp, offsets[partition])
             return {p: self._consumer.position(TopicPartition(self.config.topic, p)) for p in self.partitions}
 
-    def poll(self, timeout: float, max_records: int) -> list[Record]:
-        """Fetched records, in offset order within each partition."""
+    def poll(self, timeout: float, max_records: int) -> list[Message]:
+        """Fetched records (kafka-python's own, not copied), in offset order within each partition."""
         with _kafka_errors(self.config):
             fetched = self._consumer.poll(timeout_ms=int(timeout * 1000), max_records=max_records)
-        out: list[Record] = []
-        for tp, messages in sorted(fetched.items(), key=lambda item: item[0].partition):
-            out.extend(_record(tp.partition, m) for m in messages)
+        out: list[Message] = []
+        for _tp, messages in sorted(fetched.items(), key=lambda item: item[0].partition):
+            out.extend(messages)
         return out
 
     def seek_to(self, partition: int, offset: int) -> None:
@@ -146,13 +146,3 @@ def _ignore_errors() -> Iterator[None]:
     except Exception as exc:
         log.debug("ignored while closing the consumer: %s", exc)
 
-
-def _record(partition: int, message: Any) -> Record:
-    return Record(
-        partition=partition,
-        offset=message.offset,
-        key=message.key,
-        value=message.value,
-        timestamp=message.timestamp,
-        headers=tuple((name, value) for name, value in (message.headers or ())),
-    )
