@@ -361,25 +361,26 @@ class FileOps(StoreBase):
         return (self._glob_deep if deep else self._glob_fixed)(root, regex, prefix, len(segments))
 
     def _glob_fixed(self, root: str | None, regex: re.Pattern[str], prefix: str, depth: int) -> list[FileInfo]:
+        # One ordered walk of the index; it re-seeks only to jump over a matched folder's contents.
         out: list[FileInfo] = []
-        pos = prefix
+        stop = prefix + MAX_KEY if prefix else MAX_KEY
+        items = self.tree.items(root, prefix, stop)
         while True:
-            nxt = next(iter(self.tree.items(root, pos, prefix + MAX_KEY if prefix else MAX_KEY)), None)
+            nxt = next(items, None)
             if nxt is None:
                 return out
             key, entry = nxt
             comps = key.split("/")
             if len(comps) < depth:
-                pos = key + "\x00"
+                continue
+            if len(comps) == depth:  # a file at the glob's depth
+                if regex.fullmatch(key):
+                    out.append(file_info(key, entry))
                 continue
             candidate = "/".join(comps[:depth])
-            is_dir = len(comps) > depth
             if regex.fullmatch(candidate):
-                if is_dir:
-                    out.append(FileInfo(path=candidate, type="dir", size=self._dir_stats(root, candidate)[1]))
-                else:
-                    out.append(file_info(key, entry))
-            pos = candidate + ("/" + MAX_KEY if is_dir else "\x00")
+                out.append(FileInfo(path=candidate, type="dir", size=self._dir_stats(root, candidate)[1]))
+            items = self.tree.items(root, candidate + "/" + MAX_KEY, stop)
 
     def _glob_deep(self, root: str | None, regex: re.Pattern[str], prefix: str, _: int) -> list[FileInfo]:
         found: dict[str, FileInfo] = {}
