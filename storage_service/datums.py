@@ -72,11 +72,31 @@ class Datum:
     @classmethod
     def of(cls, inputs: Iterable[DatumInput]) -> Datum:
         items = tuple(inputs)
-        key = [[i.name, i.path, [[f.path, f.hash] for f in i.files]] for i in items]
-        return cls(_hash(key), items)
+        # The id hashes the compact JSON of [[name, path, [[file path, file hash], ...]], ...], written
+        # here piece by piece (the same text json.dumps gives, without building the lists first).
+        key = ",".join([
+            f"[{_str(i.name)},{_str(i.path)},[{','.join([f'[{_str(f.path)},{_str(f.hash)}]' for f in i.files])}]]"
+            for i in items
+        ])
+        return cls(blake3.blake3(f"[{key}]".encode()).hexdigest(), items)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "inputs": [i.to_dict() for i in self.inputs]}
+
+    def inputs_json(self) -> str:
+        """``json.dumps([i.to_dict() for i in self.inputs])``, the same text, written piece by piece."""
+        parts = []
+        for i in self.inputs:
+            files = []
+            for f in i.files:
+                if type(f.size) is not int:  # bool, float…: leave it to json
+                    return json.dumps([x.to_dict() for x in self.inputs])
+                files.append(f"[{_str(f.path)}, {_str(f.hash)}, {f.size!r}]")
+            parts.append(
+                f'{{"name": {_str(i.name)}, "repo": {_str(i.repo)}, "commit": {_str(i.commit)}, '
+                f'"path": {_str(i.path)}, "files": [{", ".join(files)}]}}'
+            )
+        return f"[{', '.join(parts)}]"
 
 
 def datum_hash(datum_id: str, transform: Transform, salt: str) -> str:
@@ -232,6 +252,7 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out).replace("/.*/", "(?:/.*/|/)"))
 
 
+_str = json.encoder.encode_basestring_ascii  # a JSON string literal, as json.dumps writes it (ensure_ascii)
 _compact = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(·, separators=…) without a new encoder per call
 
 

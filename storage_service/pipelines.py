@@ -548,7 +548,7 @@ class Pipelines:
         rows, pending = [], []
         skipped, waiting = DatumState.SKIPPED.value, DatumState.PENDING.value
         for d, h in zip(datums, hashes, strict=True):
-            inputs = json.dumps([i.to_dict() for i in d.inputs])
+            inputs = d.inputs_json()
             hit = cached.get(h)
             if hit is not None:
                 rows.append((d.id, h, skipped, inputs, hit[0], hit[1]))
