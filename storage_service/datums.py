@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 import blake3
 
-from .model import FileInfo
 from .spec import CronInput, Input, PfsInput, PipelineSpec, Transform
 
 if TYPE_CHECKING:
@@ -206,20 +205,21 @@ def _matches(store: Store, spec: PipelineSpec, node: Input, commits: Mapping[str
     root = store._root_of(commit)
     regex = glob_regex(pattern)
     out = []
-    for info in store.glob_root(root, pattern.replace("(", "").replace(")", "")):
-        found = regex.fullmatch(info.path)
-        files = _files_under(store, root, info)
+    for path, entry in store._glob_entries(root, pattern.replace("(", "").replace(")", "")):
+        found = regex.fullmatch(path)
+        files = _files_under(store, root, path, entry)
         if not files:
             continue
-        datum_input = DatumInput(leaf.name, repo, commit, info.path, files)
+        datum_input = DatumInput(leaf.name, repo, commit, path, files)
         out.append(_Match(datum_input, tuple(g or "" for g in found.groups()) if found else ()))
     return out
 
 
-def _files_under(store: Store, root: str | None, info: FileInfo) -> tuple[FileRef, ...]:
-    if not info.is_dir:
-        return (FileRef(info.path, info.hash or "", info.size),)
-    return tuple(FileRef(k, e[1], e[0]) for k, e in store._entries_under(root, info.path))
+def _files_under(store: Store, root: str | None, path: str, entry: Any) -> tuple[FileRef, ...]:
+    """A glob match's files: the file itself (``entry`` is its index entry) or every file under the folder."""
+    if entry is not None:
+        return (FileRef(path, entry[1] or "", entry[0]),)
+    return tuple(FileRef(k, e[1], e[0]) for k, e in store._entries_under(root, path))
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:

@@ -341,10 +341,22 @@ class FileOps(StoreBase):
         return self.glob_root(self._root(repo, ref), pattern)
 
     def glob_root(self, root: str | None, pattern: str) -> list[FileInfo]:
+        return [
+            file_info(path, entry) if entry is not None
+            else FileInfo(path=path, type="dir", size=self._dir_stats(root, path)[1])
+            for path, entry in self._glob_entries(root, pattern)
+        ]
+
+    def _glob_entries(self, root: str | None, pattern: str) -> list[tuple[str, Any]]:
+        """What ``glob_root`` matches, as (path, index entry) for a file and (path, None) for a folder.
+
+        For callers that want only paths and content hashes (a pipeline's datums): no
+        ``FileInfo`` and no folder totals are built.
+        """
         segments = [s for s in pattern.strip().split("/") if s not in ("",)]
         if not segments:
-            files, size = self.tree.stats(root)
-            return [FileInfo(path="", type="dir", size=size)] if files else []
+            files, _ = self.tree.stats(root)
+            return [("", None)] if files else []
         if any(s == ".." for s in segments) or "\x00" in pattern:
             raise InvalidArgument(f"invalid glob {pattern!r}")
         body = "/".join(_segment_regex(s) for s in segments).replace("/.*/", "(/.*/|/)")
@@ -360,39 +372,41 @@ class FileOps(StoreBase):
         deep = any(s == "**" for s in segments)
         return (self._glob_deep if deep else self._glob_fixed)(root, regex, prefix, len(segments))
 
-    def _glob_fixed(self, root: str | None, regex: re.Pattern[str], prefix: str, depth: int) -> list[FileInfo]:
+    def _glob_fixed(
+        self, root: str | None, regex: re.Pattern[str], prefix: str, depth: int
+    ) -> list[tuple[str, Any]]:
         # One ordered walk of the index; it re-seeks only to jump over a matched folder's contents.
-        out: list[FileInfo] = []
+        out: list[tuple[str, Any]] = []
         stop = prefix + MAX_KEY if prefix else MAX_KEY
         items = self.tree.items(root, prefix, stop)
         while True:
             nxt = next(items, None)
             if nxt is None:
                 return out
-            key, entry = nxt
+            key = nxt[0]
             comps = key.split("/")
             if len(comps) < depth:
                 continue
             if len(comps) == depth:  # a file at the glob's depth
                 if regex.fullmatch(key):
-                    out.append(file_info(key, entry))
+                    out.append(nxt)
                 continue
             candidate = "/".join(comps[:depth])
             if regex.fullmatch(candidate):
-                out.append(FileInfo(path=candidate, type="dir", size=self._dir_stats(root, candidate)[1]))
+                out.append((candidate, None))
             items = self.tree.items(root, candidate + "/" + MAX_KEY, stop)
 
-    def _glob_deep(self, root: str | None, regex: re.Pattern[str], prefix: str, _: int) -> list[FileInfo]:
-        found: dict[str, FileInfo] = {}
+    def _glob_deep(self, root: str | None, regex: re.Pattern[str], prefix: str, _: int) -> list[tuple[str, Any]]:
+        found: dict[str, Any] = {}
         for key, entry in self.tree.items(root, prefix, prefix + MAX_KEY if prefix else MAX_KEY):
             comps = key.split("/")
             for i in range(1, len(comps)):
                 folder = "/".join(comps[:i])
                 if folder not in found and regex.fullmatch(folder):
-                    found[folder] = FileInfo(path=folder, type="dir", size=self._dir_stats(root, folder)[1])
+                    found[folder] = None
             if regex.fullmatch(key):
-                found[key] = file_info(key, entry)
-        return [found[k] for k in sorted(found)]
+                found[key] = entry
+        return [(k, found[k]) for k in sorted(found)]
 
     def diff(
         self, repo: str, old_ref: str | None, new_ref: str, *, old_repo: str | None = None
