@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -197,10 +196,10 @@ def _encode_run(records: Sequence[Message], fmt: Format) -> tuple[bytes, list[by
 # dict: the bytes are the same (``_line(_record_doc(record))``, the reference
 # the tests compare against), at a fraction of the cost per record.
 _JSONL = b'{"offset":%d,"timestamp":%d,"key":%b,"value":%b,"headers":%b}\n'
-# Bytes that keep a UTF-8 payload from being its own JSON string body: what
-# JSON escapes (control characters, quote, backslash), and non-ASCII (which
-# needs a UTF-8 check first).
-_NOT_VERBATIM = re.compile(rb'[\x00-\x1f"\\\x80-\xff]')
+# What JSON escapes in a string (control characters, quote, backslash): ASCII
+# text without them is its own JSON string body. (isascii + translate beats a
+# regex search: 0.3 vs 0.6 us for 100 bytes, 6 vs 33 us for 10 KiB.)
+_ESCAPED = bytes(range(0x20)) + b'"\\'
 
 
 def _jsonl_line(record: Message) -> bytes:
@@ -221,7 +220,7 @@ def _json_of(data: bytes | None) -> bytes:
     """The JSON text of ``_text_or_base64(data)``, as ``_line`` would write it."""
     if data is None:
         return b"null"
-    if type(data) is bytes and _NOT_VERBATIM.search(data) is None:
+    if type(data) is bytes and data.isascii() and len(data.translate(None, _ESCAPED)) == len(data):
         return b'"' + data + b'"'
     try:
         return encode_basestring(data.decode("utf-8")).encode("utf-8")
