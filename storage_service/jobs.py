@@ -143,8 +143,12 @@ class JobTable:
             ).rowcount
         return moved == 1
 
-    def finish(self, job_id: str, state: JobState, *, reason: str | None = None) -> JobInfo:
-        counters = self.counters(job_id)
+    def finish(
+        self, job_id: str, state: JobState, *, reason: str | None = None, counters: dict[str, int] | None = None
+    ) -> JobInfo:
+        """End a job with its datum counters (``counters`` if the caller just took them)."""
+        if counters is None:
+            counters = self.counters(job_id)
         with self.engine.begin() as conn:
             conn.execute(
                 update(jobs).where(jobs.c.id == job_id)
@@ -210,8 +214,9 @@ class JobTable:
         """(datum id, state, {path: entry}) of every datum of a job."""
         with self.engine.connect() as conn:
             rows = conn.exec_driver_sql(_select_datums(conn, "id", "state", "outputs"), (job_id,)).fetchall()
-        loads = json.loads
-        return [(i, state, loads(outputs) if outputs else {}) for i, state, outputs in rows]
+        # One decode of the stored texts spliced into a JSON array, not one json.loads per datum.
+        decoded = json.loads("[" + ",".join([outputs or "{}" for _, _, outputs in rows]) + "]")
+        return [(i, state, out) for (i, state, _), out in zip(rows, decoded, strict=True)]
 
     def datum_hashes(self, job_id: str) -> dict[str, str]:
         """{datum id: datum hash} of every datum of a job."""

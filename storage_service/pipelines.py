@@ -593,7 +593,7 @@ class Pipelines:
         ran = [(d, o) for d, state, o in results if state == DatumState.SUCCESS.value]
         hashes = self.jobs.datum_hashes(job.id) if ran else {}
         self.cache.store(job.pipeline, [CachedOutput(hashes[d], o, job.id, d) for d, o in ran])
-        return self.jobs.finish(job.id, JobState.SUCCESS)
+        return self.jobs.finish(job.id, JobState.SUCCESS, counters=counters)  # no datum changed since
 
     def _write_output(self, job: JobInfo, union: dict[str, Any]) -> None:
         root = self.store._root_of(job.output_commit)
