@@ -31,7 +31,7 @@ from tests.conftest import free_port, unique_name
 _HOME = tempfile.mkdtemp(prefix="datumflow-airflow-")
 _DAGS = Path(_HOME) / "dags"  # the examples and the test DAGs, linked into one dags folder
 _DAGS.mkdir()
-for _dag_file in [*(Path(__file__).resolve().parents[2] / "dags_examples").glob("datumflow_*.py"),
+for _dag_file in [*(Path(__file__).resolve().parents[2] / "dags_examples").glob("*.py"),
                   *(Path(__file__).parent / "dags").glob("*.py")]:
     (_DAGS / _dag_file.name).symlink_to(_dag_file)
 os.environ.update({
