@@ -545,7 +545,8 @@ class Pipelines:
         force = job.reprocess or spec.reprocess_spec == "every_job"
         # A hit's outputs are copied as the cache's JSON text (compact, as the cache stores it): never decoded.
         cached = {} if force else self.cache.lookup_stored(job.pipeline, hashes)
-        rows, pending = [], []
+        rows: list[tuple[str, str, str, str, str | None, str | None]] = []
+        pending: list[Datum] = []
         skipped, waiting = DatumState.SKIPPED.value, DatumState.PENDING.value
         for d, h in zip(datums, hashes, strict=True):
             inputs = d.inputs_json()
