@@ -83,17 +83,24 @@ def _diff_entry(data: dict[str, Any]) -> DiffEntry:
     )
 
 
-class Client:
+class _Endpoint:
+    """Where a client talks to and how patiently: shared by :class:`Client` and :class:`AsyncClient`."""
+
+    def __init__(self, address: str, timeout: float, retries: int, backoff: float) -> None:
+        self.address = address.rstrip("/")
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+
+
+class Client(_Endpoint):
     """A datumflow service at ``address`` (``http://host:port``), used like a :class:`Store`."""
 
     def __init__(
         self, address: str, token: str | None = None, *, timeout: float = 60.0, retries: int = 5,
         backoff: float = 0.1,
     ) -> None:
-        self.address = address.rstrip("/")
-        self.retries = retries
-        self.backoff = backoff
-        self.timeout = timeout
+        _Endpoint.__init__(self, address, timeout, retries, backoff)
         self._http = httpx.Client(base_url=self.address + API, headers=_headers(token), timeout=timeout)
 
     def close(self) -> None:
@@ -479,17 +486,14 @@ def _ndjson(response: httpx.Response, make: Callable[[dict[str, Any]], T]) -> It
 # -- async ------------------------------------------------------------------------------------
 
 
-class AsyncClient:
+class AsyncClient(_Endpoint):
     """The read and wait calls of :class:`Client`, for triggers and deferrable sensors."""
 
     def __init__(
         self, address: str, token: str | None = None, *, timeout: float = 60.0, retries: int = 5,
         backoff: float = 0.1,
     ) -> None:
-        self.address = address.rstrip("/")
-        self.retries = retries
-        self.backoff = backoff
-        self.timeout = timeout
+        _Endpoint.__init__(self, address, timeout, retries, backoff)
         self._http = httpx.AsyncClient(base_url=self.address + API, headers=_headers(token), timeout=timeout)
 
     async def aclose(self) -> None:

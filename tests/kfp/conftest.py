@@ -9,7 +9,6 @@ Secret would, through ``DATUMFLOW_ADDRESS`` / ``DATUMFLOW_TOKEN``.
 """
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.conftest import free_port
 
 # Before any component is built: nothing to pip-install, datumflow is already here.
 os.environ["DATUMFLOW_KFP_PACKAGE"] = ""
@@ -37,13 +38,6 @@ class Service:
     process: subprocess.Popen[bytes]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _serve(*args: str) -> list[str]:
     return [sys.executable, "-m", "datumflow.storage_service.serve", *args]
 
@@ -51,7 +45,7 @@ def _serve(*args: str) -> list[str]:
 def _start(root: Path) -> Service:
     done = subprocess.run(_serve("auth", "init", "--root", str(root)), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    port = _free_port()
+    port = free_port()
     log = root.parent / "service.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

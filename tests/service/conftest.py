@@ -14,7 +14,6 @@ fixture             scope    what it gives
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,14 +26,9 @@ import httpx
 import pytest
 from datumflow.storage_service.client import Client
 
+from tests.conftest import free_port
+
 STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass
