@@ -57,7 +57,7 @@ lint: $(VENV)/.stamp
 	exit $$status
 
 demo: $(VENV)/.stamp
-	$(VENV)/bin/python -m datumflow.storage_service.demo
+	$(VENV)/bin/python -m datumflow.storage_service.cli.demo
 
 bench: setup $(VENV_BENCH)/.stamp
 	PATH="$(CURDIR)/$(VENV_BENCH)/bin:$$PATH" $(VENV)/bin/python -m benchmarks.run

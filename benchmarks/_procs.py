@@ -97,7 +97,7 @@ def service_env() -> dict[str, str]:
 def init_auth(root: Path) -> str:
     """Create the first admin of a fresh store; its token."""
     done = subprocess.run(
-        [sys.executable, "-m", "datumflow.storage_service.serve", "auth", "init", "--root", str(root)],
+        [sys.executable, "-m", "datumflow.storage_service.service.serve", "auth", "init", "--root", str(root)],
         capture_output=True, text=True, timeout=60, check=True, env=service_env(),
     )
     return done.stdout.strip()
@@ -108,7 +108,7 @@ def datumflow_service(root: Path, log: Path) -> Iterator[tuple[str, str]]:
     """(url, admin token) of a ``serve`` process over ``root`` (pipelines loop off)."""
     token = init_auth(root)
     port = free_port()
-    cmd = [sys.executable, "-m", "datumflow.storage_service.serve", "serve", "--root", str(root),
+    cmd = [sys.executable, "-m", "datumflow.storage_service.service.serve", "serve", "--root", str(root),
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-pipelines"]
     url = f"http://127.0.0.1:{port}"
     with running("datumflow serve", cmd, log, http_ready(url + "/healthz"), env=service_env()):

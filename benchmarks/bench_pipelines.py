@@ -27,10 +27,10 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datumflow.storage_service.executor_local import LocalExecutor
-from datumflow.storage_service.jobs import JobInfo, JobState
-from datumflow.storage_service.pipelines import Pipelines
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.pipelines.executors.local import LocalExecutor
+from datumflow.storage_service.pipelines.jobs import JobInfo, JobState
+from datumflow.storage_service.store.store import Store
 
 if TYPE_CHECKING:
     from .run import Context

@@ -65,7 +65,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     root = ctx.workdir / "store"
     with datumflow_service(root, ctx.workdir / "serve.log") as (url, token), \
             static_server(1024, ctx.workdir / "static.log") as peer_url:
-        from datumflow.storage_service.client import Client
+        from datumflow.storage_service.client.http import Client
 
         with Client(url, token=token) as client:
             client.create_repo(REPO)

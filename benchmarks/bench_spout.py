@@ -150,9 +150,9 @@ def _consume(bootstrap: str, topic: str, count: int, *, check_crcs: bool = True)
 
 
 def _spout(ctx: Context, bootstrap: str, topic: str, count: int, rep: int) -> float:
-    from datumflow.storage_service.spout_config import SpoutConfig
-    from datumflow.storage_service.spout_kafka import KafkaSpout
-    from datumflow.storage_service.store import Store
+    from datumflow.storage_service.spouts.config import SpoutConfig
+    from datumflow.storage_service.spouts.kafka import KafkaSpout
+    from datumflow.storage_service.store.store import Store
 
     root = ctx.workdir / f"store-{topic}-{rep}"  # fresh: a second ingest of equal bytes would dedup
     with Store(str(root)) as store:

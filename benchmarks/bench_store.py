@@ -27,8 +27,8 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from datumflow.storage_service.schema import packs
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.core.schema import packs
+from datumflow.storage_service.store.store import Store
 from sqlalchemy import func, select
 
 if TYPE_CHECKING:

@@ -22,7 +22,7 @@ def connect(address: str | None = None, *, token: str | None = None, **options: 
     address = address or os.environ.get("DATUMFLOW_ADDRESS") or DEFAULT_ADDRESS
     if address.startswith(("http://", "https://")):
         try:
-            from datumflow.storage_service.client import Client
+            from datumflow.storage_service.client.http import Client
         except ImportError as exc:  # the HTTP client arrives with the service
             raise InvalidArgument(f"no HTTP client available for {address}: {exc}") from exc
         return Client(address, token=token or os.environ.get("DATUMFLOW_TOKEN"), **options)
@@ -30,6 +30,6 @@ def connect(address: str | None = None, *, token: str | None = None, **options: 
         address = address[len("file://"):]
     if "://" in address:
         raise InvalidArgument(f"unsupported address {address!r}: use http(s)://host:port or file:///path")
-    from datumflow.storage_service.store import Store
+    from datumflow.storage_service.store.store import Store
 
     return Store(address, **options)

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from datumflow.storage_service.errors import DatumflowError, InvalidArgument
-from datumflow.storage_service.jobs import JobState
 from datumflow.storage_service.names import is_commit_id, parse_ref
-from datumflow.storage_service.pipelines import Pipelines
-from datumflow.storage_service.spec import parse_spec
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.pipelines.jobs import JobState
+from datumflow.storage_service.pipelines.spec import parse_spec
+from datumflow.storage_service.store.store import Store
 
 from .runtime import connect_from_env
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datumflow.storage_service.pipelines import EXTERNAL_WORKER
+from datumflow.storage_service.pipelines.engine import EXTERNAL_WORKER
 
 from .base import DatumflowBaseOperator, with_conn_id
 from .pipeline import pipelines_for
@@ -106,7 +106,7 @@ class DatumPythonOperator(DatumflowBaseOperator):
 
     def _changed(self, engine: Any) -> bool:
         from datumflow.storage_service.errors import NotFound
-        from datumflow.storage_service.spec import parse_spec
+        from datumflow.storage_service.pipelines.spec import parse_spec
 
         try:
             return bool(engine.inspect_pipeline(self.output_repo).spec != parse_spec(self.spec()).to_dict())
@@ -121,7 +121,7 @@ class DatumPythonOperator(DatumflowBaseOperator):
 
     def _job(self, engine: Any, info: Any, input_id: str, context: Any) -> Any:
         """The job of this input commit and spec: a finished one to reuse, an open one, or a new one."""
-        from datumflow.storage_service.model import Origin
+        from datumflow.storage_service.model.core import Origin
 
         mine = [j for j in engine.list_jobs(info.name)
                 if j.inputs == {self.input_repo: input_id} and j.spec_commit == info.spec_commit]

@@ -30,8 +30,8 @@ class KafkaSpoutOperator(DatumflowBaseOperator):
         self.spout_options = spout_options or {}
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
-        from datumflow.storage_service.spout_config import SpoutConfig
-        from datumflow.storage_service.spout_kafka import KafkaSpout
+        from datumflow.storage_service.spouts.config import SpoutConfig
+        from datumflow.storage_service.spouts.kafka import KafkaSpout
 
         config = SpoutConfig(bootstrap=self.bootstrap, topic=self.topic, repo=self.repo, branch=self.branch,
                              **self.spout_options)

@@ -13,7 +13,7 @@ makes a task group of three::
   current inputs), lets the service record its datums — the datum cache decides which ones are
   already done — checks the pod would be valid, and returns the batches still to run.
 - ``pods`` (:class:`DatumKubernetesPodOperator`, a ``KubernetesPodOperator``) runs one pod per
-  batch, built by :mod:`datumflow.storage_service.pod_spec`; each batch is its own task
+  batch, built by :mod:`datumflow.storage_service.pipelines.executors.pod`; each batch is its own task
   instance, retried alone. No batches (every datum cached): the mapped task is skipped.
 - ``assemble`` (:class:`DatumAssembleOperator`) runs whatever happened upstream: it completes
   the job (the output commit with provenance and per-file lineage) or, if a batch failed, fails
@@ -29,8 +29,16 @@ from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperato
 from datumflow.operators.base import DatumflowBaseOperator, with_conn_id
 from datumflow.plugin.hooks import DatumflowHook
 from datumflow.storage_service.errors import DatumflowError
-from datumflow.storage_service.pod_spec import UPLOADER, Batch, PodSettings, build_pod, make_batches, to_v1pod, validate
-from datumflow.storage_service.spec import parse_spec
+from datumflow.storage_service.pipelines.executors.pod import (
+    UPLOADER,
+    Batch,
+    PodSettings,
+    build_pod,
+    make_batches,
+    to_v1pod,
+    validate,
+)
+from datumflow.storage_service.pipelines.spec import parse_spec
 
 __all__ = [
     "DatumAssembleOperator",
@@ -115,7 +123,7 @@ class DatumKubernetesPodOperator(KubernetesPodOperator):
 
     Every argument of ``KubernetesPodOperator`` applies (namespace, node_selector, tolerations,
     service_account_name, …); the containers, volumes and ``pod_patch`` come from the pipeline
-    spec through :func:`~datumflow.storage_service.pod_spec.build_pod`. The uploader container is
+    spec through :func:`~datumflow.storage_service.pipelines.executors.pod.build_pod`. The uploader container is
     the one followed: its exit status is the batch's.
     """
 

@@ -23,7 +23,7 @@ def pipelines_for(operator: DatumflowBaseOperator, context: Any) -> Any:
     engine = operator.hook.pipelines()
     if not operator.hook.embedded:
         return engine
-    from datumflow.storage_service.pipelines import Pipelines
+    from datumflow.storage_service.pipelines.engine import Pipelines
 
     return Pipelines(StampedStore(engine.store, operator.metadata(context)))
 
@@ -70,7 +70,7 @@ class RunPipelineOperator(DatumflowBaseOperator):
         self.deferrable, self.poll_interval = deferrable, poll_interval
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from datumflow.storage_service.model import Origin
+        from datumflow.storage_service.model.core import Origin
 
         engine = pipelines_for(self, context)
         info = engine.inspect_pipeline(self.pipeline)

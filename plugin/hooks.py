@@ -122,7 +122,7 @@ class DatumflowHook(BaseHook):
     def _pipelines(self) -> Any:
         if not self.embedded:
             return self.get_conn().pipelines
-        from datumflow.storage_service.pipelines import Pipelines
+        from datumflow.storage_service.pipelines.engine import Pipelines
 
         return Pipelines(self.get_conn())
 

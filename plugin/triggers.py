@@ -46,7 +46,7 @@ class _EmbeddedAsync:
 def async_client(address: str, token: str | None) -> Any:
     if address.startswith("file://"):
         return _EmbeddedAsync(address)
-    from datumflow.storage_service.client import AsyncClient
+    from datumflow.storage_service.client.http import AsyncClient
 
     return AsyncClient(address, token=token)
 

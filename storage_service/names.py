@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidArgument
+from datumflow.storage_service.errors import InvalidArgument
 
 __all__ = [
     "Ref",

@@ -83,7 +83,7 @@ def datumflow_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     port = free_port()
     log = open(os.path.join(root, "..", "service.log"), "wb")  # noqa: SIM115
     proc = subprocess.Popen(
-        [sys.executable, "-m", "datumflow.storage_service.serve", "--root", root, "--port", str(port)],
+        [sys.executable, "-m", "datumflow.storage_service.service.serve", "--root", root, "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT,
     )
     address = f"http://127.0.0.1:{port}"
@@ -119,7 +119,7 @@ def connections(datumflow_service: tuple[str, str], airflow_db: None) -> tuple[s
 
 @pytest.fixture
 def client(connections: tuple[str, str]) -> Iterator[object]:
-    from datumflow.storage_service.client import Client
+    from datumflow.storage_service.client.http import Client
 
     with Client(connections[0]) as c:
         yield c

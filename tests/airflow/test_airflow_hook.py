@@ -31,7 +31,7 @@ def test_missing_connection_names_the_conn_id(connections):
 
 
 def test_http_connection_gives_the_services_pipelines(connections, client, repo_name):
-    from datumflow.storage_service.client_pipelines import RemotePipelines
+    from datumflow.storage_service.client.pipelines import RemotePipelines
 
     client.create_repo(repo_name)
     engine = DatumflowHook().pipelines()

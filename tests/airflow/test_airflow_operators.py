@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from unittest import mock
 
 import pytest
-from datumflow.storage_service.model import CommitState
+from datumflow.storage_service.model.core import CommitState
 
 
 def commit(repo="raw", id="c1", branch="master", state=CommitState.FINISHED):
@@ -160,7 +160,7 @@ def test_run_pipeline_defers_until_the_output_commit_finishes(hook):
 def test_kafka_spout_operator_returns_the_commits(hook):
     from datumflow.operators.kafka import KafkaSpoutOperator
 
-    with mock.patch("datumflow.storage_service.spout_kafka.KafkaSpout") as spout:
+    with mock.patch("datumflow.storage_service.spouts.kafka.KafkaSpout") as spout:
         spout.return_value.run.return_value = [commit(id="k1"), commit(id="k2")]
         op = KafkaSpoutOperator(task_id="t", bootstrap="b:9092", topic="orders", repo="raw", max_messages=5)
         out = op.execute({"ti": ti()})

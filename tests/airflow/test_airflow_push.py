@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from datumflow.storage_service.airflow_push import AirflowPush, from_env
+from datumflow.storage_service.service.airflow_push import AirflowPush, from_env
 
 ASSETS = [{"id": 7, "uri": "datumflow://raw@master"}, {"id": 8, "uri": "datumflow://raw@master-old"}]
 

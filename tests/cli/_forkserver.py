@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 
-from datumflow.storage_service.cli import build_parser, main
+from datumflow.storage_service.cli.main import build_parser, main
 
 
 def _child(request: dict) -> int:

@@ -4,7 +4,7 @@
 new temporary folder, so the default address (``file://./.datumflow``) is an
 empty embedded store. Commands are forked from one process that imported the
 CLI once (see ``_forkserver.py``); ``DATUMFLOW_TEST_SPAWN=1`` starts every
-command with ``python -m datumflow.storage_service.cli`` instead (slower, same
+command with ``python -m datumflow.storage_service.cli.main`` instead (slower, same
 results). A few tests in ``test_cli_main.py`` always start real interpreters.
 
 =============  ========  =====================================================
@@ -30,13 +30,13 @@ from typing import Any
 
 import pytest
 from datumflow.storage_service import Store
-from datumflow.storage_service.schema import metadata
+from datumflow.storage_service.core.schema import metadata
 from sqlalchemy import select
 
 Snapshot = Callable[[], dict[str, Any]]
 
 FORKSERVER = Path(__file__).with_name("_forkserver.py")
-MODULE = ["-m", "datumflow.storage_service.cli"]
+MODULE = ["-m", "datumflow.storage_service.cli.main"]
 
 
 @dataclass

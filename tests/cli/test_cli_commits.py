@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datumflow.storage_service.model import Commit, CommitState
+from datumflow.storage_service.model.core import Commit, CommitState
 
 from .conftest import Cli, Snapshot
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from datumflow.storage_service.model import DiffEntry, FileInfo
+from datumflow.storage_service.model.core import DiffEntry, FileInfo
 
 from .conftest import Cli, Snapshot
 

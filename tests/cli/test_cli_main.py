@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from datumflow.storage_service import Store, cli
-from datumflow.storage_service.model import CommitState
+from datumflow.storage_service.model.core import CommitState
 
 from .conftest import MODULE, Cli, base_env
 

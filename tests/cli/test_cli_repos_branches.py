@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datumflow.storage_service.model import Branch, BranchRef, ProvenanceEntry, Repo
+from datumflow.storage_service.model.core import Branch, BranchRef, ProvenanceEntry, Repo
 
 from .conftest import Cli, Snapshot
 

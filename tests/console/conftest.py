@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from datumflow.storage_service.demo import COUNT, TOTAL, documents
-from datumflow.storage_service.pipelines import Pipelines
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.cli.demo import COUNT, TOTAL, documents
+from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.store.store import Store
 
 from tests.service.conftest import Service, launch
 

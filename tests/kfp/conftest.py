@@ -25,7 +25,7 @@ from tests.conftest import free_port
 # Before any component is built: nothing to pip-install, datumflow is already here.
 os.environ["DATUMFLOW_KFP_PACKAGE"] = ""
 
-from datumflow.storage_service.client import Client
+from datumflow.storage_service.client.http import Client
 
 STARTUP_TIMEOUT = 30.0
 
@@ -39,7 +39,7 @@ class Service:
 
 
 def _serve(*args: str) -> list[str]:
-    return [sys.executable, "-m", "datumflow.storage_service.serve", *args]
+    return [sys.executable, "-m", "datumflow.storage_service.service.serve", *args]
 
 
 def _start(root: Path) -> Service:

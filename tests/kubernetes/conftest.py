@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from datumflow.storage_service.client import Client
+from datumflow.storage_service.client.http import Client
 
 from tests.conftest import free_port
 from tests.kubernetes.podsim import PodSim
@@ -41,7 +41,7 @@ for key, value in {
 }.items():
     os.environ.setdefault(key, value)
 
-SERVE = [sys.executable, "-m", "datumflow.storage_service.serve"]
+SERVE = [sys.executable, "-m", "datumflow.storage_service.service.serve"]
 
 
 @dataclass

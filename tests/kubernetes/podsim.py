@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from datumflow.storage_service.executor_kubernetes import PodResult
+from datumflow.storage_service.pipelines.executors.kubernetes import PodResult
 
 BIN = str(Path(sys.executable).parent)
 

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.airflow
 k8s = pytest.importorskip("kubernetes.client")
 
 from datumflow.operators.kubernetes_datum import DatumKubernetesPodOperator  # noqa: E402
-from datumflow.storage_service.pod_spec import to_v1pod  # noqa: E402
+from datumflow.storage_service.pipelines.executors.pod import to_v1pod  # noqa: E402
 
 SPEC: dict[str, Any] = {
     "pipeline": {"name": "edges"},

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from datumflow.storage_service.errors import InvalidArgument
-from datumflow.storage_service.pod_spec import Batch, PodSettings, build_pod, make_batches, validate
-from datumflow.storage_service.spec import parse_spec
+from datumflow.storage_service.pipelines.executors.pod import Batch, PodSettings, build_pod, make_batches, validate
+from datumflow.storage_service.pipelines.spec import parse_spec
 
 
 def spec(**extra: Any) -> dict[str, Any]:

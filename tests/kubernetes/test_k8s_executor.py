@@ -10,10 +10,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from datumflow.storage_service.executor_kubernetes import KubernetesExecutor
-from datumflow.storage_service.pipelines import Pipelines
-from datumflow.storage_service.pod_spec import PodSettings
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.pipelines.executors.kubernetes import KubernetesExecutor
+from datumflow.storage_service.pipelines.executors.pod import PodSettings
+from datumflow.storage_service.store.store import Store
 
 from tests.kubernetes.conftest import Live, make_sim
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from datumflow.storage_service.client import Client
+from datumflow.storage_service.client.http import Client
 from datumflow.storage_service.errors import Forbidden
-from datumflow.storage_service.pod_spec import PodSettings, build_pod, make_batches
-from datumflow.storage_service.spec import parse_spec
+from datumflow.storage_service.pipelines.executors.pod import PodSettings, build_pod, make_batches
+from datumflow.storage_service.pipelines.spec import parse_spec
 
 from tests.kubernetes.conftest import Live, make_sim
 

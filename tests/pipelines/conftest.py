@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from datumflow.storage_service.pipelines import Pipelines
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.store.store import Store
 
 
 @pytest.fixture

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from datumflow.storage_service.datums import compute_datums, datum_hash, glob_regex, input_branches
-from datumflow.storage_service.spec import parse_spec
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.pipelines.datums import compute_datums, datum_hash, glob_regex, input_branches
+from datumflow.storage_service.pipelines.spec import parse_spec
+from datumflow.storage_service.store.store import Store
 
 
 def _repo(store: Store, name: str, files: dict[str, bytes]) -> None:

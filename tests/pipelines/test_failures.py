@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datumflow.storage_service.jobs import DatumState
-from datumflow.storage_service.model import CommitState
-from datumflow.storage_service.pipelines import Pipelines
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.model.core import CommitState
+from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.pipelines.jobs import DatumState
+from datumflow.storage_service.store.store import Store
 
 from .conftest import pfs, spec
 

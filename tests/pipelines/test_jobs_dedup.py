@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datumflow.storage_service.model import CommitState
-from datumflow.storage_service.pipelines import Pipelines
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.model.core import CommitState
+from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.store.store import Store
 
 from .conftest import pfs, spec
 

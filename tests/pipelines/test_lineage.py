@@ -6,8 +6,8 @@ import time
 
 import pytest
 from datumflow.storage_service.errors import PathNotFound
-from datumflow.storage_service.pipelines import Pipelines
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.store.store import Store
 
 from .conftest import pfs, spec
 
@@ -62,8 +62,8 @@ def test_lineage_is_fast_with_ten_thousand_datums(store: Store, pipelines: Pipel
     """Recorded lineage of a 10k-datum job, queried directly (the jobs are recorded, not run)."""
     import json
 
-    from datumflow.storage_service.lineage import record_lineage
-    from datumflow.storage_service.pipeline_schema import datums
+    from datumflow.storage_service.core.pipeline_schema import datums
+    from datumflow.storage_service.pipelines.lineage import record_lineage
 
     store.create_repo("docs")
     src = store.put_files("docs", "master", [(f"f{i}", str(i).encode()) for i in range(10_000)])

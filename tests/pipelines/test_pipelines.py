@@ -6,9 +6,9 @@ import json
 
 import pytest
 from datumflow.storage_service.errors import AlreadyExists, BranchInUse, InvalidArgument, RepoNotFound
-from datumflow.storage_service.model import BranchRef, CommitState, Origin
-from datumflow.storage_service.pipelines import PipelineNotFound, Pipelines
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.model.core import BranchRef, CommitState, Origin
+from datumflow.storage_service.pipelines.engine import PipelineNotFound, Pipelines
+from datumflow.storage_service.store.store import Store
 
 from .conftest import COPY, pfs, spec
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from datumflow.storage_service.errors import InvalidArgument
-from datumflow.storage_service.spec import load_specs, parse_duration, parse_spec
+from datumflow.storage_service.pipelines.spec import load_specs, parse_duration, parse_spec
 
 FULL = """
 pipeline:

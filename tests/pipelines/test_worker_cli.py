@@ -9,16 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from datumflow.storage_service.jobs import DatumState
-from datumflow.storage_service.pipelines import Pipelines
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.pipelines.jobs import DatumState
+from datumflow.storage_service.store.store import Store
 
 from .conftest import pfs, spec
 
 
 def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATUMFLOW_ADDRESS": f"file://{root}", "DATUMFLOW_FSYNC": "0"}
-    proc = subprocess.run([sys.executable, "-m", "datumflow.storage_service.cli", *args],
+    proc = subprocess.run([sys.executable, "-m", "datumflow.storage_service.cli.main", *args],
                           capture_output=True, text=True, env=env, timeout=120)
     if check:
         assert proc.returncode == 0, proc.stderr

@@ -133,7 +133,7 @@ def test_reader_cannot_write(gateway: Service) -> None:
     user = f"u{uuid.uuid4().hex[:8]}"
 
     def auth(*args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "datumflow.storage_service.serve", "auth", *args,
+        done = subprocess.run([sys.executable, "-m", "datumflow.storage_service.service.serve", "auth", *args,
                                "--root", str(gateway.root)], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         return done.stdout.strip()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from datumflow.storage_service.client import Client
+from datumflow.storage_service.client.http import Client
 
 from tests.service.conftest import Service
 

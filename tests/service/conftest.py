@@ -24,7 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from datumflow.storage_service.client import Client
+from datumflow.storage_service.client.http import Client
 
 from tests.conftest import free_port
 
@@ -51,9 +51,9 @@ class Service:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m datumflow.storage_service.serve ARGS`` (the standalone entry point)."""
+    """``python -m datumflow.storage_service.service.serve ARGS`` (the standalone entry point)."""
     return subprocess.run(
-        [sys.executable, "-m", "datumflow.storage_service.serve", *args],
+        [sys.executable, "-m", "datumflow.storage_service.service.serve", *args],
         capture_output=True, text=True, timeout=60,
     )
 
@@ -68,7 +68,7 @@ def init_auth(root: Path, db: str | None = None) -> str:
 def launch(root: Path, *, token: str | None, db: str | None = None, host: str = "127.0.0.1") -> Service:
     port = free_port()
     log = root.parent / f"service-{port}.log"
-    cmd = [sys.executable, "-m", "datumflow.storage_service.serve", "serve", "--root", str(root),
+    cmd = [sys.executable, "-m", "datumflow.storage_service.service.serve", "serve", "--root", str(root),
            "--host", host, "--port", str(port), "--log-level", "warning"]
     if db:
         cmd += ["--db", db]

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from datumflow.storage_service import errors
-from datumflow.storage_service.client import Client
+from datumflow.storage_service.client.http import Client
 
 from .conftest import Service, free_port, run_cli
 
@@ -85,7 +85,7 @@ def test_init_twice_and_unknown_role_fail_with_one_line(service: Service) -> Non
 
 def test_service_without_users_refuses_non_loopback(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "datumflow.storage_service.serve", "serve", "--root", str(tmp_path / "s"),
+        [sys.executable, "-m", "datumflow.storage_service.service.serve", "serve", "--root", str(tmp_path / "s"),
          "--host", "0.0.0.0", "--port", str(free_port())],
         capture_output=True, text=True, timeout=60,
     )
@@ -103,7 +103,7 @@ def test_open_service_serves_loopback_without_tokens(open_service: Service) -> N
 
 def test_auth_through_the_datumflow_cli(tmp_path: Path) -> None:
     root = tmp_path / "store"
-    cli = [sys.executable, "-m", "datumflow.storage_service.cli", "--address", f"file://{root}", "auth"]
+    cli = [sys.executable, "-m", "datumflow.storage_service.cli.main", "--address", f"file://{root}", "auth"]
     token = subprocess.run([*cli, "init"], capture_output=True, text=True, timeout=60)
     assert token.returncode == 0 and token.stdout.startswith("dft_")
     subprocess.run([*cli, "user", "create", "ann"], check=True, timeout=60)

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 from datumflow.storage_service import errors
-from datumflow.storage_service.client import AsyncClient, Client
-from datumflow.storage_service.model import CommitState
+from datumflow.storage_service.client.http import AsyncClient, Client
+from datumflow.storage_service.model.core import CommitState
 
 from .conftest import Service, free_port
 

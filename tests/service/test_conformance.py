@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 from datumflow.storage_service import errors
-from datumflow.storage_service.client import Client
-from datumflow.storage_service.model import Branch, Commit, CommitState, DiffEntry, FileInfo, ProvenanceEntry, Repo
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.client.http import Client
+from datumflow.storage_service.model.core import Branch, Commit, CommitState, DiffEntry, FileInfo, ProvenanceEntry, Repo
+from datumflow.storage_service.store.store import Store
 
 import datumflow
 

@@ -10,7 +10,7 @@ from typing import Any
 import fsspec
 import pandas as pd
 import pytest
-from datumflow.storage_service.fs import DatumflowFileSystem
+from datumflow.storage_service.client.fs import DatumflowFileSystem
 
 import datumflow
 

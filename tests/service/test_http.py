@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from datumflow.storage_service import errors
-from datumflow.storage_service.client import Client
+from datumflow.storage_service.client.http import Client
 
 from .conftest import Service, init_auth
 

@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 import pytest
 from datumflow.storage_service import errors
-from datumflow.storage_service.auth import Auth
-from datumflow.storage_service.client import AsyncClient, Client
-from datumflow.storage_service.db import open_engine
-from datumflow.storage_service.jobs import JobNotFound, JobState
-from datumflow.storage_service.pipelines import PipelineNotFound
+from datumflow.storage_service.client.http import AsyncClient, Client
+from datumflow.storage_service.core.db import open_engine
+from datumflow.storage_service.pipelines.engine import PipelineNotFound
+from datumflow.storage_service.pipelines.jobs import JobNotFound, JobState
+from datumflow.storage_service.service.auth import Auth
 
 from .conftest import Service, free_port
 
@@ -46,7 +46,7 @@ def cli(service: Service, *args: str, token: str | None = None) -> subprocess.Co
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATUMFLOW_")}
     env["DATUMFLOW_TOKEN"] = token or service.token or ""
     return subprocess.run(
-        [sys.executable, "-m", "datumflow.storage_service.cli", "--address", service.url, *args],
+        [sys.executable, "-m", "datumflow.storage_service.cli.main", "--address", service.url, *args],
         capture_output=True, text=True, timeout=60, env=env,
     )
 
@@ -242,7 +242,7 @@ def idle_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path / "store"
     port = free_port()
     log = tmp_path / "serve.log"
-    cmd = [sys.executable, "-m", "datumflow.storage_service.serve", "serve", "--root", str(root),
+    cmd = [sys.executable, "-m", "datumflow.storage_service.service.serve", "serve", "--root", str(root),
            "--port", str(port), "--log-level", "warning", "--no-pipelines"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "DATUMFLOW_FSYNC": "0"})
@@ -336,7 +336,8 @@ def test_the_client_rebuilds_every_error_class_by_name() -> None:
     module defining an error must be listed in ``client._ERROR_MODULES``."""
     probe = """
 import importlib, json, pkgutil
-from datumflow.storage_service import client, errors
+from datumflow.storage_service.client import http as client
+from datumflow.storage_service import errors
 client._import_error_modules()
 known = set(errors._by_name())
 def plain(klass):  # built from its message alone, as the service's error body allows

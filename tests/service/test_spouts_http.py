@@ -17,9 +17,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 from datumflow.storage_service import errors
-from datumflow.storage_service.client import Client
-from datumflow.storage_service.spout_config import SpoutConfig
-from datumflow.storage_service.spout_registry import SpoutNotFound
+from datumflow.storage_service.client.http import Client
+from datumflow.storage_service.spouts.config import SpoutConfig
+from datumflow.storage_service.spouts.registry import SpoutNotFound
 
 from .conftest import Service
 from .test_pipelines_http import new_user
@@ -34,7 +34,7 @@ def cli(service: Service, *args: str, token: str | None = None) -> subprocess.Co
 
 
 def _argv(service: Service, *args: str) -> list[str]:
-    return [sys.executable, "-m", "datumflow.storage_service.cli", "--address", service.url, "spout", *args]
+    return [sys.executable, "-m", "datumflow.storage_service.cli.main", "--address", service.url, "spout", *args]
 
 
 def _env(token: str | None) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from datumflow.storage_service.store import Store
+from datumflow.storage_service.store.store import Store
 
 
 def test_second_store_instance_edits_existing_tree(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from datumflow.storage_service import Commit, Store
-from datumflow.storage_service.spout_config import SpoutConfig
-from datumflow.storage_service.spout_layout import Record, record_from_line
+from datumflow.storage_service.spouts.config import SpoutConfig
+from datumflow.storage_service.spouts.layout import Record, record_from_line
 
 pytestmark = pytest.mark.kafka
 

@@ -1,6 +1,6 @@
 """kill -9 a spout process again and again while a producer writes: still exactly once.
 
-The spout runs as ``python -m datumflow.storage_service.cli_spout run`` and is
+The spout runs as ``python -m datumflow.storage_service.cli.spout run`` and is
 killed at points drawn from a seeded generator (some land while a batch is
 being written, leaving an open commit). Every restart must resume exactly
 after the last finished commit; a final run drains the topic.
@@ -58,7 +58,7 @@ class Producer(threading.Thread):
 
 def spout_command(root: Path, bootstrap: str, topic: str, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "datumflow.storage_service.cli_spout", "--address", f"file://{root}",
+        sys.executable, "-m", "datumflow.storage_service.cli.spout", "--address", f"file://{root}",
         "run", "--bootstrap", bootstrap, "--topic", topic, "--repo", "events",
         "--batch-messages", "15", "--batch-seconds", "0.2", *extra,
     ]

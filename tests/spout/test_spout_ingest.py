@@ -9,9 +9,9 @@ from dataclasses import replace
 import pytest
 from datumflow.storage_service import Commit, Origin, Store
 from datumflow.storage_service.errors import Conflict
-from datumflow.storage_service.spout_config import SpoutConfig
-from datumflow.storage_service.spout_kafka import KafkaSpout
-from datumflow.storage_service.spout_layout import Format, Layout, read_raw
+from datumflow.storage_service.spouts.config import SpoutConfig
+from datumflow.storage_service.spouts.kafka import KafkaSpout
+from datumflow.storage_service.spouts.layout import Format, Layout, read_raw
 
 from .conftest import as_sent, by_partition, history, ingested, kafka_meta, produce
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from datumflow.storage_service import CommitState, Origin, Store
 from datumflow.storage_service.errors import CommitNotFound, CommitOpen, InvalidArgument, ServiceUnavailable
-from datumflow.storage_service.spout_config import SpoutConfig
-from datumflow.storage_service.spout_kafka import KafkaSpout
-from datumflow.storage_service.spout_offsets import CorruptOffsets, offsets_metadata
-from datumflow.storage_service.spout_source import TopicNotFound
+from datumflow.storage_service.spouts.config import SpoutConfig
+from datumflow.storage_service.spouts.kafka import KafkaSpout
+from datumflow.storage_service.spouts.offsets import CorruptOffsets, offsets_metadata
+from datumflow.storage_service.spouts.source import TopicNotFound
 
 from .conftest import as_sent, by_partition, ingested, kafka_meta, produce
 
@@ -130,7 +130,7 @@ def test_bad_settings_are_rejected(config: SpoutConfig, change: dict[str, object
 
 def _cli(address: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "datumflow.storage_service.cli_spout", "--address", f"file://{address}", *args],
+        [sys.executable, "-m", "datumflow.storage_service.cli.spout", "--address", f"file://{address}", *args],
         capture_output=True, text=True, timeout=120,
     )
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from datumflow.storage_service import Store
 from datumflow.storage_service.errors import AlreadyExists, NotFound
-from datumflow.storage_service.spout_config import SpoutConfig
-from datumflow.storage_service.spout_registry import (
+from datumflow.storage_service.spouts.config import SpoutConfig
+from datumflow.storage_service.spouts.registry import (
     STALE_SECONDS,
     claim,
     get_spout,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from datumflow.storage_service import Store
-from datumflow.storage_service.schema import metadata
+from datumflow.storage_service.core.schema import metadata
 from sqlalchemy import select
 
 BACKENDS = [

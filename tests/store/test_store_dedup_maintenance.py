@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from datumflow.storage_service import Store
+from datumflow.storage_service.core.schema import chunks, packs
 from datumflow.storage_service.errors import CorruptObject
-from datumflow.storage_service.schema import chunks, packs
 from sqlalchemy import func, select
 
 from .conftest import pack_bytes

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 from datumflow.storage_service import FileInfo, Store
+from datumflow.storage_service.core.schema import chunks
 from datumflow.storage_service.errors import InvalidArgument, PathNotFound
-from datumflow.storage_service.schema import chunks
 from sqlalchemy import func, select
 
 from .conftest import pack_bytes, snapshot

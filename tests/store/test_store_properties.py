@@ -7,7 +7,7 @@ import tempfile
 from typing import Any
 
 from datumflow.storage_service import Store
-from datumflow.storage_service.index import MAX_KEY, NodeStore, Tree
+from datumflow.storage_service.core.index import MAX_KEY, NodeStore, Tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -1,0 +1,258 @@
+"""``datumflow pipeline|job|datum|lineage|worker``: thin verbs over :class:`~.pipelines.Pipelines`.
+
+Against the embedded store nothing runs in the background, so the verbs that
+create work (``pipeline create|update|run``) run the ready jobs before they
+return (``--no-wait`` skips that), and ``job wait`` runs them while waiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TextIO
+
+from datumflow.storage_service.cli.base import Commands, Context, add_json, file_arg, subcommands
+from datumflow.storage_service.cli.output import emit, human_time, print_fields, print_json, print_table
+from datumflow.storage_service.errors import InvalidArgument
+from datumflow.storage_service.pipelines.engine import PipelineInfo, Pipelines
+from datumflow.storage_service.pipelines.jobs import DatumInfo, JobInfo
+from datumflow.storage_service.pipelines.lineage import LineageNode
+from datumflow.storage_service.pipelines.run_local import LocalRun
+from datumflow.storage_service.pipelines.spec import load_specs
+
+__all__ = ["register"]
+
+
+def register(commands: Commands) -> None:
+    _pipeline(subcommands(commands.add_parser("pipeline", help="create, update, run and inspect pipelines")))
+    _job(subcommands(commands.add_parser("job", help="jobs of pipelines")))
+    _datum(subcommands(commands.add_parser("datum", help="datums of a job")))
+    lineage = add_json(commands.add_parser("lineage", help="which datums and input files wrote a file"))
+    lineage.add_argument("target", metavar="REPO@COMMIT:PATH")
+    lineage.add_argument("--depth", type=int, help="levels of pipelines to follow upstream")
+    lineage.set_defaults(run=lineage_cmd)
+    _worker(subcommands(commands.add_parser("worker", help="run one datum's steps (what a pod runs)")))
+
+
+def _verb(verbs: Commands, name: str, help: str, run: Any, *, json: bool = True) -> argparse.ArgumentParser:
+    parser = verbs.add_parser(name, help=help)
+    if json:
+        add_json(parser)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _pipeline(verbs: Commands) -> None:
+    for name, helptext in (("create", "create pipelines from a spec file"), ("update", "update pipelines")):
+        p = _verb(verbs, name, helptext, create_cmd)
+        p.add_argument("-f", dest="spec", required=True, metavar="SPEC", help="YAML or JSON pipeline spec(s)")
+        p.add_argument("--reprocess", action="store_true", help="re-run every datum with the new spec")
+        p.add_argument("--no-wait", action="store_true", help="do not run the jobs before returning")
+        p.set_defaults(update=name == "update")
+    _verb(verbs, "list", "list pipelines", list_cmd)
+    _verb(verbs, "inspect", "show a pipeline", inspect_cmd).add_argument("name")
+    delete = _verb(verbs, "delete", "delete a pipeline and its output repo", delete_cmd, json=False)
+    delete.add_argument("name")
+    delete.add_argument("--force", action="store_true", help="even if other pipelines read it")
+    run = _verb(verbs, "run", "start a job on the current inputs", run_cmd)
+    run.add_argument("name")
+    run.add_argument("--reprocess", action="store_true", help="ignore the datum cache")
+    run.add_argument("--no-wait", action="store_true", help="do not run the job before returning")
+    local = _verb(verbs, "run-local", "run a spec on real data without committing", run_local_cmd)
+    local.add_argument("-f", dest="spec", required=True, metavar="SPEC")
+    local.add_argument("--sample", type=int, metavar="N", help="run only the first N datums")
+    local.add_argument("--out", metavar="DIR", help="where each datum's output is copied")
+
+
+def _job(verbs: Commands) -> None:
+    _verb(verbs, "list", "list jobs, newest first", job_list_cmd).add_argument("pipeline", nargs="?")
+    _verb(verbs, "inspect", "show a job", job_inspect_cmd).add_argument("id")
+    wait = _verb(verbs, "wait", "wait for a job to end (exit 1 if it failed)", job_wait_cmd)
+    wait.add_argument("id")
+    wait.add_argument("--timeout", type=float, metavar="S")
+
+
+def _datum(verbs: Commands) -> None:
+    _verb(verbs, "list", "list the datums of a job", datum_list_cmd).add_argument("job")
+    inspect = _verb(verbs, "inspect", "show a datum, with its log", datum_inspect_cmd)
+    inspect.add_argument("job")
+    inspect.add_argument("datum")
+
+
+def _worker(verbs: Commands) -> None:
+    for name, helptext in (
+        ("run-datum", "fetch the inputs, run the transform, upload /pfs/out"),
+        ("fetch", "write the datum's inputs under --pfs (a pod's init step)"),
+        ("upload", "store --pfs/out as the datum's output (after the user's container)"),
+    ):
+        p = _verb(verbs, name, helptext, worker_cmd)
+        p.add_argument("--job", required=True)
+        p.add_argument("--datum", required=True)
+        p.add_argument("--pfs", required=True, metavar="DIR")
+        p.set_defaults(step=name)
+
+
+# -- handlers ---------------------------------------------------------------------------
+
+
+def service(ctx: Context) -> Any:
+    """The pipeline service: in-process for an embedded store, the client's otherwise."""
+    from datumflow.storage_service.store.store import Store
+
+    store = ctx.store
+    if isinstance(store, Store):
+        return Pipelines(store)
+    remote = getattr(store, "pipelines", None)
+    if remote is None:
+        raise InvalidArgument(f"the service at {ctx.address} does not offer pipelines")
+    return remote
+
+
+def _drive(svc: Any, args: argparse.Namespace) -> None:
+    if not getattr(args, "no_wait", False) and isinstance(svc, Pipelines):
+        svc.process()
+
+
+def create_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    svc = service(ctx)
+    made = []
+    for spec in load_specs(args.spec):
+        if args.update:
+            made.append(svc.update_pipeline(spec, reprocess=args.reprocess))
+        else:
+            made.append(svc.create_pipeline(spec, reprocess=args.reprocess))
+    _drive(svc, args)
+    emit(ctx, args, made, _render_pipelines)
+
+
+def list_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    emit(ctx, args, service(ctx).list_pipelines(), _render_pipelines)
+
+
+def inspect_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    emit(ctx, args, service(ctx).inspect_pipeline(args.name), _render_pipeline)
+
+
+def delete_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    service(ctx).delete_pipeline(args.name, force=args.force)
+
+
+def run_cmd(ctx: Context, args: argparse.Namespace) -> int:
+    svc = service(ctx)
+    commit = svc.run_pipeline(args.name, reprocess=args.reprocess)
+    _drive(svc, args)
+    job = svc.job_for_commit(commit)
+    emit(ctx, args, job, _render_job)
+    return 1 if job.state.value in ("failure", "killed") else 0
+
+
+def run_local_cmd(ctx: Context, args: argparse.Namespace) -> int:
+    svc = service(ctx)
+    (spec, *more) = load_specs(args.spec)
+    if more:
+        raise InvalidArgument("run-local takes a file with one pipeline spec")
+    result = svc.run_local(spec, sample=args.sample, out_dir=args.out)
+    emit(ctx, args, result, _render_local)
+    return 0 if result.ok else 1
+
+
+def job_list_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    emit(ctx, args, service(ctx).list_jobs(args.pipeline), _render_jobs)
+
+
+def job_inspect_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    emit(ctx, args, service(ctx).inspect_job(args.id), _render_job)
+
+
+def job_wait_cmd(ctx: Context, args: argparse.Namespace) -> int:
+    job = service(ctx).wait_job(args.id, timeout=args.timeout)
+    emit(ctx, args, job, _render_job)
+    return 0 if job.state.value == "success" else 1
+
+
+def datum_list_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    emit(ctx, args, service(ctx).list_datums(args.job), _render_datums)
+
+
+def datum_inspect_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    emit(ctx, args, service(ctx).inspect_datum(args.job, args.datum), _render_datum)
+
+
+def lineage_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    repo, ref, path = file_arg(args.target)
+    emit(ctx, args, service(ctx).lineage(repo, ref, path, depth=args.depth), _render_lineage)
+
+
+def worker_cmd(ctx: Context, args: argparse.Namespace) -> int:
+    svc = service(ctx)
+    step = {"run-datum": svc.run_datum, "fetch": svc.fetch_datum, "upload": svc.upload_datum}[args.step]
+    info = step(args.job, args.datum, args.pfs)
+    emit(ctx, args, info, _render_datum)
+    return 0 if info.state.value != "failed" else 1
+
+
+# -- rendering ----------------------------------------------------------------------------
+
+
+def _render_pipelines(out: TextIO, items: list[PipelineInfo]) -> None:
+    rows = [(p.name, p.version, ", ".join(p.inputs), p.output_branch, human_time(p.updated)) for p in items]
+    print_table(out, ["NAME", "VERSION", "INPUTS", "OUTPUT", "UPDATED"], rows)
+
+
+def _render_pipeline(out: TextIO, p: PipelineInfo) -> None:
+    print_fields(out, [("name", p.name), ("version", p.version), ("spec commit", f"{p.name}@{p.spec_commit}"),
+                       ("inputs", ", ".join(p.inputs)), ("output", f"{p.name}@{p.output_branch}"),
+                       ("created", human_time(p.created)), ("updated", human_time(p.updated))])
+    out.write("spec:\n")
+    print_json(out, p.spec)
+
+
+def _counters(j: JobInfo) -> str:
+    return f"{j.processed} run, {j.skipped} skipped, {j.failed} failed of {j.total}"
+
+
+def _render_jobs(out: TextIO, items: list[JobInfo]) -> None:
+    rows = [(j.id, j.pipeline, j.state.value, _counters(j), human_time(j.created)) for j in items]
+    print_table(out, ["ID", "PIPELINE", "STATE", "DATUMS", "CREATED"], rows)
+
+
+def _render_job(out: TextIO, j: JobInfo) -> None:
+    print_fields(out, [
+        ("id", j.id), ("pipeline", j.pipeline), ("state", j.state.value),
+        ("output", f"{j.pipeline}@{j.output_commit}"), ("datums", _counters(j)), ("recovered", j.recovered),
+        ("inputs", ", ".join(f"{k}@{v}" for k, v in j.inputs.items())), ("started", human_time(j.started)),
+        ("finished", human_time(j.finished)),
+    ])
+    if j.reason:
+        out.write(f"reason:\n{j.reason}\n")
+
+
+def _render_datums(out: TextIO, items: list[DatumInfo]) -> None:
+    rows = [(d.id[:16], d.state.value, ", ".join(f"{i['name']}:/{i['path']}" for i in d.inputs), len(d.outputs))
+            for d in items]
+    print_table(out, ["ID", "STATE", "INPUTS", "OUTPUTS"], rows)
+
+
+def _render_datum(out: TextIO, d: DatumInfo) -> None:
+    print_fields(out, [
+        ("id", d.id), ("job", d.job), ("state", d.state.value), ("hash", d.hash), ("tries", d.tries),
+        ("reused from job", d.reused_from), ("error", d.error),
+        ("inputs", ", ".join(f"{i['name']}:/{i['path']} @{i['commit'][:12]}" for i in d.inputs)),
+        ("outputs", ", ".join(d.outputs)),
+    ])
+    if d.log:
+        out.write(f"log:\n{d.log}")
+
+
+def _render_lineage(out: TextIO, node: LineageNode) -> None:
+    for depth, n in node.walk():
+        by = f"  <- {n.pipeline} datum {n.datum[:12]}" if n.pipeline and n.datum else ""
+        out.write(f"{'  ' * depth}{n.repo}@{n.commit[:12]}:{n.path}  {(n.hash or '')[:12]}{by}\n")
+
+
+def _render_local(out: TextIO, r: LocalRun) -> None:
+    for d in r.datums:
+        status = "ok" if d.ok else f"FAILED: {d.error}"
+        out.write(f"{d.datum[:12]}  {', '.join(d.inputs)}  {status}  ({len(d.outputs)} output files)\n")
+        if not d.ok and d.log:
+            out.write("".join(f"    {line}\n" for line in d.log.splitlines()[-20:]))
+    out.write(f"ran {len(r.datums)} of {r.total} datums; outputs in {r.out_dir}\n")

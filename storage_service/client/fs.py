@@ -1,0 +1,149 @@
+"""fsspec filesystem ``datumflow://repo@ref/path`` over a store (embedded or the service).
+
+The store is ``datumflow.connect(address)``: storage option ``address=`` or
+``$DATUMFLOW_ADDRESS`` (token: ``token=`` or ``$DATUMFLOW_TOKEN``). Reads are
+buffered and fetch byte ranges; a file opened for writing is spooled to a
+temporary file and lands in the branch on close, as one commit.
+Store errors leave as the builtin ``OSError`` family (``NotFound`` already is
+a ``FileNotFoundError``, ``Forbidden`` a ``PermissionError``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from datumflow.storage_service.errors import InvalidArgument, NotFound
+from datumflow.storage_service.model.core import FileInfo
+from datumflow.storage_service.names import normalize_path
+from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+
+import datumflow
+
+__all__ = ["DatumflowFileSystem"]
+
+
+def split(path: str) -> tuple[str, str, str]:
+    """``repo@ref/a/b`` → (repo, ref, ``a/b``)."""
+    head, _, rest = path.partition("/")
+    repo, at, ref = head.partition("@")
+    if not at or not repo or not ref:
+        raise InvalidArgument(f"expected datumflow://REPO@REF/PATH, got {path!r}")
+    return repo, ref, normalize_path(rest, allow_root=True)
+
+
+class DatumflowFileSystem(AbstractFileSystem):  # type: ignore[misc]
+    protocol = "datumflow"
+    root_marker = ""
+
+    def __init__(self, address: str | None = None, token: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.address = address or os.environ.get("DATUMFLOW_ADDRESS")
+        if not self.address:
+            raise InvalidArgument(
+                "no datumflow address: pass storage_options={'address': ...} or set DATUMFLOW_ADDRESS"
+            )
+        self.store = datumflow.connect(self.address, token=token or os.environ.get("DATUMFLOW_TOKEN"))
+
+    @classmethod
+    def _strip_protocol(cls, path: Any) -> Any:
+        if isinstance(path, list):
+            return [cls._strip_protocol(p) for p in path]
+        path = str(path)
+        if path.startswith("datumflow://"):
+            path = path[len("datumflow://"):]
+        return path.rstrip("/")
+
+    def _entry(self, repo: str, ref: str, info: FileInfo) -> dict[str, Any]:
+        name = f"{repo}@{ref}/{info.path}" if info.path else f"{repo}@{ref}"
+        out: dict[str, Any] = {"name": name, "size": info.size, "type": "directory" if info.is_dir else "file"}
+        if info.hash:
+            out["hash"] = info.hash
+        return out
+
+    def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
+        repo, ref, sub = split(self._strip_protocol(path))
+        entries = [self._entry(repo, ref, f) for f in self.store.list_files(repo, ref, sub)]
+        return entries if detail else [e["name"] for e in entries]
+
+    def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
+        repo, ref, sub = split(self._strip_protocol(path))
+        return self._entry(repo, ref, self.store.inspect_file(repo, ref, sub))
+
+    def find(self, path: str, maxdepth: int | None = None, withdirs: bool = False, detail: bool = False,
+             **kwargs: Any) -> Any:
+        if maxdepth is not None or withdirs:
+            return super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs)
+        repo, ref, sub = split(self._strip_protocol(path))
+        try:
+            found = {e["name"]: e for e in (self._entry(repo, ref, f) for f in self.store.walk_files(repo, ref, sub))}
+        except NotFound:
+            found = {}
+        return found if detail else sorted(found)
+
+    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
+        repo, ref, pattern = split(self._strip_protocol(path))
+        detail = kwargs.get("detail", False)
+        found = {e["name"]: e for e in (self._entry(repo, ref, f) for f in self.store.glob_files(repo, ref, pattern))}
+        return found if detail else sorted(found)
+
+    def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
+        repo, ref, sub = split(self._strip_protocol(path))
+        if start is None and end is None:
+            return bytes(self.store.get_file(repo, ref, sub))
+        size = self.store.inspect_file(repo, ref, sub).size
+        lo = 0 if start is None else (start if start >= 0 else max(size + start, 0))
+        hi = size if end is None else (end if end >= 0 else max(size + end, 0))
+        return bytes(self.store.read_range(repo, ref, sub, min(lo, size), max(0, min(hi, size) - lo)))
+
+    def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
+        """Delete files or folders; each path is one commit on its branch."""
+        for one in path if isinstance(path, list) else [path]:
+            repo, ref, sub = split(self._strip_protocol(one))
+            if not recursive and self.store.inspect_file(repo, ref, sub).is_dir:
+                raise IsADirectoryError(f"{one} is a folder: pass recursive=True")
+            self.store.delete_file(repo, ref, sub)
+        self.invalidate_cache()
+
+    def _rm(self, path: str) -> None:
+        self.rm(path)
+
+    def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
+        pass  # folders exist through the files under them
+
+    def makedirs(self, path: str, exist_ok: bool = False) -> None:
+        pass
+
+    def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
+              cache_options: dict[str, Any] | None = None, **kwargs: Any) -> DatumflowFile:
+        return DatumflowFile(self, path, mode=mode, block_size=block_size or 4 * 1024 * 1024,
+                             cache_options=cache_options, **kwargs)
+
+
+class DatumflowFile(AbstractBufferedFile):  # type: ignore[misc]
+    """Reads fetch ranges; writes spool to a temporary file, stored in one commit on close."""
+
+    def __init__(self, fs: DatumflowFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
+        self.repo, self.ref, self.sub = split(fs._strip_protocol(path))
+        self._spool: Any = None
+        super().__init__(fs, path, mode=mode, **kwargs)
+
+    def _fetch_range(self, start: int, end: int) -> bytes:
+        return bytes(self.fs.store.read_range(self.repo, self.ref, self.sub, start, max(0, end - start)))
+
+    def _initiate_upload(self) -> None:
+        self._spool = tempfile.NamedTemporaryFile(prefix="datumflow-", delete=False)  # noqa: SIM115
+
+    def _upload_chunk(self, final: bool = False) -> bool:
+        if self._spool is None:
+            self._initiate_upload()
+        self._spool.write(self.buffer.getvalue())
+        if final:
+            self._spool.close()
+            try:
+                self.fs.store.put_file(self.repo, self.ref, self.sub, self._spool.name)
+            finally:
+                os.unlink(self._spool.name)
+            self.fs.invalidate_cache()
+        return True

@@ -1,0 +1,82 @@
+"""Engines for the metadata database: SQLite (WAL) by default, PostgreSQL at scale."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from datumflow.storage_service.core.schema import metadata
+from datumflow.storage_service.errors import InvalidArgument, ServiceUnavailable
+from sqlalchemy import Connection, Engine, create_engine, event, insert
+from sqlalchemy.dialects import postgresql, sqlite
+
+__all__ = ["insert_ignore", "open_engine"]
+
+
+def open_engine(url: str) -> Engine:
+    """Create the engine and the tables (idempotent)."""
+    from . import pipeline_schema  # noqa: F401  (registers the pipeline tables on metadata)
+    if "://" not in url:
+        url = "sqlite:///" + os.path.abspath(url)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            event.listen(engine, "begin", _sqlite_begin)
+            _writes_begin_immediate(engine)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        metadata.create_all(engine)
+    except ImportError as exc:
+        raise InvalidArgument(f"no driver for {url.split(':')[0]}: {exc}") from exc
+    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
+        raise ServiceUnavailable(f"cannot open metadata database {url}: {exc}") from exc
+    return engine
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # pysqlite's own transaction handling is off (see _sqlite_pragmas); we issue BEGIN.
+    # Reads (``engine.connect()``) begin DEFERRED: under WAL they never wait for a
+    # writer, and a read made while this process holds the write lock in another
+    # connection (editing a tree inside a commit's transaction) cannot deadlock.
+    # Writes (``engine.begin()``) begin IMMEDIATE: the write lock is taken up front,
+    # so a read-then-update compare-and-swap is serialized instead of failing with
+    # SQLITE_BUSY on the lock upgrade.
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _writes_begin_immediate(engine: Engine) -> None:
+    """Make ``engine.begin()`` open its transaction with BEGIN IMMEDIATE (SQLite only)."""
+
+    @contextmanager
+    def begin() -> Iterator[Connection]:
+        with engine.connect() as conn:
+            conn.execution_options(sqlite_immediate=True)
+            with conn.begin():
+                yield conn
+
+    engine.begin = begin  # type: ignore[method-assign]
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see above)
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=60000")
+    cur.close()
+
+
+def insert_ignore(engine: Engine, table: Any) -> Any:
+    """An INSERT that skips rows whose primary key exists (content-addressed rows)."""
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    if engine.dialect.name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing()
+    return insert(table).prefix_with("IGNORE")

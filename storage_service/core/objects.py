@@ -1,0 +1,190 @@
+"""The object store: named immutable blobs on a local folder or any fsspec URL.
+
+Objects are written whole and become visible at once: a local write goes to a
+temporary name and is renamed; a remote write is one PUT (S3 objects appear
+atomically). Foreign errors become :mod:`errors` classes here and only here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import fsspec
+from datumflow.storage_service.errors import ObjectNotFound, ServiceUnavailable
+
+__all__ = ["FsspecObjects", "LocalObjects", "ObjectStore", "open_object_store"]
+
+
+class ObjectStore(Protocol):
+    url: str
+
+    def publish(self, key: str, local_path: str) -> None:
+        """Move a finished local file to ``key`` atomically (the file is consumed)."""
+
+    def put_bytes(self, key: str, data: bytes) -> None: ...
+
+    def read_range(self, key: str, start: int, length: int) -> bytes: ...
+
+    def size(self, key: str) -> int: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]: ...
+
+    def spool_dir(self) -> str:
+        """A local folder for files being built before ``publish``."""
+
+
+class LocalObjects:
+    """A folder on local disk; the fast path (pread on cached descriptors)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self.url = "file://" + self.root
+        os.makedirs(os.path.join(self.root, ".spool"), exist_ok=True)
+        self._fds: dict[str, int] = {}
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, key)
+
+    def spool_dir(self) -> str:
+        return os.path.join(self.root, ".spool")
+
+    def publish(self, key: str, local_path: str) -> None:
+        dest = self._path(key)
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        os.replace(local_path, dest)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        tmp = os.path.join(self.spool_dir(), uuid.uuid4().hex)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        self.publish(key, tmp)
+
+    def _fd(self, key: str) -> int:
+        fd = self._fds.get(key)
+        if fd is None:
+            try:
+                fd = os.open(self._path(key), os.O_RDONLY)
+            except FileNotFoundError as exc:
+                raise ObjectNotFound(f"object {key} is missing from {self.url}") from exc
+            if len(self._fds) > 256:
+                self._close_all()
+            self._fds[key] = fd
+        return fd
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        data = os.pread(self._fd(key), length, start)
+        if len(data) != length:
+            raise ObjectNotFound(f"object {key} is shorter than expected ({start}+{length})")
+        return data
+
+    def size(self, key: str) -> int:
+        try:
+            return os.stat(self._path(key)).st_size
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object {key} is missing from {self.url}") from exc
+
+    def delete(self, key: str) -> None:
+        fd = self._fds.pop(key, None)
+        if fd is not None:
+            os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self._path(key))
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        base = self._path(prefix)
+        if not os.path.isdir(base):
+            return
+        for dirpath, _, files in os.walk(base):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                yield os.path.relpath(full, self.root), os.stat(full).st_size
+
+    def _close_all(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+    def close(self) -> None:
+        self._close_all()
+
+
+class FsspecObjects:
+    """Any fsspec filesystem (S3, GCS, …); files are built in a local spool."""
+
+    def __init__(self, url: str, **storage_options: Any) -> None:
+        self.url = url.rstrip("/")
+        self.fs, self.base = fsspec.core.url_to_fs(self.url, **storage_options)
+        self._spool = os.path.join(
+            os.environ.get("DATUMFLOW_SPOOL", os.path.join(os.path.expanduser("~"), ".cache")),
+            "datumflow-spool",
+        )
+        os.makedirs(self._spool, exist_ok=True)
+        try:
+            self.fs.makedirs(self.base, exist_ok=True)
+        except Exception as exc:  # foreign errors vary by backend
+            raise ServiceUnavailable(f"cannot reach object store {url}: {exc}") from exc
+
+    def _path(self, key: str) -> str:
+        return f"{self.base}/{key}"
+
+    def spool_dir(self) -> str:
+        return self._spool
+
+    def publish(self, key: str, local_path: str) -> None:
+        try:
+            self.fs.put_file(local_path, self._path(key))
+        finally:
+            os.remove(local_path)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self.fs.pipe_file(self._path(key), data)
+
+    def read_range(self, key: str, start: int, length: int) -> bytes:
+        try:
+            data: bytes = self.fs.cat_file(self._path(key), start=start, end=start + length)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object {key} is missing from {self.url}") from exc
+        if len(data) != length:
+            raise ObjectNotFound(f"object {key} is shorter than expected ({start}+{length})")
+        return data
+
+    def size(self, key: str) -> int:
+        try:
+            return int(self.fs.info(self._path(key))["size"])
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object {key} is missing from {self.url}") from exc
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(key))
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        try:
+            found = self.fs.find(self._path(prefix), detail=True)
+        except FileNotFoundError:
+            return
+        skip = len(self.base) + 1
+        for path, info in found.items():
+            yield path[skip:], int(info.get("size", 0))
+
+    def close(self) -> None:
+        pass
+
+
+def open_object_store(url: str, **storage_options: Any) -> LocalObjects | FsspecObjects:
+    """``/path`` or ``file:///path`` is a local folder; anything else goes through fsspec.
+
+    S3-compatible endpoints take their address from fsspec's usual
+    configuration, e.g. ``FSSPEC_S3_ENDPOINT_URL``.
+    """
+    if url.startswith("file://"):
+        return LocalObjects(url[len("file://"):])
+    if "://" not in url:
+        return LocalObjects(url)
+    return FsspecObjects(url, **storage_options)

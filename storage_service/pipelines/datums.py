@@ -1,0 +1,259 @@
+"""Datums: how a pipeline's input commits split into units of work.
+
+A ``pfs`` input's glob picks files and folders of its commit (Pachyderm
+semantics: ``/*`` is each top-level entry, ``/`` the whole commit); each
+match is one datum. ``cross`` takes the product of its inputs' datums,
+``union`` their concatenation, ``join`` pairs matches whose ``join_on``
+capture groups agree (``outer_join`` keeps the unmatched), ``group`` puts
+every match with the same ``group_by`` key into one datum.
+
+A datum's **id** hashes its input files (input name, path, content hash); its
+**hash** adds the transform and the salt: the key of the datum cache.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import blake3
+from datumflow.storage_service.pipelines.spec import CronInput, Input, PfsInput, PipelineSpec, Transform
+
+if TYPE_CHECKING:
+    from datumflow.storage_service.store.store import Store
+
+__all__ = [
+    "Datum", "DatumInput", "FileRef", "compute_datums", "datum_hash", "datum_hasher", "glob_regex", "input_branches",
+]
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """One input file of a datum: its path in the input commit and content hash."""
+
+    path: str
+    hash: str
+    size: int
+
+
+@dataclass(frozen=True)
+class DatumInput:
+    """One glob match: where it comes from and every file under it."""
+
+    name: str
+    repo: str
+    commit: str
+    path: str  # the matched file or folder ("" = the whole commit)
+    files: tuple[FileRef, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "repo": self.repo, "commit": self.commit, "path": self.path,
+            "files": [[f.path, f.hash, f.size] for f in self.files],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DatumInput:
+        files = tuple(FileRef(p, h, s) for p, h, s in data["files"])
+        return cls(data["name"], data["repo"], data["commit"], data["path"], files)
+
+
+@dataclass(frozen=True)
+class Datum:
+    id: str
+    inputs: tuple[DatumInput, ...]
+
+    @classmethod
+    def of(cls, inputs: Iterable[DatumInput]) -> Datum:
+        items = tuple(inputs)
+        # The id hashes the compact JSON of [[name, path, [[file path, file hash], ...]], ...], written
+        # here piece by piece (the same text json.dumps gives, without building the lists first).
+        key = ",".join([
+            f"[{_str(i.name)},{_str(i.path)},[{','.join([f'[{_str(f.path)},{_str(f.hash)}]' for f in i.files])}]]"
+            for i in items
+        ])
+        return cls(blake3.blake3(f"[{key}]".encode()).hexdigest(), items)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "inputs": [i.to_dict() for i in self.inputs]}
+
+    def inputs_json(self) -> str:
+        """``json.dumps([i.to_dict() for i in self.inputs])``, the same text, written piece by piece."""
+        parts = []
+        for i in self.inputs:
+            files = []
+            for f in i.files:
+                if type(f.size) is not int:  # bool, float…: leave it to json
+                    return json.dumps([x.to_dict() for x in self.inputs])
+                files.append(f"[{_str(f.path)}, {_str(f.hash)}, {f.size!r}]")
+            parts.append(
+                f'{{"name": {_str(i.name)}, "repo": {_str(i.repo)}, "commit": {_str(i.commit)}, '
+                f'"path": {_str(i.path)}, "files": [{", ".join(files)}]}}'
+            )
+        return f"[{', '.join(parts)}]"
+
+
+def datum_hash(datum_id: str, transform: Transform, salt: str) -> str:
+    """The datum cache key: the datum's files plus everything that decides its output."""
+    return _hash([transform.image, transform.cmd, transform.stdin, sorted(transform.env.items()), salt, datum_id])
+
+
+def datum_hasher(transform: Transform, salt: str) -> Callable[[str], str]:
+    """``datum_hash(·, transform, salt)`` for many datums: the JSON of the fixed part is encoded once."""
+    head = _compact([transform.image, transform.cmd, transform.stdin, sorted(transform.env.items()), salt])
+    head = head[:-1] + ","  # the list's text up to the datum id
+
+    def of(datum_id: str) -> str:
+        return blake3.blake3((head + _compact(datum_id) + "]").encode()).hexdigest()
+
+    return of
+
+
+def input_branches(spec: PipelineSpec) -> dict[str, tuple[str, str]]:
+    """{input name: (repo, branch)} of every leaf input."""
+    out = {}
+    for leaf in spec.input.leaves():
+        if isinstance(leaf, PfsInput):
+            out[leaf.name] = (leaf.repo, leaf.branch)
+        else:
+            out[leaf.name] = (spec.cron_repo(leaf), "master")
+    return out
+
+
+def compute_datums(store: Store, spec: PipelineSpec, commits: Mapping[str, str | None]) -> list[Datum]:
+    """The datums of a job whose inputs are at ``commits`` ({input name: commit id or None})."""
+    seen: dict[str, Datum] = {}
+    for group in _datums(store, spec, spec.input, commits):
+        datum = Datum.of(group)
+        seen.setdefault(datum.id, datum)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class _Match:
+    input: DatumInput
+    groups: tuple[str, ...]
+
+
+def _datums(
+    store: Store, spec: PipelineSpec, node: Input, commits: Mapping[str, str | None]
+) -> list[tuple[DatumInput, ...]]:
+    kind = node.kind
+    if kind in ("pfs", "cron"):
+        return [(m.input,) for m in _matches(store, spec, node, commits)]
+    children = node.children()
+    if kind == "union":
+        return [d for child in children for d in _datums(store, spec, child, commits)]
+    if kind == "cross":
+        parts = [_datums(store, spec, child, commits) for child in children]
+        return [tuple(itertools.chain.from_iterable(combo)) for combo in itertools.product(*parts)]
+    keyed = [_keyed(store, spec, child, commits, kind) for child in children]
+    if kind == "group":
+        keys = sorted({k for by_key in keyed for k in by_key})
+        return [tuple(m for by_key in keyed for m in by_key.get(k, [])) for k in keys]
+    return _join(keyed, [bool(c.pfs and c.pfs.outer_join) for c in children])
+
+
+def _join(keyed: list[dict[str, list[DatumInput]]], outer: list[bool]) -> list[tuple[DatumInput, ...]]:
+    out: list[tuple[DatumInput, ...]] = []
+    for key in sorted({k for by_key in keyed for k in by_key}):
+        lists = [by_key.get(key, []) for by_key in keyed]
+        if all(lists):
+            chosen = lists
+        else:
+            chosen = [lst for lst, is_outer in zip(lists, outer, strict=True) if is_outer and lst]
+            if not chosen:
+                continue
+        out.extend(tuple(combo) for combo in itertools.product(*chosen))
+    return out
+
+
+def _keyed(
+    store: Store, spec: PipelineSpec, node: Input, commits: Mapping[str, str | None], kind: str
+) -> dict[str, list[DatumInput]]:
+    assert node.pfs is not None
+    template = node.pfs.join_on if kind == "join" else node.pfs.group_by
+    assert template is not None
+    out: dict[str, list[DatumInput]] = {}
+    for m in _matches(store, spec, node, commits):
+        out.setdefault(_expand(template, m.groups), []).append(m.input)
+    return out
+
+
+def _expand(template: str, groups: tuple[str, ...]) -> str:
+    return re.sub(r"\$(\d+)", lambda g: _group(groups, int(g.group(1))), template)
+
+
+def _group(groups: tuple[str, ...], n: int) -> str:
+    return groups[n - 1] if 0 < n <= len(groups) else ""
+
+
+def _matches(store: Store, spec: PipelineSpec, node: Input, commits: Mapping[str, str | None]) -> list[_Match]:
+    leaf: PfsInput | CronInput = node.pfs if node.pfs is not None else node.cron  # type: ignore[assignment]
+    if isinstance(leaf, PfsInput):
+        repo, pattern = leaf.repo, leaf.glob
+    else:
+        repo, pattern = spec.cron_repo(leaf), "/*"
+    commit = commits.get(leaf.name)
+    if commit is None:
+        return []
+    root = store._root_of(commit)
+    regex = glob_regex(pattern)
+    out = []
+    for path, entry in store._glob_entries(root, pattern.replace("(", "").replace(")", "")):
+        found = regex.fullmatch(path)
+        files = _files_under(store, root, path, entry)
+        if not files:
+            continue
+        datum_input = DatumInput(leaf.name, repo, commit, path, files)
+        out.append(_Match(datum_input, tuple(g or "" for g in found.groups()) if found else ()))
+    return out
+
+
+def _files_under(store: Store, root: str | None, path: str, entry: Any) -> tuple[FileRef, ...]:
+    """A glob match's files: the file itself (``entry`` is its index entry) or every file under the folder."""
+    if entry is not None:
+        return (FileRef(path, entry[1] or "", entry[0]),)
+    return tuple(FileRef(k, e[1], e[0]) for k, e in store._entries_under(root, path))
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """A regex for a glob, keeping ``( )`` as capture groups (for join_on / group_by)."""
+    body = pattern.strip().strip("/")
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if body.startswith("**", i):
+            out.append(".*")
+            i += 1
+        elif c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c in "()":
+            out.append(c)
+        elif c == "[":
+            j = body.find("]", i + 1)
+            cls_body = body[i + 1:j] if j > 0 else ""
+            out.append("[" + ("^" + cls_body[1:] if cls_body.startswith("!") else cls_body) + "]")
+            i = j if j > 0 else i
+        elif c == "{":
+            j = body.find("}", i + 1)
+            out.append("(?:" + "|".join(re.escape(a) for a in body[i + 1:j].split(",")) + ")")
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    return re.compile("".join(out).replace("/.*/", "(?:/.*/|/)"))
+
+
+_str = json.encoder.encode_basestring_ascii  # a JSON string literal, as json.dumps writes it (ensure_ascii)
+_compact = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps(·, separators=…) without a new encoder per call
+
+
+def _hash(value: Any) -> str:
+    return blake3.blake3(_compact(value).encode()).hexdigest()

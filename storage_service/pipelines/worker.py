@@ -1,0 +1,254 @@
+"""The worker: one datum, in three steps that also run apart.
+
+``fetch`` writes the datum's input files to ``<pfs>/<input name>/<path>``
+and makes an empty ``<pfs>/out``; ``run_transform`` runs the user's command
+(on this host; in a pod the container is the image) with the Pachyderm
+environment; ``upload`` stores what the command left in ``<pfs>/out`` and
+returns the file entries. The local executor calls them in-process; a
+Kubernetes pod calls ``datumflow worker fetch`` in its init container and
+``datumflow worker upload`` after the user's container.
+
+Commands written for Pachyderm name ``/pfs/...``; when the pfs folder is
+elsewhere (the local executor's temporary folder), ``/pfs`` in ``cmd``,
+``stdin`` and ``working_dir`` is rewritten to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from datumflow.storage_service.errors import InvalidArgument
+from datumflow.storage_service.pipelines.datums import Datum
+from datumflow.storage_service.pipelines.spec import Transform
+from datumflow.storage_service.store.files import entry_of
+
+if TYPE_CHECKING:
+    from datumflow.storage_service.store.store import Store
+
+__all__ = ["DatumEnv", "RunResult", "fetch", "run_transform", "snapshot", "upload", "written_outside"]
+
+LOG_LIMIT = 64 * 1024
+_PFS_WORD = re.compile(r"(?<![\w./-])/pfs(?=/|\b|$)")
+
+
+@dataclass(frozen=True)
+class DatumEnv:
+    """What a datum's process is told about itself."""
+
+    job_id: str
+    datum: Datum
+    output_commit: str = ""
+
+    def variables(self, pfs: Path) -> dict[str, str]:
+        env = {
+            "PACH_JOB_ID": self.job_id, "DATUMFLOW_JOB_ID": self.job_id,
+            "PACH_DATUM_ID": self.datum.id, "DATUMFLOW_DATUM_ID": self.datum.id,
+            "PACH_OUTPUT_COMMIT_ID": self.output_commit, "DATUMFLOW_PFS": str(pfs),
+        }
+        for inp in self.datum.inputs:
+            env[inp.name] = str(pfs / inp.name / inp.path) if inp.path else str(pfs / inp.name)
+            env[f"{inp.name}_COMMIT"] = inp.commit
+        return env
+
+
+@dataclass(frozen=True)
+class RunResult:
+    ok: bool
+    exit_code: int | None
+    log: str
+    error: str | None = None
+
+
+def fetch(store: Store, datum: Datum, pfs: Path) -> None:
+    """Write the datum's inputs under ``pfs`` and create an empty ``pfs/out``."""
+    for inp in datum.inputs:
+        base = pfs / inp.name
+        base.mkdir(parents=True, exist_ok=True)
+        for f in inp.files:
+            dest = base / f.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with open(dest, "wb") as out:
+                for block in store.open_file(inp.repo, inp.commit, f.path):
+                    out.write(block)
+    (pfs / "out").mkdir(parents=True, exist_ok=True)
+
+
+def run_transform(
+    transform: Transform, env: DatumEnv, pfs: Path, *, timeout: float | None = None, secrets: Mapping[str, str] = {}
+) -> RunResult:
+    """Run the command with stdin; kill its whole process group after ``timeout`` seconds."""
+    pfs = pfs.resolve()
+    cmd = [_rebase(arg, pfs) for arg in transform.cmd]
+    stdin = "".join(_rebase(line, pfs) + "\n" for line in transform.stdin)
+    cwd = _rebase(transform.working_dir, pfs) if transform.working_dir else str(pfs)
+    variables = {**os.environ, **transform.env, **secrets, **env.variables(pfs)}
+    with tempfile.TemporaryFile() as log:
+        try:
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, env=variables,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            return RunResult(False, None, "", f"cannot start {cmd[0]!r}: {exc.strerror or exc}")
+        error = _communicate(proc, stdin, timeout)
+        log.seek(0)
+        text = _tail(log.read())
+    code = proc.returncode
+    if error is None and code != 0 and code not in transform.accept_return_code:
+        error = f"exited with status {code}"
+    return RunResult(error is None, code, text, error)
+
+
+def _communicate(proc: subprocess.Popen[bytes], stdin: str, timeout: float | None) -> str | None:
+    try:
+        proc.communicate(stdin.encode(), timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return f"timed out after {timeout:g}s (datum_timeout); the process group was killed"
+    except BaseException:
+        _kill_group(proc)
+        raise
+    finally:
+        _kill_group(proc, only_leftovers=True)
+    return None
+
+
+def _kill_group(proc: subprocess.Popen[bytes], *, only_leftovers: bool = False) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if not only_leftovers:
+        proc.wait()
+
+
+def snapshot(pfs: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of everything under ``pfs`` except ``out``: to catch writes to inputs."""
+    found: dict[str, tuple[int, int]] = {}
+    for dirpath, dirnames, filenames in os.walk(pfs):
+        if Path(dirpath) == pfs:
+            dirnames[:] = [d for d in dirnames if d != "out"]
+            filenames = [f for f in filenames if f != "out"]
+        for name in dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            found[os.path.relpath(os.path.join(dirpath, name), pfs)] = (st.st_size, st.st_mtime_ns)
+    return found
+
+
+def written_outside(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
+    changed = [p for p in after if before.get(p) != after[p]]
+    return sorted(changed + [p for p in before if p not in after])
+
+
+def upload(store: Store, pfs: Path) -> dict[str, list[Any]]:
+    """Store the files under ``pfs/out``; {path: file entry}. Links may point inside ``pfs`` only."""
+    pfs = pfs.resolve()
+    out = pfs / "out"
+    if out.is_symlink() or not out.is_dir():
+        raise InvalidArgument(f"{out} must be a folder the transform writes into")
+    entries: dict[str, list[Any]] = {}
+    with store.chunks.writer() as writer:
+        for rel, local in _output_files(pfs, out):
+            h, refs, size = writer.add_file(str(local))
+            entries[rel] = entry_of(size, h, refs)
+    return entries
+
+
+def _output_files(pfs: Path, out: Path) -> list[tuple[str, Path]]:
+    found: list[tuple[str, Path]] = []
+    stack: list[tuple[str, Path]] = [("", out)]
+    while stack:
+        prefix, folder = stack.pop()
+        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+            rel = f"{prefix}/{entry.name}" if prefix else entry.name
+            target = Path(entry.path)
+            if entry.is_symlink():
+                target = Path(os.path.realpath(entry.path))
+                if not target.is_relative_to(pfs) or target == pfs:
+                    raise InvalidArgument(f"output out/{rel} is a link to {target}, outside the datum's /pfs")
+            mode = os.stat(target).st_mode if target.exists() else 0
+            if stat.S_ISDIR(mode):
+                stack.append((rel, target))
+            elif stat.S_ISREG(mode):
+                found.append((rel, target))
+            else:
+                raise InvalidArgument(f"output out/{rel} is not a regular file or folder")
+    return sorted(found)
+
+
+def clear(pfs: Path) -> None:
+    if pfs.exists():
+        shutil.rmtree(pfs)
+    pfs.mkdir(parents=True)
+
+
+def _rebase(text: str, pfs: Path) -> str:
+    if str(pfs) == "/pfs":
+        return text
+    return _PFS_WORD.sub(str(pfs).replace("\\", "\\\\"), text)
+
+
+def _tail(data: bytes) -> str:
+    if len(data) > LOG_LIMIT:
+        data = b"[... earlier output dropped ...]\n" + data[-LOG_LIMIT:]
+    return data.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True)
+class DatumOutcome:
+    """The end of one datum after all its tries."""
+
+    ok: bool
+    outputs: dict[str, list[Any]]
+    log: str
+    error: str | None
+    tries: int
+    started: float
+    finished: float
+
+
+def run_datum(
+    store: Store, transform: Transform, env: DatumEnv, pfs: Path, *,
+    tries: int = 1, timeout: float | None = None,
+) -> DatumOutcome:
+    """Fetch, run and upload one datum, up to ``tries`` times; ``pfs`` is emptied first each time."""
+    import time
+
+    started = time.time()
+    logs: list[str] = []
+    error: str | None = None
+    for attempt in range(1, tries + 1):
+        clear(pfs)
+        fetch(store, env.datum, pfs)
+        before = snapshot(pfs)
+        result = run_transform(transform, env, pfs, timeout=timeout, secrets=secret_env(transform))
+        logs.append(result.log if tries == 1 else f"--- try {attempt}/{tries} ---\n{result.log}")
+        error = result.error
+        if error is None:
+            outside = written_outside(before, snapshot(pfs))
+            if outside:
+                error = "wrote outside /pfs/out: " + ", ".join(outside[:5])
+        if error is None:
+            try:
+                outputs = upload(store, pfs)
+            except InvalidArgument as exc:
+                error = str(exc)
+            else:
+                return DatumOutcome(True, outputs, _tail("".join(logs).encode()), None, attempt, started, time.time())
+        if error:
+            logs.append(f"[datumflow] {error}\n")
+    return DatumOutcome(False, {}, _tail("".join(logs).encode()), error, tries, started, time.time())
+
+
+def secret_env(transform: Transform) -> dict[str, str]:
+    """Secrets with ``env_var``: taken from this host's environment variable of that name."""
+    return {s.env_var: os.environ[s.env_var] for s in transform.secrets if s.env_var and s.env_var in os.environ}

@@ -1,0 +1,174 @@
+"""Users, bearer tokens and per-repo roles, kept in the store's SQL database.
+
+A token is shown once, when it is created; only its SHA-256 is stored. Roles
+are ordered — ``reader`` < ``writer`` < ``owner`` — and granted per repo; an
+admin may do anything. A service whose database has no users runs open (and
+:mod:`.serve` refuses to expose such a service beyond loopback).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+from datumflow.storage_service.core.schema import metadata
+from datumflow.storage_service.errors import AlreadyExists, Forbidden, InvalidArgument, NotFound, Unauthenticated
+from datumflow.storage_service.names import check_repo_name
+from sqlalchemy import Boolean, Column, Engine, Float, Index, String, Table, delete, func, insert, select, update
+
+__all__ = ["ROLES", "Auth", "Principal", "roles", "tokens", "users"]
+
+ROLES: dict[str, int] = {"reader": 1, "writer": 2, "owner": 3}
+TOKEN_PREFIX = "dft_"
+
+users = Table(
+    "df_users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("admin", Boolean, nullable=False, default=False),
+    Column("created", Float, nullable=False),
+)
+
+tokens = Table(
+    "df_tokens",
+    metadata,
+    Column("hash", String(64), primary_key=True),  # sha256 of the token
+    Column("user", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Index("ix_df_tokens_user", "user"),
+)
+
+roles = Table(
+    "df_roles",
+    metadata,
+    Column("user", String(64), primary_key=True),
+    Column("repo", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user name, whether admin, and the roles held per repo."""
+
+    name: str
+    admin: bool
+    grants: dict[str, str]
+
+    def role_on(self, repo: str) -> int:
+        return max(ROLES.values()) if self.admin else ROLES.get(self.grants.get(repo, ""), 0)
+
+    def require(self, repo: str, role: str) -> None:
+        if self.role_on(repo) < ROLES[role]:
+            raise Forbidden(f"user {self.name} needs role {role} on repo {repo}")
+
+    def require_admin(self) -> None:
+        if not self.admin:
+            raise Forbidden(f"user {self.name} is not an admin")
+
+
+# The principal of a service that runs without users: may do everything.
+ANONYMOUS_ADMIN = Principal("anonymous", True, {})
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class Auth:
+    """User, token and role administration on one metadata database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine, tables=[users, tokens, roles])
+
+    # -- administration ---------------------------------------------------------
+
+    def has_users(self) -> bool:
+        with self.engine.connect() as conn:
+            return bool(conn.execute(select(func.count()).select_from(users)).scalar())
+
+    def init(self, name: str = "admin") -> str:
+        """Create the first admin and return its token; refused once users exist."""
+        if self.has_users():
+            raise AlreadyExists("auth is already initialized; create tokens with `auth token create`")
+        self.create_user(name, admin=True)
+        return self.create_token(name)
+
+    def create_user(self, name: str, *, admin: bool = False) -> None:
+        check_repo_name(name)  # same alphabet as repo names
+        with self.engine.begin() as conn:
+            if conn.execute(select(users.c.name).where(users.c.name == name)).first():
+                raise AlreadyExists(f"user {name} already exists")
+            conn.execute(insert(users), {"name": name, "admin": admin, "created": time.time()})
+
+    def list_users(self) -> list[dict[str, object]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(users).order_by(users.c.name)).all()
+            grants = conn.execute(select(roles)).all()
+        return [
+            {"name": r.name, "admin": bool(r.admin),
+             "roles": {g.repo: g.role for g in grants if g.user == r.name}}
+            for r in rows
+        ]
+
+    def delete_user(self, name: str) -> None:
+        self._require_user(name)
+        with self.engine.begin() as conn:
+            conn.execute(delete(tokens).where(tokens.c.user == name))
+            conn.execute(delete(roles).where(roles.c.user == name))
+            conn.execute(delete(users).where(users.c.name == name))
+
+    def create_token(self, name: str) -> str:
+        self._require_user(name)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self.engine.begin() as conn:
+            conn.execute(insert(tokens), {"hash": hash_token(token), "user": name, "created": time.time()})
+        return token
+
+    def revoke_token(self, token: str) -> None:
+        with self.engine.begin() as conn:
+            if not conn.execute(delete(tokens).where(tokens.c.hash == hash_token(token))).rowcount:
+                raise NotFound("no such token")
+
+    def grant(self, name: str, repo: str, role: str) -> None:
+        if role not in ROLES:
+            raise InvalidArgument(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+        check_repo_name(repo)
+        self._require_user(name)
+        with self.engine.begin() as conn:
+            changed = conn.execute(
+                update(roles).where(roles.c.user == name, roles.c.repo == repo).values(role=role)
+            ).rowcount
+            if not changed:
+                conn.execute(insert(roles), {"user": name, "repo": repo, "role": role})
+
+    def revoke(self, name: str, repo: str) -> None:
+        self._require_user(name)
+        with self.engine.begin() as conn:
+            if not conn.execute(delete(roles).where(roles.c.user == name, roles.c.repo == repo)).rowcount:
+                raise NotFound(f"user {name} has no role on repo {repo}")
+
+    def _require_user(self, name: str) -> None:
+        with self.engine.connect() as conn:
+            if conn.execute(select(users.c.name).where(users.c.name == name)).first() is None:
+                raise NotFound(f"user {name} not found")
+
+    # -- authentication -----------------------------------------------------------
+
+    def authenticate(self, token: str | None) -> Principal:
+        """The principal of a bearer token; :class:`Unauthenticated` if unknown."""
+        if not token:
+            raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(users.c.name, users.c.admin)
+                .select_from(tokens.join(users, users.c.name == tokens.c.user))
+                .where(tokens.c.hash == hash_token(token))
+            ).first()
+            if row is None:
+                raise Unauthenticated("unknown or revoked token")
+            grants = conn.execute(select(roles.c.repo, roles.c.role).where(roles.c.user == row.name)).all()
+        return Principal(row.name, bool(row.admin), {g.repo: g.role for g in grants})

@@ -1,0 +1,208 @@
+"""S3 multipart uploads: parts become chunks at once, completion writes one file.
+
+Each part is streamed through the store's chunk writer (deduplicated and
+packed like any content) and recorded in ``df_s3_parts`` with its chunk
+list; nothing touches a commit until CompleteMultipartUpload, which streams
+the parts' chunks through ``put_file`` as one file. Chunk boundaries are a
+function of the whole file's bytes (so equal content has an equal hash
+however it was uploaded); content-defined cuts resynchronize after a part
+edge, so nearly every chunk deduplicates against the parts' and only those
+around the edges are stored anew. An aborted or abandoned upload leaves only unreferenced chunks,
+which ``gc`` reclaims once they are older than its grace period (the same
+rule that protects every write in flight).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from datumflow.storage_service.core.schema import metadata
+from datumflow.storage_service.model.core import ChunkRef, Commit
+from datumflow.storage_service.names import normalize_path
+from datumflow.storage_service.service.s3.errors import S3Error
+from datumflow.storage_service.store.store import Store
+from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, delete, insert, select
+
+__all__ = ["Multipart", "Part", "Upload"]
+
+uploads = Table(
+    "df_s3_uploads",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("repo", String(64), nullable=False),
+    Column("branch", String(128), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Index("ix_df_s3_uploads_branch", "repo", "branch"),
+)
+
+parts = Table(
+    "df_s3_parts",
+    metadata,
+    Column("upload", String(32), primary_key=True),
+    Column("number", Integer, primary_key=True),
+    Column("size", Integer, nullable=False),
+    Column("etag", String(64), nullable=False),  # md5 of the part, as S3 clients expect
+    Column("chunks", Text, nullable=False),  # [[hash, length], ...]
+    Column("created", Float, nullable=False),
+)
+
+MAX_PART_NUMBER = 10000
+
+
+@dataclass(frozen=True)
+class Upload:
+    id: str
+    repo: str
+    branch: str
+    key: str
+    created: float
+
+
+@dataclass(frozen=True)
+class Part:
+    number: int
+    size: int
+    etag: str
+    created: float
+
+
+class _Md5Reader:
+    """Reads a stream through, keeping its MD5 (a part's ETag)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def read(self, n: int = -1) -> bytes:
+        data: bytes = self.inner.read(n)
+        self.md5.update(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        n: int = self.inner.readinto(buffer)
+        self.md5.update(memoryview(buffer)[:n])
+        return n
+
+
+class Multipart:
+    """Multipart uploads of one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        metadata.create_all(store.engine, tables=[uploads, parts])
+
+    def create(self, repo: str, branch: str, key: str) -> Upload:
+        normalize_path(key)
+        upload = Upload(uuid.uuid4().hex, repo, branch, key, time.time())
+        with self.store.engine.begin() as conn:
+            conn.execute(insert(uploads), upload.__dict__)
+        return upload
+
+    def get(self, upload_id: str, repo: str, branch: str, key: str) -> Upload:
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(uploads).where(uploads.c.id == upload_id)).first()
+        if row is None or (row.repo, row.branch, row.key) != (repo, branch, key):
+            raise S3Error("NoSuchUpload", f"upload {upload_id} does not exist (aborted or completed?)", 404, key)
+        return Upload(row.id, row.repo, row.branch, row.key, row.created)
+
+    def list_uploads(self, repo: str, branch: str) -> list[Upload]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(uploads).where(uploads.c.repo == repo, uploads.c.branch == branch)
+                .order_by(uploads.c.key, uploads.c.created)
+            ).all()
+        return [Upload(r.id, r.repo, r.branch, r.key, r.created) for r in rows]
+
+    def put_part(self, upload: Upload, number: int, body: BinaryIO) -> Part:
+        """Store one part's bytes as chunks and record it (replacing an earlier try)."""
+        if not 1 <= number <= MAX_PART_NUMBER:
+            raise S3Error("InvalidArgument", f"part number must be 1..{MAX_PART_NUMBER}", 400)
+        reader = _Md5Reader(body)
+        with self.store.chunks.writer() as writer:
+            _, refs, size = writer.add_stream(reader)  # type: ignore[arg-type,unused-ignore]
+        part = Part(number, size, reader.md5.hexdigest(), time.time())
+        with self.store.engine.begin() as conn:
+            conn.execute(delete(parts).where(parts.c.upload == upload.id, parts.c.number == number))
+            conn.execute(insert(parts), {
+                "upload": upload.id, "number": number, "size": size, "etag": part.etag,
+                "chunks": json.dumps([[r.hash, r.size] for r in refs]), "created": part.created,
+            })
+        self._check_alive(upload)
+        return part
+
+    def list_parts(self, upload: Upload) -> list[Part]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(parts).where(parts.c.upload == upload.id).order_by(parts.c.number)).all()
+        return [Part(r.number, r.size, r.etag, r.created) for r in rows]
+
+    def abort(self, upload: Upload) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(delete(parts).where(parts.c.upload == upload.id))
+            conn.execute(delete(uploads).where(uploads.c.id == upload.id))
+
+    def complete(self, upload: Upload, wanted: list[tuple[int, str]]) -> tuple[Commit, str]:
+        """Write the file from the listed parts; returns (commit, S3 multipart ETag)."""
+        refs, etags = self._chosen_chunks(upload, wanted)
+        body = io.BufferedReader(_ChunkReader(self.store.chunks.read_all(refs)), buffer_size=1024 * 1024)
+        commit = self.store.put_file(upload.repo, upload.branch, upload.key, body)
+        self.abort(upload)  # the parts' rows go; their chunks are the file's now (or garbage for gc)
+        digest = hashlib.md5(b"".join(bytes.fromhex(e) for e in etags), usedforsecurity=False).hexdigest()
+        return commit, f"{digest}-{len(etags)}"
+
+    def _chosen_chunks(self, upload: Upload, wanted: list[tuple[int, str]]) -> tuple[list[ChunkRef], list[str]]:
+        if not wanted:
+            raise S3Error("MalformedXML", "CompleteMultipartUpload lists no parts", 400)
+        numbers = [n for n, _ in wanted]
+        if numbers != sorted(set(numbers)):
+            raise S3Error("InvalidPartOrder", "parts must be listed in ascending order, once each", 400)
+        with self.store.engine.connect() as conn:
+            rows = {r.number: r for r in conn.execute(select(parts).where(parts.c.upload == upload.id))}
+        refs: list[ChunkRef] = []
+        etags: list[str] = []
+        for number, etag in wanted:
+            row = rows.get(number)
+            if row is None or (etag.strip('"') and etag.strip('"') != row.etag):
+                raise S3Error("InvalidPart", f"part {number} was not uploaded or its ETag differs", 400)
+            refs.extend(ChunkRef(h, n) for h, n in json.loads(row.chunks))
+            etags.append(row.etag)
+        missing = {r.hash for r in refs} - set(self.store.chunks.locate(r.hash for r in refs))
+        if missing:
+            raise S3Error("InvalidPart", f"{len(missing)} chunk(s) of the parts are gone (collected?)", 400)
+        return refs, etags
+
+    def _check_alive(self, upload: Upload) -> None:
+        """A part that lands after Abort/Complete must not be left recorded."""
+        with self.store.engine.begin() as conn:
+            if conn.execute(select(uploads.c.id).where(uploads.c.id == upload.id)).first() is None:
+                conn.execute(delete(parts).where(parts.c.upload == upload.id))
+                raise S3Error("NoSuchUpload", f"upload {upload.id} was aborted or completed", 404, upload.key)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file over the parts' chunks, read (and hash-checked) one by one."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self.pieces = pieces
+        self.buf = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.buf:
+            piece = next(self.pieces, None)
+            if piece is None:
+                return 0
+            self.buf = memoryview(piece)
+        n = min(len(buffer), len(self.buf))
+        buffer[:n] = self.buf[:n]
+        self.buf = self.buf[n:]
+        return n

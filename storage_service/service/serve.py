@@ -1,0 +1,252 @@
+"""``datumflow serve`` and ``datumflow auth``: run the HTTP service, administer its users.
+
+Service processes are stateless: several may share one PostgreSQL database
+(``--db``) and one object store (``--objects``). Each also runs the pipeline
+jobs and cron ticks that are ready (jobs are claimed in the database, so
+replicas never run one twice); ``--no-pipelines`` turns that off. A store whose database has
+no users is served without tokens, and then only on a loopback address.
+
+Standalone: ``python -m datumflow.storage_service.service.serve [serve] --root DIR …``
+and ``python -m datumflow.storage_service.service.serve auth init --root DIR``. The CLI
+calls :func:`register` to add both sub-commands to its own parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from datumflow.storage_service.errors import DatumflowError, InvalidArgument
+from datumflow.storage_service.service.auth import ROLES, Auth
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "is_loopback", "main", "register", "serve"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+
+log = logging.getLogger("datumflow.service")
+
+_OPEN_WARNING = """
+************************************************************************
+*  datumflow: NO USERS ARE CONFIGURED - this service accepts requests  *
+*  from anyone who can reach it, without a token. It binds to loopback *
+*  only. Run `datumflow auth init` to create an admin and its token.   *
+************************************************************************"""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        try:
+            return all(ipaddress.ip_address(a[4][0]).is_loopback for a in socket.getaddrinfo(host, None))
+        except OSError:
+            return False
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", default=os.environ.get("DATUMFLOW_ROOT"),
+                        help="store folder (default: the file:// --address, else ./.datumflow)")
+    parser.add_argument("--db", default=os.environ.get("DATUMFLOW_DB"),
+                        help="metadata database URL (default: SQLite inside the root)")
+    parser.add_argument("--objects", default=os.environ.get("DATUMFLOW_OBJECTS"),
+                        help="object store URL (default: the root's objects folder)")
+
+
+def _open_store(args: argparse.Namespace) -> Any:
+    from datumflow.storage_service.store.store import Store
+
+    root = args.root or ".datumflow"
+    root = root[len("file://"):] if root.startswith("file://") else root
+    return Store(root, db_url=args.db, objects_url=args.objects)
+
+
+def _run_from_cli(ctx: Any, args: argparse.Namespace) -> int:
+    """Entry point for the ``datumflow`` CLI: the store is its ``--address`` unless ``--root`` is given."""
+    if args.root is None:
+        if "://" in ctx.address and not ctx.address.startswith("file://"):
+            raise InvalidArgument(
+                f"{args.command} works on a store's own database: give --root DIR or a file:// --address"
+            )
+        args.root = ctx.address
+    return int(args.func(args))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Build the app over the store and run it under uvicorn until interrupted."""
+    import uvicorn
+    from datumflow.storage_service.service.app import create_app
+
+    store = _open_store(args)
+    from datumflow.storage_service.service.airflow_push import from_env
+
+    push = from_env()
+    if push is not None:
+        store.on_commit_finished.append(push)
+    auth = Auth(store.engine)
+    if not auth.has_users():
+        log.warning(_OPEN_WARNING)
+        print(_OPEN_WARNING, file=sys.stderr, flush=True)
+        if not is_loopback(args.host):
+            raise InvalidArgument(
+                f"refusing to serve {args.host} without users: run `datumflow auth init` first, "
+                "or bind to 127.0.0.1"
+            )
+        app = create_app(store, auth=None, s3_domain=args.s3_domain)
+    else:
+        app = create_app(store, auth=auth, s3_domain=args.s3_domain)
+    engine = _start_pipelines(store, args)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        if engine is not None:
+            engine.stop_background()  # waits for the job in progress, if any
+        store.close()
+    return 0
+
+
+def _start_pipelines(store: Any, args: argparse.Namespace) -> Any:
+    """Tick crons and run ready jobs in this process, unless ``--no-pipelines``."""
+    if getattr(args, "no_pipelines", False):
+        return None
+    from datumflow.storage_service.pipelines.engine import Pipelines
+
+    engine = Pipelines(store)
+    engine.start_background(interval=getattr(args, "pipelines_interval", 1.0))
+    return engine
+
+
+def _auth(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    try:
+        auth = Auth(store.engine)
+        result = _AUTH_VERBS[args.auth_verb](auth, args)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(result))
+    elif isinstance(result, dict) and "token" in result:
+        print(result["token"])
+    elif isinstance(result, list):
+        for user in result:
+            roles = ", ".join(f"{r}:{role}" for r, role in user["roles"].items())
+            print(f"{user['name']}{' (admin)' if user['admin'] else ''}  {roles}")
+    return 0
+
+
+def _init(auth: Auth, args: argparse.Namespace) -> Any:
+    return {"user": args.name, "token": auth.init(args.name)}
+
+
+def _user_create(auth: Auth, args: argparse.Namespace) -> Any:
+    auth.create_user(args.name, admin=args.admin)
+    return {"user": args.name, "admin": args.admin}
+
+
+def _user_delete(auth: Auth, args: argparse.Namespace) -> Any:
+    auth.delete_user(args.name)
+    return {"user": args.name, "deleted": True}
+
+
+def _user_list(auth: Auth, _: argparse.Namespace) -> Any:
+    return auth.list_users()
+
+
+def _token_create(auth: Auth, args: argparse.Namespace) -> Any:
+    return {"user": args.name, "token": auth.create_token(args.name)}
+
+
+def _token_revoke(auth: Auth, args: argparse.Namespace) -> Any:
+    auth.revoke_token(args.token)
+    return {"revoked": True}
+
+
+def _grant(auth: Auth, args: argparse.Namespace) -> Any:
+    auth.grant(args.name, args.repo, args.role)
+    return {"user": args.name, "repo": args.repo, "role": args.role}
+
+
+def _revoke(auth: Auth, args: argparse.Namespace) -> Any:
+    auth.revoke(args.name, args.repo)
+    return {"user": args.name, "repo": args.repo, "revoked": True}
+
+
+_AUTH_VERBS = {
+    "init": _init, "user-create": _user_create, "user-delete": _user_delete, "user-list": _user_list,
+    "token-create": _token_create, "token-revoke": _token_revoke, "grant": _grant, "revoke": _revoke,
+}
+
+
+def register(subparsers: Any) -> None:
+    """Add ``serve`` and ``auth`` to a CLI's sub-parsers.
+
+    Each verb sets ``func(args) -> int`` (standalone) and ``run(ctx, args)`` (the ``datumflow`` CLI).
+    """
+    p = subparsers.add_parser("serve", help="run the HTTP service")
+    _store_options(p)
+    p.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind (default {DEFAULT_HOST})")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    p.add_argument("--s3-domain", default=os.environ.get("DATUMFLOW_S3_DOMAIN"),
+                   help="serve host-style S3 buckets under this domain (BUCKET.DOMAIN)")
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--no-pipelines", action="store_true",
+                   help="do not run pipeline jobs and cron ticks in this process (another one does)")
+    p.add_argument("--pipelines-interval", type=float, default=1.0, metavar="S",
+                   help="seconds between looks for ready jobs (default 1)")
+    p.set_defaults(func=serve, run=_run_from_cli)
+
+    a = subparsers.add_parser("auth", help="users, tokens and roles (works on the store's database)")
+    verbs = a.add_subparsers(dest="auth_group", required=True)
+
+    def verb(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+        _store_options(parser)
+        parser.add_argument("--json", action="store_true", help="print one JSON document")
+        parser.set_defaults(func=_auth, run=_run_from_cli, auth_verb=name)
+        return parser
+
+    verb(verbs.add_parser("init", help="create the first admin and print its token"), "init").add_argument(
+        "name", nargs="?", default="admin")
+    users = verbs.add_parser("user", help="create, delete, list users").add_subparsers(dest="user_verb", required=True)
+    create = verb(users.add_parser("create", help="create a user"), "user-create")
+    create.add_argument("name")
+    create.add_argument("--admin", action="store_true", help="the user may do anything")
+    verb(users.add_parser("delete", help="delete a user and its tokens"), "user-delete").add_argument("name")
+    verb(users.add_parser("list", help="list users and their roles"), "user-list")
+    toks = verbs.add_parser("token", help="create or revoke tokens").add_subparsers(dest="token_verb", required=True)
+    verb(toks.add_parser("create", help="create a token for a user and print it"), "token-create").add_argument("name")
+    verb(toks.add_parser("revoke", help="revoke a token"), "token-revoke").add_argument("token")
+    grant = verb(verbs.add_parser("grant", help="give a user a role on a repo"), "grant")
+    grant.add_argument("name")
+    grant.add_argument("repo")
+    grant.add_argument("role", choices=list(ROLES))
+    revoke = verb(verbs.add_parser("revoke", help="take a user's role on a repo away"), "revoke")
+    revoke.add_argument("name")
+    revoke.add_argument("repo")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("serve", "auth", "-h", "--help"):
+        argv.insert(0, "serve")
+    parser = argparse.ArgumentParser(prog="datumflow")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except DatumflowError as exc:
+        print(f"datumflow: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,714 @@
+"""The embedded store: repos, branches, commits and provenance.
+
+This is the one implementation of the store's semantics; the HTTP service
+wraps it and the client mirrors its methods. File operations live in
+:mod:`.files`, integrity and space in :mod:`.maintenance`.
+
+Concurrency: every state change is one database transaction. Branch heads
+and the root of an open commit move by compare-and-swap (``UPDATE … WHERE
+head = :old``), so two writers never lose each other's work: the loser
+re-reads and retries.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from datumflow.storage_service.core.chunks import ChunkStore
+from datumflow.storage_service.core.db import insert_ignore, open_engine
+from datumflow.storage_service.core.index import NodeStore, Tree
+from datumflow.storage_service.core.objects import open_object_store
+from datumflow.storage_service.core.schema import branch_provenance, branches, commit_provenance, commits, nodes, repos
+from datumflow.storage_service.errors import (
+    AlreadyExists,
+    BranchInUse,
+    BranchNotFound,
+    CommitFinished,
+    CommitNotFound,
+    CommitOpen,
+    InvalidArgument,
+    RepoNotFound,
+    Timeout,
+)
+from datumflow.storage_service.model.core import Branch, BranchRef, Commit, CommitState, Origin, ProvenanceEntry, Repo
+from datumflow.storage_service.names import check_branch_name, check_repo_name, is_commit_id, parse_ancestry
+from datumflow.storage_service.store.files import FileOps
+from datumflow.storage_service.store.maintenance import Maintenance
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+
+__all__ = ["Store"]
+
+_WAIT_POLL = 0.05
+
+
+class Store(FileOps, Maintenance):
+    """A datumflow store in this process: ``Store("/path/to/.datumflow")``.
+
+    ``db_url`` defaults to SQLite inside the root; ``objects_url`` to the
+    ``objects`` folder inside it (any fsspec URL works, e.g. ``s3://bucket/x``).
+    """
+
+    def __init__(
+        self,
+        root: str = ".datumflow",
+        *,
+        db_url: str | None = None,
+        objects_url: str | None = None,
+        fsync: bool | None = None,
+    ) -> None:
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, exist_ok=True)
+        self.db_url = db_url or "sqlite:///" + os.path.join(self.root, "metadata.db")
+        self.engine: Engine = open_engine(self.db_url)
+        self.objects = open_object_store(objects_url or os.path.join(self.root, "objects"))
+        if fsync is None:
+            fsync = os.environ.get("DATUMFLOW_FSYNC", "1") != "0"
+        self.chunks = ChunkStore(self.engine, self.objects, fsync=fsync)
+        self.nodes = NodeStore(self._load_node, self._save_nodes)
+        self.tree = Tree(self.nodes)
+        # Called with each commit finish_commit finishes (e.g. airflow_push); errors are not caught.
+        self.on_commit_finished: list[Callable[[Commit], None]] = []
+
+    def close(self) -> None:
+        self.engine.dispose()
+        close = getattr(self.objects, "close", None)
+        if close:
+            close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    # -- index nodes ------------------------------------------------------------------
+
+    def _load_node(self, h: str) -> bytes:
+        with self.engine.connect() as conn:
+            data = conn.execute(select(nodes.c.data).where(nodes.c.hash == h)).scalar()
+        if data is None:
+            from datumflow.storage_service.errors import ObjectNotFound
+
+            raise ObjectNotFound(f"index node {h} is missing")
+        return bytes(data)
+
+    def _save_nodes(self, rows: list[tuple[str, bytes]]) -> None:
+        # Saved in the caller's transaction (see _set_root); this hook is unused.
+        raise AssertionError("nodes are saved through _set_root")
+
+    def _write_nodes(self, conn: Connection) -> None:
+        from datumflow.storage_service.core.db import insert_ignore
+
+        rows = list(self.nodes._pending.items())
+        if rows:
+            now = time.time()
+            stmt = insert_ignore(self.engine, nodes)
+            conn.execute(stmt, [{"hash": h, "data": d, "created": now} for h, d in rows])
+        self.nodes._pending.clear()
+
+    # -- repos --------------------------------------------------------------------
+
+    def create_repo(self, name: str, description: str = "", *, exist_ok: bool = False) -> Repo:
+        check_repo_name(name)
+        with self.engine.begin() as conn:
+            if conn.execute(select(repos.c.name).where(repos.c.name == name)).first():
+                if not exist_ok:
+                    raise AlreadyExists(f"repo {name} already exists")
+            else:
+                conn.execute(insert(repos), {"name": name, "description": description, "created": time.time()})
+        return self.inspect_repo(name)
+
+    def inspect_repo(self, name: str) -> Repo:
+        check_repo_name(name)
+        with self.engine.connect() as conn:
+            row = conn.execute(select(repos).where(repos.c.name == name)).first()
+            if row is None:
+                raise RepoNotFound(f"repo {name} not found")
+            names = conn.execute(
+                select(branches.c.name).where(branches.c.repo == name).order_by(branches.c.name)
+            ).scalars().all()
+            size = conn.execute(
+                select(commits.c.size_bytes)
+                .select_from(branches.join(commits, commits.c.id == branches.c.head))
+                .where(branches.c.repo == name, branches.c.name == "master")
+            ).scalar()
+        return Repo(row.name, row.description, row.created, tuple(names), size or 0)
+
+    def list_repos(self) -> list[Repo]:
+        with self.engine.connect() as conn:
+            names = conn.execute(select(repos.c.name).order_by(repos.c.name)).scalars().all()
+        return [self.inspect_repo(n) for n in names]
+
+    def delete_repo(self, name: str, *, force: bool = False) -> None:
+        """Delete a repo, its branches and commits; ``gc`` reclaims the bytes."""
+        self.inspect_repo(name)
+        with self.engine.begin() as conn:
+            users = conn.execute(
+                select(branch_provenance.c.repo, branch_provenance.c.branch).where(
+                    branch_provenance.c.up_repo == name, branch_provenance.c.repo != name
+                )
+            ).all()
+            if users and not force:
+                names = ", ".join(f"{r}@{b}" for r, b in users)
+                raise BranchInUse(f"repo {name} is provenance of {names}; delete those first or force")
+            ids = select(commits.c.id).where(commits.c.repo == name)
+            conn.execute(delete(commit_provenance).where(commit_provenance.c.commit.in_(ids)))
+            conn.execute(delete(commits).where(commits.c.repo == name))
+            conn.execute(
+                delete(branch_provenance).where(
+                    (branch_provenance.c.repo == name) | (branch_provenance.c.up_repo == name)
+                )
+            )
+            conn.execute(delete(branches).where(branches.c.repo == name))
+            conn.execute(delete(repos).where(repos.c.name == name))
+
+    def _require_repo(self, conn: Connection, name: str) -> None:
+        check_repo_name(name)
+        if conn.execute(select(repos.c.name).where(repos.c.name == name)).first() is None:
+            raise RepoNotFound(f"repo {name} not found")
+
+    # -- branches --------------------------------------------------------------------
+
+    def create_branch(
+        self,
+        repo: str,
+        name: str,
+        *,
+        head: str | None = None,
+        provenance: Sequence[BranchRef | str] = (),
+        owner: str | None = None,
+    ) -> Branch:
+        """Create a branch, or update an existing one's head / provenance."""
+        check_branch_name(name)
+        provs = [p if isinstance(p, BranchRef) else BranchRef.parse(p) for p in provenance]
+        with self.engine.begin() as conn:
+            self._require_repo(conn, repo)
+            head_id = self._resolve(conn, repo, head) if head else None
+            for up in provs:
+                self._require_branch(conn, up.repo, up.branch)
+                if (up.repo, up.branch) == (repo, name) or self._reaches(conn, BranchRef(repo, name), up):
+                    raise InvalidArgument(f"branch provenance {up} -> {repo}@{name} would make a cycle")
+            row = self._branch_row(conn, repo, name)
+            if row is None:
+                conn.execute(
+                    insert(branches),
+                    {"repo": repo, "name": name, "head": head_id, "owner": owner, "created": time.time()},
+                )
+            else:
+                values: dict[str, Any] = {}
+                if head is not None:
+                    values["head"] = head_id
+                if owner is not None:
+                    values["owner"] = owner
+                if values:
+                    conn.execute(
+                        update(branches).where(branches.c.repo == repo, branches.c.name == name).values(**values)
+                    )
+            if provenance or row is None:
+                conn.execute(
+                    delete(branch_provenance).where(
+                        branch_provenance.c.repo == repo, branch_provenance.c.branch == name
+                    )
+                )
+                for up in provs:
+                    conn.execute(
+                        insert(branch_provenance),
+                        {"repo": repo, "branch": name, "up_repo": up.repo, "up_branch": up.branch},
+                    )
+        return self.inspect_branch(repo, name)
+
+    def inspect_branch(self, repo: str, name: str) -> Branch:
+        with self.engine.connect() as conn:
+            row = self._require_branch(conn, repo, name)
+            return self._branch(conn, row)
+
+    def list_branches(self, repo: str) -> list[Branch]:
+        with self.engine.connect() as conn:
+            self._require_repo(conn, repo)
+            rows = conn.execute(select(branches).where(branches.c.repo == repo).order_by(branches.c.name)).all()
+            return [self._branch(conn, r) for r in rows]
+
+    def delete_branch(self, repo: str, name: str, *, force: bool = False) -> None:
+        with self.engine.begin() as conn:
+            self._require_branch(conn, repo, name)
+            users = self._downstream_branches(conn, BranchRef(repo, name), direct=True)
+            if users and not force:
+                raise BranchInUse(
+                    f"branch {repo}@{name} is provenance of {', '.join(map(str, users))}; "
+                    "delete those first or force"
+                )
+            conn.execute(
+                delete(branch_provenance).where(
+                    ((branch_provenance.c.repo == repo) & (branch_provenance.c.branch == name))
+                    | ((branch_provenance.c.up_repo == repo) & (branch_provenance.c.up_branch == name))
+                )
+            )
+            conn.execute(delete(branches).where(branches.c.repo == repo, branches.c.name == name))
+
+    def _branch_row(self, conn: Connection, repo: str, name: str) -> Any:
+        return conn.execute(select(branches).where(branches.c.repo == repo, branches.c.name == name)).first()
+
+    def _require_branch(self, conn: Connection, repo: str, name: str) -> Any:
+        self._require_repo(conn, repo)
+        check_branch_name(name)
+        row = self._branch_row(conn, repo, name)
+        if row is None:
+            raise BranchNotFound(f"branch {name} not found in repo {repo}")
+        return row
+
+    def _branch(self, conn: Connection, row: Any) -> Branch:
+        up = conn.execute(
+            select(branch_provenance.c.up_repo, branch_provenance.c.up_branch).where(
+                branch_provenance.c.repo == row.repo, branch_provenance.c.branch == row.name
+            )
+        ).all()
+        down = self._downstream_branches(conn, BranchRef(row.repo, row.name), direct=True)
+        return Branch(
+            repo=row.repo,
+            name=row.name,
+            head=row.head,
+            provenance=tuple(BranchRef(r, b) for r, b in sorted(up)),
+            subvenance=tuple(down),
+            owner=row.owner,
+        )
+
+    def _upstream_branches(self, conn: Connection, ref: BranchRef) -> list[BranchRef]:
+        rows = conn.execute(
+            select(branch_provenance.c.up_repo, branch_provenance.c.up_branch).where(
+                branch_provenance.c.repo == ref.repo, branch_provenance.c.branch == ref.branch
+            )
+        ).all()
+        return [BranchRef(r, b) for r, b in sorted(rows)]
+
+    def _downstream_branches(self, conn: Connection, ref: BranchRef, *, direct: bool) -> list[BranchRef]:
+        """Branches provenant on ``ref`` (all of them, breadth-first, unless direct)."""
+        out: list[BranchRef] = []
+        frontier = [ref]
+        while frontier:
+            nxt = []
+            for cur in frontier:
+                rows = conn.execute(
+                    select(branch_provenance.c.repo, branch_provenance.c.branch).where(
+                        branch_provenance.c.up_repo == cur.repo, branch_provenance.c.up_branch == cur.branch
+                    )
+                ).all()
+                for r, b in sorted(rows):
+                    down = BranchRef(r, b)
+                    if down not in out:
+                        out.append(down)
+                        nxt.append(down)
+            if direct:
+                break
+            frontier = nxt
+        return out
+
+    def _reaches(self, conn: Connection, start: BranchRef, target: BranchRef) -> bool:
+        return target in self._downstream_branches(conn, start, direct=False)
+
+    # -- references -------------------------------------------------------------
+
+    def resolve(self, repo: str, ref: str) -> str:
+        """The commit id a reference names (branch head, id, ``master~2``…)."""
+        with self.engine.connect() as conn:
+            self._require_repo(conn, repo)
+            return self._resolve(conn, repo, ref)
+
+    def _resolve(self, conn: Connection, repo: str, ref: str) -> str:
+        if not isinstance(ref, str) or not ref:
+            raise InvalidArgument("a reference (branch or commit id) is required")
+        base, steps = parse_ancestry(ref)
+        if is_commit_id(base):
+            row = conn.execute(select(commits.c.repo).where(commits.c.id == base)).first()
+            if row is None or row.repo != repo:
+                raise CommitNotFound(f"commit {base} not found in repo {repo}")
+            commit_id: str | None = base
+        else:
+            check_branch_name(base)
+            row = self._branch_row(conn, repo, base)
+            if row is None:
+                raise BranchNotFound(f"branch {base} not found in repo {repo}")
+            commit_id = row.head
+            if commit_id is None:
+                raise CommitNotFound(f"branch {repo}@{base} has no commits yet")
+        for step in range(steps):
+            commit_id = conn.execute(select(commits.c.parent).where(commits.c.id == commit_id)).scalar()
+            if commit_id is None:
+                raise CommitNotFound(f"{repo}@{ref}: the history has only {step + 1} commit(s)")
+        assert commit_id is not None
+        return commit_id
+
+    # -- commits ----------------------------------------------------------------
+
+    def start_commit(
+        self,
+        repo: str,
+        branch: str,
+        *,
+        parent: str | None = None,
+        description: str = "",
+        metadata: dict[str, Any] | None = None,
+        origin: Origin | str = Origin.USER,
+        provenance: Iterable[str] = (),
+    ) -> Commit:
+        """Open a commit at the head of a branch (created if missing).
+
+        Branches provenant on this one get an open commit in the same commit
+        set, so that pipelines downstream know work is coming.
+        """
+        origin = Origin(origin)
+        metadata = _check_metadata(metadata)
+        check_branch_name(branch)
+        with self.engine.begin() as conn:
+            self._require_repo(conn, repo)
+            if self._branch_row(conn, repo, branch) is None:
+                # insert_ignore: a concurrent writer may create the same branch first (PostgreSQL)
+                conn.execute(
+                    insert_ignore(self.engine, branches),
+                    {"repo": repo, "name": branch, "head": None, "created": time.time()},
+                )
+            commit_id = uuid.uuid4().hex
+            self._open_commit(
+                conn, repo, branch, commit_id, commit_set=commit_id, parent=parent,
+                description=description, metadata=metadata, origin=origin, provenance=list(provenance),
+            )
+            self._open_downstream(conn, BranchRef(repo, branch), commit_id)
+        return self.inspect_commit(repo, commit_id)
+
+    def _open_commit(
+        self,
+        conn: Connection,
+        repo: str,
+        branch: str,
+        commit_id: str,
+        *,
+        commit_set: str,
+        parent: str | None,
+        description: str,
+        metadata: dict[str, Any],
+        origin: Origin,
+        provenance: list[str],
+    ) -> None:
+        row = self._branch_row(conn, repo, branch)
+        head = row.head
+        if head is not None and parent is None:
+            state = conn.execute(select(commits.c.state).where(commits.c.id == head)).scalar()
+            if state == CommitState.OPEN.value and origin is not Origin.AUTO:
+                raise CommitOpen(f"branch {repo}@{branch} already has an open commit {head}; finish it first")
+        parent_id = self._resolve(conn, repo, parent) if parent else head
+        parent_row = conn.execute(select(commits).where(commits.c.id == parent_id)).first() if parent_id else None
+        upstream = set(provenance)
+        for up in self._upstream_branches(conn, BranchRef(repo, branch)):
+            up_head = self._branch_row(conn, up.repo, up.branch).head
+            if up_head:
+                upstream.add(up_head)
+        for up_id in upstream:
+            if conn.execute(select(commits.c.id).where(commits.c.id == up_id)).first() is None:
+                raise CommitNotFound(f"provenance commit {up_id} not found")
+        seq = (conn.execute(select(func.max(commits.c.seq))).scalar() or 0) + 1
+        conn.execute(
+            insert(commits),
+            {
+                "id": commit_id, "seq": seq, "repo": repo, "branch": branch, "parent": parent_id,
+                "origin": origin.value, "state": CommitState.OPEN.value, "description": description,
+                "meta": json.dumps(metadata, sort_keys=True), "started": time.time(), "finished": None,
+                "commit_set": commit_set, "root": parent_row.root if parent_row else None,
+                "size_bytes": parent_row.size_bytes if parent_row else 0,
+                "file_count": parent_row.file_count if parent_row else 0, "error": None,
+            },
+        )
+        for up_id in sorted(upstream):
+            conn.execute(insert(commit_provenance), {"commit": commit_id, "upstream": up_id})
+        moved = conn.execute(
+            update(branches)
+            .where(branches.c.repo == repo, branches.c.name == branch, _is(branches.c.head, head))
+            .values(head=commit_id)
+        ).rowcount
+        if moved != 1:  # the transaction serializes writers; this guards the invariant
+            from datumflow.storage_service.errors import ConcurrentUpdate
+
+            raise ConcurrentUpdate(f"branch {repo}@{branch} moved while committing; retry")
+
+    def _open_downstream(self, conn: Connection, ref: BranchRef, commit_set: str) -> None:
+        for down in self._downstream_branches(conn, ref, direct=False):
+            self._open_commit(
+                conn, down.repo, down.branch, uuid.uuid4().hex, commit_set=commit_set, parent=None,
+                description="", metadata={}, origin=Origin.AUTO, provenance=[],
+            )
+
+    def finish_commit(
+        self,
+        repo: str,
+        ref: str,
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> Commit:
+        """Finish an open commit; with ``error`` it fails instead.
+
+        A failed commit keeps its record (and error) for inspection, but its
+        partial content is dropped and its branch head goes back to the parent,
+        so no later commit builds on half-written data.
+        """
+        extra = _check_metadata(metadata)
+        with self.engine.begin() as conn:
+            self._require_repo(conn, repo)
+            commit_id = self._resolve(conn, repo, ref)
+            row = conn.execute(select(commits).where(commits.c.id == commit_id)).one()
+            if row.state != CommitState.OPEN.value:
+                raise CommitFinished(f"commit {repo}@{commit_id} is already {row.state}")
+            values: dict[str, Any] = {"finished": time.time()}
+            if description is not None:
+                values["description"] = description
+            if extra:
+                values["meta"] = json.dumps({**json.loads(row.meta), **extra}, sort_keys=True)
+            if error is None:
+                values["state"] = CommitState.FINISHED.value
+            else:
+                values.update(self._failed_values(conn, row, error))
+            conn.execute(update(commits).where(commits.c.id == commit_id).values(**values))
+            if error is None:
+                self._finish_aliases(conn, row.commit_set)
+        finished = self.inspect_commit(repo, commit_id)
+        for callback in self.on_commit_finished:
+            callback(finished)
+        return finished
+
+    def _failed_values(self, conn: Connection, row: Any, error: str) -> dict[str, Any]:
+        parent = conn.execute(select(commits).where(commits.c.id == row.parent)).first() if row.parent else None
+        if row.branch:
+            conn.execute(
+                update(branches)
+                .where(branches.c.repo == row.repo, branches.c.name == row.branch, branches.c.head == row.id)
+                .values(head=row.parent)
+            )
+        return {
+            "state": CommitState.FAILED.value,
+            "error": error or "failed",
+            "root": parent.root if parent else None,
+            "size_bytes": parent.size_bytes if parent else 0,
+            "file_count": parent.file_count if parent else 0,
+        }
+
+    def _finish_aliases(self, conn: Connection, commit_set: str) -> None:
+        """Finish open AUTO commits of branches no pipeline writes, once their inputs are done."""
+        progress = True
+        while progress:
+            progress = False
+            rows = conn.execute(
+                select(commits.c.id, commits.c.repo, commits.c.branch)
+                .select_from(
+                    commits.join(branches, and_(branches.c.repo == commits.c.repo, branches.c.name == commits.c.branch))
+                )
+                .where(
+                    commits.c.commit_set == commit_set,
+                    commits.c.state == CommitState.OPEN.value,
+                    commits.c.origin == Origin.AUTO.value,
+                    branches.c.owner.is_(None),
+                )
+            ).all()
+            for cid, _, _ in rows:
+                open_ups = conn.execute(
+                    select(func.count())
+                    .select_from(commit_provenance.join(commits, commits.c.id == commit_provenance.c.upstream))
+                    .where(commit_provenance.c.commit == cid, commits.c.state == CommitState.OPEN.value)
+                ).scalar()
+                if not open_ups:
+                    conn.execute(
+                        update(commits).where(commits.c.id == cid)
+                        .values(state=CommitState.FINISHED.value, finished=time.time())
+                    )
+                    progress = True
+
+    def inspect_commit(self, repo: str, ref: str) -> Commit:
+        with self.engine.connect() as conn:
+            self._require_repo(conn, repo)
+            commit_id = self._resolve(conn, repo, ref)
+            return self._commit(conn, commit_id)
+
+    def _commit(self, conn: Connection, commit_id: str) -> Commit:
+        row = conn.execute(select(commits).where(commits.c.id == commit_id)).first()
+        if row is None:
+            raise CommitNotFound(f"commit {commit_id} not found")
+        prov = conn.execute(
+            select(commit_provenance.c.upstream).where(commit_provenance.c.commit == commit_id)
+        ).scalars().all()
+        return _commit_from_row(row, tuple(sorted(prov)))
+
+    def list_commits(
+        self, repo: str, branch: str | None = None, *, limit: int | None = None, state: str | None = None
+    ) -> list[Commit]:
+        """Newest first. With a branch: its history, following parents from the head."""
+        with self.engine.connect() as conn:
+            self._require_repo(conn, repo)
+            if branch is None:
+                query = select(commits).where(commits.c.repo == repo).order_by(commits.c.seq.desc())
+                if state:
+                    query = query.where(commits.c.state == state)
+                if limit:
+                    query = query.limit(limit)
+                rows = conn.execute(query).all()
+                return [self._commit(conn, r.id) for r in rows]
+            out: list[Commit] = []
+            cur: str | None = self._require_branch(conn, repo, branch).head
+            while cur and (limit is None or len(out) < limit):
+                commit = self._commit(conn, cur)
+                if state is None or commit.state.value == state:
+                    out.append(commit)
+                cur = commit.parent
+            return out
+
+    def wait_commit(self, repo: str, ref: str, *, timeout: float | None = None) -> Commit:
+        """Block until the commit is finished (or failed)."""
+        commit_id = self.resolve(repo, ref)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            commit = self.inspect_commit(repo, commit_id)
+            if commit.is_finished:
+                return commit
+            if deadline is not None and time.monotonic() > deadline:
+                raise Timeout(f"commit {repo}@{commit_id} did not finish within {timeout}s")
+            time.sleep(_WAIT_POLL)
+
+    def delete_commit(self, repo: str, ref: str) -> None:
+        """Drop an open commit, or a finished one that nothing builds on."""
+        with self.engine.begin() as conn:
+            self._require_repo(conn, repo)
+            commit_id = self._resolve(conn, repo, ref)
+            row = conn.execute(select(commits).where(commits.c.id == commit_id)).first()
+            if conn.execute(select(commits.c.id).where(commits.c.parent == commit_id)).first():
+                raise InvalidArgument(f"commit {repo}@{commit_id} has children; delete them first")
+            users = conn.execute(
+                select(commits.c.repo, commits.c.id)
+                .select_from(commit_provenance.join(commits, commits.c.id == commit_provenance.c.commit))
+                .where(commit_provenance.c.upstream == commit_id, commits.c.state != CommitState.OPEN.value)
+            ).all()
+            if users:
+                raise BranchInUse(
+                    f"commit {repo}@{commit_id} is provenance of finished commits "
+                    + ", ".join(f"{r}@{c}" for r, c in users)
+                )
+            # Open commits opened downstream because of this one, transitively (raw -> clean -> model).
+            doomed = [commit_id]
+            for cid in doomed:
+                doomed.extend(
+                    c for c in conn.execute(
+                        select(commit_provenance.c.commit)
+                        .select_from(commit_provenance.join(commits, commits.c.id == commit_provenance.c.commit))
+                        .where(commit_provenance.c.upstream == cid, commits.c.state == CommitState.OPEN.value)
+                    ).scalars()
+                    if c not in doomed
+                )
+            for cid in doomed:
+                victim = conn.execute(select(commits).where(commits.c.id == cid)).first()
+                if victim is None:
+                    continue
+                conn.execute(
+                    update(branches).where(branches.c.head == cid).values(head=victim.parent)
+                )
+                conn.execute(
+                    delete(commit_provenance).where(
+                        (commit_provenance.c.commit == cid) | (commit_provenance.c.upstream == cid)
+                    )
+                )
+                conn.execute(delete(commits).where(commits.c.id == cid))
+            del row
+
+    # -- commit sets and provenance ------------------------------------------------
+
+    def commit_set(self, set_id: str) -> list[Commit]:
+        """Every commit of a commit set: the origin commit and all it caused downstream."""
+        with self.engine.connect() as conn:
+            ids = conn.execute(
+                select(commits.c.id).where(commits.c.commit_set == set_id).order_by(commits.c.seq)
+            ).scalars().all()
+            if not ids:
+                raise CommitNotFound(f"commit set {set_id} not found")
+            return [self._commit(conn, i) for i in ids]
+
+    def wait_commit_set(self, set_id: str, *, timeout: float | None = None) -> list[Commit]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = self.commit_set(set_id)
+            if all(c.is_finished for c in found):
+                return found
+            if deadline is not None and time.monotonic() > deadline:
+                raise Timeout(f"commit set {set_id} did not finish within {timeout}s")
+            time.sleep(_WAIT_POLL)
+
+    def provenance(self, repo: str, ref: str, *, depth: int | None = None) -> list[ProvenanceEntry]:
+        """Every commit this one was computed from, transitively (depth 1 = direct)."""
+        return self._walk_provenance(repo, ref, depth, upstream=True)
+
+    def subvenance(self, repo: str, ref: str, *, depth: int | None = None) -> list[ProvenanceEntry]:
+        """Every commit computed from this one, transitively."""
+        return self._walk_provenance(repo, ref, depth, upstream=False)
+
+    def _walk_provenance(self, repo: str, ref: str, depth: int | None, *, upstream: bool) -> list[ProvenanceEntry]:
+        if depth is not None and depth < 0:
+            raise InvalidArgument("depth must be >= 0")
+        src, dst = (
+            (commit_provenance.c.commit, commit_provenance.c.upstream)
+            if upstream
+            else (commit_provenance.c.upstream, commit_provenance.c.commit)
+        )
+        with self.engine.connect() as conn:
+            self._require_repo(conn, repo)
+            start = self._resolve(conn, repo, ref)
+            seen = {start}
+            frontier = [start]
+            out: list[ProvenanceEntry] = []
+            level = 0
+            while frontier and (depth is None or level < depth):
+                level += 1
+                nxt = conn.execute(select(dst).where(src.in_(frontier))).scalars().all()
+                frontier = [c for c in dict.fromkeys(nxt) if c not in seen]
+                seen.update(frontier)
+                for cid in frontier:
+                    c = conn.execute(
+                        select(commits.c.repo, commits.c.branch, commits.c.origin).where(commits.c.id == cid)
+                    ).one()
+                    out.append(ProvenanceEntry(c.repo, cid, c.branch, level, Origin(c.origin)))
+            return out
+
+
+def _is(column: Any, value: Any) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
+def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) for k in metadata):
+        raise InvalidArgument("commit metadata must be a mapping of string keys")
+    try:
+        json.dumps(metadata)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"commit metadata must be JSON-serializable: {exc}") from exc
+    return dict(metadata)
+
+
+def _commit_from_row(row: Any, provenance: tuple[str, ...]) -> Commit:
+    return Commit(
+        id=row.id,
+        repo=row.repo,
+        branch=row.branch,
+        parent=row.parent,
+        origin=Origin(row.origin),
+        state=CommitState(row.state),
+        description=row.description,
+        metadata=json.loads(row.meta),
+        started=row.started,
+        finished=row.finished,
+        commit_set=row.commit_set,
+        root=row.root,
+        size_bytes=row.size_bytes,
+        file_count=row.file_count,
+        provenance=provenance,
+        error=row.error,
+    )
