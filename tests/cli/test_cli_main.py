@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from datumflow.storage_service import Store, cli
+from datumflow.storage_service import Store
+from datumflow.storage_service.cli import main as cli
 from datumflow.storage_service.model.core import CommitState
 
 from .conftest import MODULE, Cli, base_env
