@@ -6,7 +6,7 @@
 #   make test       whole suite (.venv, then tests/kfp in .venv-kfp)
 #   make test-fast  same, without tests marked slow
 #   make lint       ruff + mypy
-#   make demo       run the storage service demo
+#   make demo       run the storage service demo (.venv-demo: the core only)
 #   make bench      performance suite (adds .venv-bench with dvc)
 #   make kfp-components  recompile the Kubeflow component YAML in kfp_components/
 #   make lock       re-resolve requirements/*.txt from pyproject.toml's ranges,
@@ -26,6 +26,7 @@ export PYTHON
 
 VENV       := .venv
 VENV_KFP   := .venv-kfp
+VENV_DEMO  := .venv-demo
 VENV_BENCH := .venv-bench
 
 PYTEST_ARGS ?=
@@ -39,12 +40,16 @@ services:
 
 # What each environment holds is decided in scripts/lock.sh (extras) and
 # requirements/*.in. Airflow's kubernetes provider and kfp need incompatible
-# kubernetes clients, so they live in separate environments.
+# kubernetes clients, so they live in separate environments; the demo needs
+# only the core.
 $(VENV)/.stamp: requirements/main.txt pyproject.toml scripts/venv.sh
 	@scripts/venv.sh $(VENV) requirements/main.txt -e .
 
 $(VENV_KFP)/.stamp: requirements/kfp.txt pyproject.toml scripts/venv.sh
 	@scripts/venv.sh $(VENV_KFP) requirements/kfp.txt -e .
+
+$(VENV_DEMO)/.stamp: requirements/demo.txt pyproject.toml scripts/venv.sh
+	@scripts/venv.sh $(VENV_DEMO) requirements/demo.txt -e .
 
 $(VENV_BENCH)/.stamp: requirements/bench.txt scripts/venv.sh
 	@scripts/venv.sh $(VENV_BENCH) requirements/bench.txt
@@ -68,8 +73,8 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/python -m mypy storage_service || status=1; \
 	exit $$status
 
-demo: $(VENV)/.stamp
-	$(VENV)/bin/python -m datumflow.storage_service.cli.demo
+demo: $(VENV_DEMO)/.stamp
+	$(VENV_DEMO)/bin/python -m datumflow.storage_service.cli.demo
 
 bench: setup $(VENV_BENCH)/.stamp
 	PATH="$(CURDIR)/$(VENV_BENCH)/bin:$$PATH" $(VENV)/bin/python -m benchmarks.run
@@ -78,6 +83,6 @@ kfp-components: $(VENV_KFP)/.stamp
 	$(VENV_KFP)/bin/python -m datumflow.kfp_components.compile kfp_components
 
 clean:
-	rm -rf $(VENV) $(VENV_KFP) $(VENV_BENCH) build dist *.egg-info \
+	rm -rf $(VENV) $(VENV_KFP) $(VENV_DEMO) $(VENV_BENCH) build dist *.egg-info \
 		.pytest_cache .mypy_cache .ruff_cache .hypothesis
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -5,6 +5,7 @@
 #
 #   requirements/main.txt   .venv        extras dev,s3,postgres,kafka,airflow + requirements/main.in
 #   requirements/kfp.txt    .venv-kfp    extras kfp,dev + requirements/kfp.in (the kfp pin)
+#   requirements/demo.txt   .venv-demo   the core dependencies only, at main.txt's versions
 #   requirements/bench.txt  .venv-bench  requirements/bench.in
 #
 # The ranges come from pyproject.toml (what the published package asks
@@ -54,4 +55,6 @@ resolve() {
 resolve requirements/main.txt pyproject.toml requirements/main.in \
     --extra dev --extra s3 --extra postgres --extra kafka --extra airflow
 resolve requirements/kfp.txt pyproject.toml requirements/kfp.in --extra kfp --extra dev
+# The demo's pins are the main environment's, the versions the suite tests.
+resolve requirements/demo.txt pyproject.toml --constraint requirements/main.txt
 resolve requirements/bench.txt requirements/bench.in
