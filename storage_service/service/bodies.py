@@ -1,4 +1,5 @@
-"""Streamed request bodies handed to the store as files, and byte ranges of downloads."""
+"""Streamed request bodies handed to the store as files, byte ranges of downloads, and the error body
+every failed answer carries."""
 
 from __future__ import annotations
 
@@ -16,10 +17,15 @@ from datumflow.storage_service.errors import InvalidArgument
 from fastapi import Request
 from starlette.requests import ClientDisconnect
 
-__all__ = ["parse_range"]
+__all__ = ["error_body", "parse_range"]
 
 _DOWNLOAD_PIECE = 1024 * 1024
 T = TypeVar("T")
+
+
+def error_body(type_name: str, message: str) -> dict[str, Any]:
+    """``{"error": {"type": ClassName, "message": ...}}``: the client rebuilds the class from it."""
+    return {"error": {"type": type_name, "message": message}}
 
 
 # -- the streamed request body as a file for the store ------------------------------------

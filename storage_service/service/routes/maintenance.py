@@ -1,0 +1,39 @@
+"""Maintenance and identity over HTTP: ``fsck`` and ``gc`` (admin only), ``whoami``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datumflow.storage_service.service.auth import Principal
+from datumflow.storage_service.service.routes.access import Roles
+from datumflow.storage_service.store.store import Store
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, Field
+
+__all__ = ["FsckIn", "GcIn", "build_router"]
+
+
+class FsckIn(BaseModel):
+    verify_content: bool = True
+
+
+class GcIn(BaseModel):
+    grace_seconds: float = Field(default=3600.0, ge=0)
+
+
+def build_router(store: Store, roles: Roles) -> APIRouter:
+    api = APIRouter()
+
+    @api.post("/fsck", tags=["maintenance"], dependencies=[roles.admin])
+    def fsck(body: FsckIn | None = None) -> dict[str, Any]:
+        return store.fsck(verify_content=(body or FsckIn()).verify_content)
+
+    @api.post("/gc", tags=["maintenance"], dependencies=[roles.admin])
+    def gc(body: GcIn | None = None) -> dict[str, int]:
+        return store.gc(grace_seconds=(body or GcIn()).grace_seconds)
+
+    @api.get("/whoami", tags=["service"])
+    def whoami(who: Principal = Depends(roles.principal)) -> dict[str, Any]:
+        return {"name": who.name, "admin": who.admin, "roles": who.grants}
+
+    return api
