@@ -15,19 +15,20 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import blake3
+from datumflow.storage_service.core.index import MAX_KEY
+from datumflow.storage_service.pipelines.globs import Glob, compile_glob, expand
 from datumflow.storage_service.pipelines.spec import CronInput, Input, PfsInput, PipelineSpec, Transform
 
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store
 
 __all__ = [
-    "Datum", "DatumInput", "FileRef", "compute_datums", "datum_hash", "datum_hasher", "glob_regex", "input_branches",
+    "Datum", "DatumInput", "FileRef", "compute_datums", "datum_hash", "datum_hasher", "glob_entries", "input_branches",
 ]
 
 
@@ -69,14 +70,18 @@ class Datum:
 
     @classmethod
     def of(cls, inputs: Iterable[DatumInput]) -> Datum:
+        """A datum of these inputs; its id names the inputs and paths only (as Pachyderm's DatumID).
+
+        Content enters the datum *hash* (:func:`datum_hasher`), so an output named by
+        ``PACH_DATUM_ID`` keeps its name when the file's content changes.
+        """
         items = tuple(inputs)
-        # The id hashes the compact JSON of [[name, path, [[file path, file hash], ...]], ...], written
-        # here piece by piece (the same text json.dumps gives, without building the lists first).
-        key = ",".join([
-            f"[{_str(i.name)},{_str(i.path)},[{','.join([f'[{_str(f.path)},{_str(f.hash)}]' for f in i.files])}]]"
-            for i in items
-        ])
+        key = ",".join([f"[{_str(i.name)},{_str(i.repo)},{_str(i.path)}]" for i in items])
         return cls(blake3.blake3(f"[{key}]".encode()).hexdigest(), items)
+
+    def content_key(self) -> str:
+        """The compact JSON of [[file path, content hash], ...] over every input file."""
+        return "[" + ",".join([f"[{_str(f.path)},{_str(f.hash)}]" for i in self.inputs for f in i.files]) + "]"
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "inputs": [i.to_dict() for i in self.inputs]}
@@ -97,36 +102,38 @@ class Datum:
         return f"[{', '.join(parts)}]"
 
 
-def datum_hash(datum_id: str, transform: Transform, salt: str) -> str:
-    """The datum cache key: the datum's files plus everything that decides its output."""
-    return _hash([transform.image, transform.cmd, transform.stdin, sorted(transform.env.items()), salt, datum_id])
+def datum_hash(datum: Datum, transform: Transform, salt: str) -> str:
+    """The datum cache key: the datum's id and content plus everything that decides its output."""
+    return datum_hasher(transform, salt)(datum)
 
 
-def datum_hasher(transform: Transform, salt: str) -> Callable[[str], str]:
+def datum_hasher(transform: Transform, salt: str) -> Callable[[Datum], str]:
     """``datum_hash(·, transform, salt)`` for many datums: the JSON of the fixed part is encoded once."""
     head = _compact([transform.image, transform.cmd, transform.stdin, sorted(transform.env.items()), salt])
     head = head[:-1] + ","  # the list's text up to the datum id
 
-    def of(datum_id: str) -> str:
-        return blake3.blake3((head + _compact(datum_id) + "]").encode()).hexdigest()
+    def of(datum: Datum) -> str:
+        return blake3.blake3((head + _compact(datum.id) + "," + datum.content_key() + "]").encode()).hexdigest()
 
     return of
 
 
 def input_branches(spec: PipelineSpec) -> dict[str, tuple[str, str]]:
-    """{input name: (repo, branch)} of every leaf input."""
+    """{input key: (repo, branch)} of every leaf input (the key is its name unless a union repeats it)."""
     out = {}
-    for leaf in spec.input.leaves():
+    for leaf in spec.leaves():
         if isinstance(leaf, PfsInput):
-            out[leaf.name] = (leaf.repo, leaf.branch)
+            out[spec.input_key(leaf)] = (leaf.repo, leaf.branch)
         else:
-            out[leaf.name] = (spec.cron_repo(leaf), "master")
+            out[spec.input_key(leaf)] = (spec.cron_repo(leaf), "master")
     return out
 
 
 def compute_datums(store: Store, spec: PipelineSpec, commits: Mapping[str, str | None]) -> list[Datum]:
     """The datums of a job whose inputs are at ``commits`` ({input name: commit id or None})."""
     seen: dict[str, Datum] = {}
+    if spec.input is None:  # a spout: it has no datums
+        return []
     for group in _datums(store, spec, spec.input, commits):
         datum = Datum.of(group)
         seen.setdefault(datum.id, datum)
@@ -180,38 +187,74 @@ def _keyed(
     assert template is not None
     out: dict[str, list[DatumInput]] = {}
     for m in _matches(store, spec, node, commits):
-        out.setdefault(_expand(template, m.groups), []).append(m.input)
+        out.setdefault(expand(template, m.groups), []).append(m.input)
     return out
-
-
-def _expand(template: str, groups: tuple[str, ...]) -> str:
-    return re.sub(r"\$(\d+)", lambda g: _group(groups, int(g.group(1))), template)
-
-
-def _group(groups: tuple[str, ...], n: int) -> str:
-    return groups[n - 1] if 0 < n <= len(groups) else ""
 
 
 def _matches(store: Store, spec: PipelineSpec, node: Input, commits: Mapping[str, str | None]) -> list[_Match]:
-    leaf: PfsInput | CronInput = node.pfs if node.pfs is not None else node.cron  # type: ignore[assignment]
-    if isinstance(leaf, PfsInput):
-        repo, pattern = leaf.repo, leaf.glob
-    else:
-        repo, pattern = spec.cron_repo(leaf), "/*"
-    commit = commits.get(leaf.name)
+    leaf = node.pfs if node.pfs is not None else node.cron
+    assert leaf is not None
+    repo, pattern = (leaf.repo, leaf.glob) if isinstance(leaf, PfsInput) else (spec.cron_repo(leaf), "/*")
+    commit = commits.get(spec.input_key(leaf))
     if commit is None:
         return []
     root = store._root_of(commit)
-    regex = glob_regex(pattern)
+    glob = compile_glob(pattern)
     out = []
-    for path, entry in store._glob_entries(root, pattern.replace("(", "").replace(")", "")):
-        found = regex.fullmatch(path)
+    for path, entry in glob_entries(store, root, glob):
         files = _files_under(store, root, path, entry)
-        if not files:
-            continue
-        datum_input = DatumInput(leaf.name, repo, commit, path, files)
-        out.append(_Match(datum_input, tuple(g or "" for g in found.groups()) if found else ()))
+        if files:
+            groups = glob.match(path) or ()
+            out.append(_Match(DatumInput(leaf.name, repo, commit, path, files), groups))
     return out
+
+
+def glob_entries(store: Store, root: str | None, glob: Glob) -> list[tuple[str, Any]]:
+    """(path, index entry) of every file and (path, None) of every folder the glob matches."""
+    if glob.depth == 0:
+        files, _ = store.tree.stats(root)
+        return [("", None)] if files else []
+    if glob.depth is None:
+        return _deep(store, root, glob)
+    return _fixed(store, root, glob, glob.depth)
+
+
+def _fixed(store: Store, root: str | None, glob: Glob, depth: int) -> list[tuple[str, Any]]:
+    # One ordered walk of the index; it re-seeks only to jump over a matched folder's contents.
+    out: list[tuple[str, Any]] = []
+    prefix = glob.prefix + "/" if glob.prefix else ""
+    stop = prefix + MAX_KEY
+    items = store.tree.items(root, prefix, stop)
+    while (nxt := next(items, None)) is not None:
+        comps = nxt[0].split("/")
+        if len(comps) < depth:
+            continue
+        if len(comps) == depth:  # a file at the glob's depth
+            if glob.match(nxt[0]) is not None:
+                out.append(nxt)
+            continue
+        candidate = "/".join(comps[:depth])
+        if glob.match(candidate) is not None:
+            out.append((candidate, None))
+        items = store.tree.items(root, candidate + "/" + MAX_KEY, stop)
+    return out
+
+
+def _deep(store: Store, root: str | None, glob: Glob) -> list[tuple[str, Any]]:
+    found: dict[str, Any] = {}
+    seen: set[str] = set()
+    prefix = glob.prefix + "/" if glob.prefix else ""
+    for key, entry in store.tree.items(root, prefix, prefix + MAX_KEY):
+        comps = key.split("/")
+        for i in range(1, len(comps)):
+            folder = "/".join(comps[:i])
+            if folder not in seen:
+                seen.add(folder)
+                if glob.match(folder) is not None:
+                    found[folder] = None
+        if glob.match(key) is not None:
+            found[key] = entry
+    return [(k, found[k]) for k in sorted(found)]
 
 
 def _files_under(store: Store, root: str | None, path: str, entry: Any) -> tuple[FileRef, ...]:
@@ -219,36 +262,6 @@ def _files_under(store: Store, root: str | None, path: str, entry: Any) -> tuple
     if entry is not None:
         return (FileRef(path, entry[1] or "", entry[0]),)
     return tuple(FileRef(k, e[1], e[0]) for k, e in store._entries_under(root, path))
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A regex for a glob, keeping ``( )`` as capture groups (for join_on / group_by)."""
-    body = pattern.strip().strip("/")
-    out, i = [], 0
-    while i < len(body):
-        c = body[i]
-        if body.startswith("**", i):
-            out.append(".*")
-            i += 1
-        elif c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c in "()":
-            out.append(c)
-        elif c == "[":
-            j = body.find("]", i + 1)
-            cls_body = body[i + 1:j] if j > 0 else ""
-            out.append("[" + ("^" + cls_body[1:] if cls_body.startswith("!") else cls_body) + "]")
-            i = j if j > 0 else i
-        elif c == "{":
-            j = body.find("}", i + 1)
-            out.append("(?:" + "|".join(re.escape(a) for a in body[i + 1:j].split(",")) + ")")
-            i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out).replace("/.*/", "(?:/.*/|/)"))
 
 
 _str = json.encoder.encode_basestring_ascii  # a JSON string literal, as json.dumps writes it (ensure_ascii)

@@ -322,7 +322,7 @@ class Pipelines:
             spec = info.parsed
             row = self._row(spec.name)
             last = json.loads(row.last_tick or "{}")
-            for leaf in spec.input.leaves():
+            for leaf in spec.leaves():
                 if not isinstance(leaf, CronInput):
                     continue
                 since = dt.datetime.fromisoformat(last.get(leaf.name) or leaf.start or _iso(info.created))
@@ -367,7 +367,7 @@ class Pipelines:
             return conn.execute(select(pipelines_table).where(pipelines_table.c.name == name)).first()
 
     def _check_inputs(self, spec: PipelineSpec) -> None:
-        for leaf in spec.input.leaves():
+        for leaf in spec.leaves():
             if isinstance(leaf, PfsInput):
                 try:
                     self.store.inspect_repo(leaf.repo)
@@ -396,7 +396,7 @@ class Pipelines:
         return list(reversed(found)) if found else None
 
     def _wire_branches(self, spec: PipelineSpec) -> None:
-        for leaf in spec.input.leaves():
+        for leaf in spec.leaves():
             if isinstance(leaf, CronInput):
                 self.store.create_repo(spec.cron_repo(leaf), f"cron ticks of {spec.name}", exist_ok=True)
         ups = []
@@ -438,7 +438,7 @@ class Pipelines:
         repos = {r.name for r in self.store.list_repos()}
         if name in repos:
             self.store.delete_repo(name, force=True)
-        for leaf in spec.input.leaves():
+        for leaf in spec.leaves():
             if isinstance(leaf, CronInput) and spec.cron_repo(leaf) in repos:
                 self.store.delete_repo(spec.cron_repo(leaf), force=force)
 
@@ -547,7 +547,7 @@ class Pipelines:
     def _plan(self, job: JobInfo, spec: PipelineSpec, datums: Sequence[Datum]) -> list[Datum]:
         """Record every datum; those the cache knows are skipped. Returns the ones to run."""
         hasher = datum_hasher(spec.transform, spec.salt)
-        hashes = [hasher(d.id) for d in datums]
+        hashes = [hasher(d) for d in datums]
         force = job.reprocess or spec.reprocess_spec == "every_job"
         # A hit's outputs are copied as the cache's JSON text (compact, as the cache stores it): never decoded.
         cached = {} if force else self.cache.lookup_stored(job.pipeline, hashes)

@@ -3,15 +3,20 @@
 ``parse_spec`` takes a mapping (or YAML/JSON text) and returns a frozen
 :class:`PipelineSpec`, or raises one :class:`InvalidArgument` that lists
 every bad field on its own line (``input.cross[1].pfs.glob: required``).
-Fields Pachyderm knows but datumflow does not run are rejected by name, so a
-spec never silently loses meaning; a few fields with no effect outside a
-cluster (``autoscaling``, ``enable_stats``…) are accepted and ignored.
+Keys are read in both of Pachyderm's spellings, as its protojson reader does:
+``parallelism_spec`` and ``parallelismSpec`` are the same field (giving both
+is an error). Fields Pachyderm knows but datumflow does not run are rejected
+by name with the reason, so a spec never silently loses meaning; a few fields
+with no effect outside a cluster (``autoscaling``, ``enable_stats``…) are
+accepted and ignored. Globs are compiled and every ``join_on``/``group_by``
+reference checked here, so a bad one is refused before anything is created.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -20,37 +25,57 @@ import yaml
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.names import check_branch_name, check_repo_name
 from datumflow.storage_service.pipelines.durations import parse_duration
+from datumflow.storage_service.pipelines.globs import check_template, compile_glob
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "CronInput",
+    "Egress",
     "Input",
     "PfsInput",
     "PipelineSpec",
+    "Secret",
+    "Spout",
     "Transform",
     "load_specs",
     "parse_duration",
     "parse_spec",
 ]
 
-# Pachyderm fields datumflow does not implement: each gets an error naming it.
-_UNSUPPORTED: dict[str, set[str]] = {
+# Pachyderm fields datumflow does not implement: each gets an error naming it, with the reason.
+_UNSUPPORTED: dict[str, dict[str, str]] = {
     "": {
-        "tf_job", "egress", "s3_out", "sidecar_resource_limits", "sidecar_resource_requests", "service",
-        "spout", "datum_set_spec", "job_timeout", "scheduling_spec", "pod_spec", "spec_commit",
-        "tolerations", "determined", "maximum_expected_uptime", "chunk_spec", "reprocess", "dry_run",
+        "tf_job": "TFJob needs a Kubeflow training operator",
+        "s3_out": "the per-job S3 sidecar is not provided (write to /pfs/out)",
+        "sidecar_resource_limits": "there is no sidecar", "sidecar_resource_requests": "there is no sidecar",
+        "service": "service pipelines (a long-running server with a port) are not provided",
+        "datum_set_spec": "datums are not batched into sets", "job_timeout": "use datum_timeout",
+        "scheduling_spec": "node selection is done with pod_patch", "pod_spec": "use pod_patch",
+        "spec_commit": "set by the system", "tolerations": "use pod_patch", "determined": "no Determined cluster",
+        "maximum_expected_uptime": "not provided", "chunk_spec": "datums are not batched into chunks",
+        "reprocess": "use reprocess_spec", "dry_run": "use pipeline validate",
     },
-    "transform": {"err_cmd", "err_stdin", "memory_volume", "datum_batching", "dockerfile", "build"},
-    "pfs": {"commit", "trigger", "s3"},
-    "input": {"spout"},
-    "parallelism_spec": {"coefficient"},
+    "transform": {
+        "err_cmd": "error handlers are not run", "err_stdin": "error handlers are not run",
+        "memory_volume": "use the datum's private /tmp", "datum_batching": "datums run one per process",
+        "dockerfile": "build images outside datumflow", "build": "build images outside datumflow",
+    },
+    "pfs": {"commit": "pin inputs with a branch", "trigger": "branch triggers are not provided",
+            "s3": "the S3 sidecar is not provided (the input is mounted at /pfs/<name>)"},
+    "input": {},
+    "parallelism_spec": {"coefficient": "there is no cluster size to scale by; use constant"},
+    "egress": {"sql_database": "SQL egress is not provided; egress to a URL (any fsspec protocol)",
+               "object_storage": "use URL (any fsspec protocol)"},
 }
-# Pachyderm fields that only tune a cluster: accepted, without effect here.
+# Pachyderm fields that only tune a cluster (or are performance hints): accepted, without effect here.
 _IGNORED: dict[str, set[str]] = {
     "": {"autoscaling", "enable_stats", "cache_size", "max_queue_size", "standby", "update", "metadata"},
     "transform": {"debug", "user", "image_pull_secrets"},
-    "pfs": {"lazy", "empty_files", "repo_type"},
+    "pfs": {"lazy", "repo_type"},  # lazy: a hint to stream inputs; the datum sees the same files
 }
+# Maps whose keys are the user's own (env names, labels): never respelled.
+_VERBATIM = {"env", "metadata", "annotations", "labels", "pod_patch", "pod_spec"}
+_CAMEL = re.compile(r"(?<=[a-z0-9])([A-Z])")
 
 _MEMORY = re.compile(r"^\d+(\.\d+)?([EPTGMK]i?|[eptgmk])?$")
 
@@ -66,9 +91,15 @@ class Project(_Model):
     @field_validator("name")
     @classmethod
     def _default_only(cls, v: str) -> str:
-        if v != "default":
-            raise ValueError("only the 'default' project exists in datumflow")
+        _default_project(v)
         return v
+
+
+def _default_project(v: str | Project | None) -> Any:
+    name = v.name if isinstance(v, Project) else v
+    if name not in (None, "", "default"):
+        raise ValueError(f"project {name!r}: datumflow has one project, 'default' (remove project or use it)")
+    return v
 
 
 class PipelineName(_Model):
@@ -89,7 +120,13 @@ class PfsInput(_Model):
     join_on: str | None = None
     outer_join: bool = False
     group_by: str | None = None
+    empty_files: bool = False  # the datum's input files are present but empty (names only)
     project: str | Project | None = None
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str | Project | None) -> Any:
+        return _default_project(v)
 
     @field_validator("repo")
     @classmethod
@@ -106,14 +143,23 @@ class PfsInput(_Model):
     def _glob(cls, v: str) -> str:
         if not v.strip() or ".." in v.split("/"):
             raise ValueError(f"{v!r} is not a glob pattern such as '/*' or '/'")
-        if v.count("(") != v.count(")"):
-            raise ValueError(f"{v!r} has unbalanced parentheses")
+        try:
+            compile_glob(v)
+        except InvalidArgument as exc:
+            raise ValueError(str(exc)) from None
         return v
 
     @model_validator(mode="after")
     def _default_name(self) -> PfsInput:
         if not self.name:
             object.__setattr__(self, "name", self.repo)
+        glob = compile_glob(self.glob)
+        for field, template in (("join_on", self.join_on), ("group_by", self.group_by)):
+            if template is not None:
+                try:
+                    check_template(template, glob, field)
+                except InvalidArgument as exc:
+                    raise ValueError(str(exc)) from None
         return self
 
 
@@ -124,6 +170,11 @@ class CronInput(_Model):
     overwrite: bool = False
     start: str | None = None
     project: str | Project | None = None
+
+    @field_validator("project")
+    @classmethod
+    def _project(cls, v: str | Project | None) -> Any:
+        return _default_project(v)
 
     @field_validator("spec")
     @classmethod
@@ -179,8 +230,35 @@ class Input(_Model):
 class Secret(_Model):
     name: str
     key: str | None = None
-    mount_path: str | None = None
+    mount_path: str | None = None  # a folder in the datum's view holding the secret's keys as files
     env_var: str | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> Secret:
+        if self.env_var and not self.key:
+            raise ValueError(f"secret {self.name}: env_var needs the key it takes")
+        if self.mount_path is not None and not self.mount_path.startswith("/"):
+            raise ValueError(f"secret {self.name}: mount_path must be absolute, such as /secrets")
+        return self
+
+
+class Spout(_Model):
+    """A long-running transform: every batch it writes under /pfs/out becomes one output commit."""
+
+    overwrite: bool = False  # each commit replaces the previous contents (else adds to them)
+
+
+class Egress(_Model):
+    """Where a job's finished output is copied: any fsspec URL (``s3://b/p``, ``file:///x``)."""
+
+    URL: str
+
+    @field_validator("URL")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if "://" not in v:
+            raise ValueError(f"egress URL {v!r} needs a protocol, such as s3://bucket/prefix or file:///dir")
+        return v
 
 
 class Transform(_Model):
@@ -225,7 +303,9 @@ class Parallelism(_Model):
 class PipelineSpec(_Model):
     pipeline: PipelineName
     transform: Transform
-    input: Input
+    input: Input | None = None
+    spout: Spout | None = None
+    egress: Egress | None = None
     description: str = ""
     parallelism_spec: Parallelism = Field(default_factory=Parallelism)
     resource_requests: Resources | None = None
@@ -267,14 +347,16 @@ class PipelineSpec(_Model):
 
     @model_validator(mode="after")
     def _inputs(self) -> PipelineSpec:
-        names: list[str] = []
+        if self.spout is not None:
+            if self.input is not None:
+                raise ValueError("a spout pipeline has no input (remove input or spout)")
+            return self
+        if self.input is None:
+            raise ValueError("input: required (or spout, for a pipeline that produces data by itself)")
         for leaf in self.input.leaves():
-            names.append(leaf.name)
             if isinstance(leaf, PfsInput) and leaf.repo == self.pipeline.name:
                 raise ValueError(f"pipeline {self.name} cannot read its own output repo")
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"input names must be unique; {', '.join(dupes)} appear more than once (set 'name')")
+        names = _datum_names(self.input)
         if "out" in names:
             raise ValueError("'out' is reserved for the output folder; give that input another name")
         return self
@@ -296,6 +378,17 @@ class PipelineSpec(_Model):
     def cron_repo(self, cron: CronInput) -> str:
         return cron.repo or f"{self.name}_{cron.name}"
 
+    def leaves(self) -> list[PfsInput | CronInput]:
+        return list(self.input.leaves()) if self.input is not None else []
+
+    def input_key(self, leaf: PfsInput | CronInput) -> str:
+        """The key of a leaf in a job's inputs: its name, unless a union repeats the name."""
+        names = [x.name for x in self.leaves()]
+        if names.count(leaf.name) == 1:
+            return leaf.name
+        repo, branch = (leaf.repo, leaf.branch) if isinstance(leaf, PfsInput) else (self.cron_repo(leaf), "master")
+        return f"{leaf.name}:{repo}@{branch}"
+
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)
 
@@ -314,7 +407,9 @@ def parse_spec(source: dict[str, Any] | str | PipelineSpec) -> PipelineSpec:
         source = specs[0]
     if not isinstance(source, dict):
         raise InvalidArgument("a pipeline spec must be a mapping (YAML or JSON object)")
-    problems, cleaned = _screen(source)
+    problems, snake = _snake_case(source)
+    more, cleaned = _screen(snake)
+    problems += more
     try:
         spec = PipelineSpec.model_validate(cleaned)
     except ValidationError as exc:
@@ -329,11 +424,18 @@ def parse_spec(source: dict[str, Any] | str | PipelineSpec) -> PipelineSpec:
 
 
 def load_specs(path: str | Path) -> list[PipelineSpec]:
-    """Every spec in a YAML/JSON file (YAML documents or concatenated JSON objects)."""
+    """Every spec in a YAML/JSON file, or on stdin for ``-``.
+
+    A file may hold several specs: YAML documents separated by ``---`` (JSON
+    objects between ``---`` lines too, as Pachyderm's examples write them) or
+    JSON objects one after another.
+    """
     try:
-        text = Path(path).read_text()
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text()
     except OSError as exc:
         raise InvalidArgument(f"cannot read pipeline spec {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(f"pipeline spec {path} is not UTF-8 text: {exc}") from exc
     return [parse_spec(doc) for doc in _parse_documents(text)]
 
 
@@ -341,7 +443,7 @@ def _parse_documents(text: str) -> list[Any]:
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError:
-        docs = _json_stream(text)
+        docs = [d for part in re.split(r"(?m)^---[ \t]*$", text) if part.strip() for d in _json_stream(part)]
     if not docs:
         raise InvalidArgument("the pipeline spec is empty")
     return docs
@@ -360,6 +462,33 @@ def _json_stream(text: str) -> list[Any]:
     return out
 
 
+def _snake_case(raw: Any, where: str = "") -> tuple[list[str], Any]:
+    """Pachyderm's camelCase keys (``parallelismSpec``) spelled as snake_case (``parallelism_spec``)."""
+    problems: list[str] = []
+    if isinstance(raw, list):
+        out_list = []
+        for i, v in enumerate(raw):
+            more, value = _snake_case(v, f"{where}[{i}]")
+            problems += more
+            out_list.append(value)
+        return problems, out_list
+    if not isinstance(raw, dict):
+        return problems, raw
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        snake = _CAMEL.sub(r"_\1", key).lower() if isinstance(key, str) and key != "URL" else key
+        here = f"{where}.{snake}" if where else str(snake)
+        if snake in out:
+            problems.append(f"{here}: given twice (as {snake} and in camelCase); keep one")
+            continue
+        if snake in _VERBATIM:
+            out[snake] = value
+        else:
+            more, out[snake] = _snake_case(value, here)
+            problems += more
+    return problems, out
+
+
 def _screen(raw: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
     """(errors for unsupported fields, a copy without ignored/unsupported fields)."""
     problems: list[str] = []
@@ -372,13 +501,14 @@ def _screen(raw: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
         out = {}
         for key, value in obj.items():
             here = f"{where}.{key}" if where else str(key)
-            if key in _UNSUPPORTED.get(section, ()):
-                problems.append(f"{here}: not supported by datumflow (remove it)")
+            reason = _UNSUPPORTED.get(section, {}).get(key)
+            if reason is not None:
+                problems.append(f"{here}: not supported by datumflow: {reason} (remove it)")
             elif key in _IGNORED.get(section, ()):
                 continue
             elif (section in ("", "input") and key in ("input",)) or key in ("cross", "union", "join", "group"):
                 out[key] = clean(value, "input", here)
-            elif key in ("transform", "pfs", "parallelism_spec") and section in ("", "input"):
+            elif key in ("transform", "pfs", "parallelism_spec", "egress") and section in ("", "input"):
                 out[key] = clean(value, key, here)
             else:
                 out[key] = value
@@ -407,6 +537,32 @@ def _checked(check: Any, value: str) -> str:
     except InvalidArgument as exc:
         raise ValueError(str(exc)) from None
     return value
+
+
+def _datum_names(node: Input) -> set[str]:
+    """The input names a datum of ``node`` can hold; one datum never holds one name twice.
+
+    As in Pachyderm, the inputs of a union may share a name (each datum comes from one
+    of them: ``/pfs/images`` whichever repo it is), while the inputs of a cross, join
+    or group are side by side in one datum and need distinct names.
+    """
+    if node.pfs is not None or node.cron is not None:
+        leaf = node.pfs if node.pfs is not None else node.cron
+        assert leaf is not None
+        return {leaf.name}
+    parts = [_datum_names(child) for child in node.children()]
+    if node.kind == "union":
+        return set().union(*parts)
+    seen: set[str] = set()
+    for part in parts:
+        clash = seen & part
+        if clash:
+            raise ValueError(
+                f"input names must be unique within a {node.kind}; {', '.join(sorted(clash))} "
+                "appears more than once (set 'name')"
+            )
+        seen |= part
+    return seen
 
 
 Input.model_rebuild()

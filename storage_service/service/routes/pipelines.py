@@ -244,7 +244,7 @@ def _authorized_spec(raw: dict[str, Any] | str, who: Principal) -> PipelineSpec:
     """The parsed spec, once the caller may write its output repo and read its inputs."""
     spec = parse_spec(raw)
     who.require(spec.name, "writer")
-    for leaf in spec.input.leaves():
+    for leaf in spec.leaves():
         if isinstance(leaf, PfsInput):
             who.require(leaf.repo, "reader")
     return spec
