@@ -403,7 +403,8 @@ class Pipelines:
         for repo, branch in input_branches(spec).values():
             if branch not in {b.name for b in self.store.list_branches(repo)}:
                 self.store.create_branch(repo, branch)
-            ups.append(BranchRef(repo, branch))
+            if BranchRef(repo, branch) not in ups:  # one branch read twice (a self-join) is one provenance
+                ups.append(BranchRef(repo, branch))
         names = {b.name for b in self.store.list_branches(spec.name)}
         if SPEC_BRANCH not in names:
             self.store.create_branch(spec.name, SPEC_BRANCH)
