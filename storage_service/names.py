@@ -25,6 +25,9 @@ _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,62}$")
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,126}$")
 _COMMIT_ID = re.compile(r"^[0-9a-f]{32}$")
 _ANCESTRY = re.compile(r"(\^+|~\d+)")
+# S3 allows 1,024-byte keys, so a path component may be that long too (a local checkout of such a
+# file fails on file systems that stop at 255 bytes, with the operating system's error).
+MAX_COMPONENT = 1024
 
 
 def check_repo_name(name: str) -> str:
@@ -63,8 +66,8 @@ def normalize_path(path: str, *, allow_root: bool = False) -> str:
     parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
         raise InvalidArgument(f"invalid path {path!r}: '..' may not escape or walk up")
-    if any(len(p.encode()) > 255 for p in parts):
-        raise InvalidArgument(f"invalid path {path!r}: a component is longer than 255 bytes")
+    if any(len(p.encode()) > MAX_COMPONENT for p in parts):
+        raise InvalidArgument(f"invalid path {path!r}: a component is longer than {MAX_COMPONENT} bytes")
     out = "/".join(parts)
     if not out and not allow_root:
         raise InvalidArgument("a file path is required, got the root folder")

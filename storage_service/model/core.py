@@ -185,6 +185,8 @@ class FileInfo(_Value):
     size: int
     hash: str | None = None  # content identity (files only): see chunking.content_hash
     chunks: tuple[ChunkRef, ...] = field(default=(), repr=False)
+    # Kept with the file version (S3: ETag, Content-Type, x-amz-meta-*, write time); see store.files.
+    meta: dict[str, str] = field(default_factory=dict, hash=False, repr=False)
 
     @property
     def is_dir(self) -> bool:
@@ -194,6 +196,8 @@ class FileInfo(_Value):
         out: dict[str, Any] = {"path": self.path, "type": self.type, "size": self.size}
         if self.hash is not None:
             out["hash"] = self.hash
+        if self.meta:
+            out["meta"] = dict(self.meta)
         return out
 
     @classmethod
@@ -204,6 +208,7 @@ class FileInfo(_Value):
             size=data.get("size", 0),
             hash=data.get("hash"),
             chunks=tuple(ChunkRef(**c) for c in data.get("chunks", ())),
+            meta=dict(data.get("meta") or {}),
         )
 
 

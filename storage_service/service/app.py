@@ -29,7 +29,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 __all__ = ["API_PREFIX", "LONG_POLL_MAX", "create_app"]
 
@@ -134,7 +133,7 @@ def _mount_optional(app: FastAPI, store: Store, s3_domain: str | None, auth: Aut
 
     app.include_router(s3_gateway.build_router(lambda: store, auth=auth), prefix="/s3")
     if s3_domain:
-        app.add_middleware(_HostStyleBuckets, domain=s3_domain)
+        app.add_middleware(s3_gateway.HostStyleBuckets, domain=s3_domain)
     app.include_router(console.build_router(lambda: store, auth=auth), prefix="/console")
 
     @app.get("/", include_in_schema=False)
@@ -142,17 +141,3 @@ def _mount_optional(app: FastAPI, store: Store, s3_domain: str | None, auth: Aut
         return RedirectResponse("/console/")
 
 
-class _HostStyleBuckets:
-    """``Host: master.sales.<domain>`` → ``/s3/master.sales/<path>`` (virtual-hosted S3 buckets)."""
-
-    def __init__(self, app: ASGIApp, domain: str) -> None:
-        self.app = app
-        self.suffix = "." + domain.lower().split(":")[0]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").split(":")[0].lower()
-            if host.endswith(self.suffix) and len(host) > len(self.suffix):
-                bucket = host[: -len(self.suffix)]
-                scope = {**scope, "path": f"/s3/{bucket}{scope['path']}", "raw_path": None}
-        await self.app(scope, receive, send)

@@ -1,8 +1,11 @@
 """Files of commits: put, get, list, glob, copy, delete, diff.
 
 A file entry in the index is ``[size, hash]`` (one chunk, named by the
-content hash) or ``[size, hash, [[chunk, length], ...]]``; folders are
-implied by the paths under them, as in S3 and Pachyderm.
+content hash) or ``[size, hash, [[chunk, length], ...]]``, optionally
+followed by the file version's metadata, ``[size, hash, chunks | None,
+{name: value}]`` (the S3 gateway keeps the ETag, Content-Type, ``x-amz-meta-*``
+and the write time there: metadata is versioned with the bytes and moves with
+a copy). Folders are implied by the paths under them, as in S3 and Pachyderm.
 """
 
 from __future__ import annotations
@@ -10,39 +13,71 @@ from __future__ import annotations
 import os
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, Union
 
 from datumflow.storage_service.core.chunks import ChunkWriter
 from datumflow.storage_service.core.index import MAX_KEY
 from datumflow.storage_service.core.schema import commits
-from datumflow.storage_service.errors import CommitFinished, ConcurrentUpdate, InvalidArgument, PathNotFound
+from datumflow.storage_service.errors import (
+    CommitFinished,
+    CommitNotFound,
+    ConcurrentUpdate,
+    InvalidArgument,
+    PathNotFound,
+)
 from datumflow.storage_service.model.core import ChunkRef, Commit, CommitState, DiffEntry, FileInfo
 from datumflow.storage_service.names import check_branch_name, is_commit_id, normalize_path
 from datumflow.storage_service.store.base import StoreBase
 from sqlalchemy import select, update
 
-__all__ = ["FileOps", "Source"]
+__all__ = ["FileOps", "MetaSource", "Precondition", "Source"]
 
 Source = Union[bytes, bytearray, memoryview, BinaryIO, "os.PathLike[str]"]
+# A file version's metadata, or a function giving it once the source has been read (so it may
+# hold digests of the bytes).
+MetaSource = Mapping[str, str] | Callable[[], Mapping[str, str]]
+# Called with the path's current version (None: absent) in the commit a write lands in; raises to refuse.
+Precondition = Callable[[FileInfo | None], None]
+
+MAX_META_BYTES = 8 * 1024
 
 _EDIT_LOCK = threading.Lock()
 
 
-def entry_of(size: int, h: str, refs: list[ChunkRef]) -> list[Any]:
-    if len(refs) == 1 and refs[0].hash == h:
+def entry_of(size: int, h: str, refs: list[ChunkRef] | tuple[ChunkRef, ...],
+             meta: Mapping[str, str] | None = None) -> list[Any]:
+    single = len(refs) == 1 and refs[0].hash == h
+    if meta:
+        return [size, h, None if single else [[r.hash, r.size] for r in refs], dict(meta)]
+    if single:
         return [size, h]
     return [size, h, [[r.hash, r.size] for r in refs]]
 
 
 def chunks_of(entry: list[Any]) -> list[ChunkRef]:
-    if len(entry) == 2:
+    if len(entry) == 2 or entry[2] is None:
         return [ChunkRef(entry[1], entry[0])]
     return [ChunkRef(h, n) for h, n in entry[2]]
 
 
+def meta_of(entry: list[Any]) -> dict[str, str]:
+    return dict(entry[3]) if len(entry) > 3 else {}
+
+
 def file_info(path: str, entry: list[Any]) -> FileInfo:
-    return FileInfo(path=path, type="file", size=entry[0], hash=entry[1], chunks=tuple(chunks_of(entry)))
+    return FileInfo(path=path, type="file", size=entry[0], hash=entry[1], chunks=tuple(chunks_of(entry)),
+                    meta=meta_of(entry))
+
+
+def check_meta(meta: Mapping[str, str]) -> dict[str, str]:
+    """A file version's metadata: a small mapping of strings."""
+    out = dict(meta)
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in out.items()):
+        raise InvalidArgument("file metadata must map strings to strings")
+    if sum(len(k.encode()) + len(v.encode()) for k, v in out.items()) > MAX_META_BYTES:
+        raise InvalidArgument(f"file metadata is limited to {MAX_META_BYTES} bytes")
+    return out
 
 
 class FileOps(StoreBase):
@@ -110,19 +145,90 @@ class FileOps(StoreBase):
             raise PathNotFound(f"{src_repo}@{src_ref}: no file or folder {src_path!r}")
         return self.write_entries(dst_repo, dst_target, lambda _: edits, verb="copy")
 
+    # -- in-process writes of single versions (the S3 gateway) --------------------------
+
+    def write_file(
+        self, repo: str, target: str, path: str, source: Source, *,
+        meta: MetaSource | None = None, precondition: Precondition | None = None, description: str = "",
+    ) -> tuple[Commit, FileInfo]:
+        """Write one file version with its metadata; (commit, the version written).
+
+        ``meta`` may be a function, called once the source has been read (a
+        checksum of the bytes can be part of it, and a reader that raises at its
+        end refuses the write). ``precondition`` sees the path's current version
+        in the commit the write lands in, in the transaction that applies it.
+        """
+        path = _need_path(normalize_path(path))
+        written: list[FileInfo] = []
+
+        def store_one(commit_id: str) -> dict[str, Any]:
+            if precondition is not None:  # refuse early, before the body is read
+                precondition(self._version_at(self._root_of(commit_id), path))
+            with self.chunks.writer() as writer:
+                ((_, entry),) = self._store_source(writer, path, source, None)
+            given = meta() if callable(meta) else meta
+            entry = entry_of(entry[0], entry[1], chunks_of(entry), check_meta(given or {}))
+            written.append(file_info(path, entry))
+            return {path: entry}
+
+        check = None if precondition is None else (lambda root: precondition(self._version_at(root, path)))
+        commit = self.write_entries(repo, target, store_one, verb="write", description=description, check=check)
+        return commit, written[0]
+
+    def copy_version(
+        self, version: FileInfo, dst_repo: str, dst_target: str, dst_path: str, *,
+        meta: Mapping[str, str] | None = None, precondition: Precondition | None = None,
+    ) -> tuple[Commit, FileInfo]:
+        """Copy one file version (as inspected) to ``dst_path``; ``meta`` replaces its metadata."""
+        dst_path = _need_path(normalize_path(dst_path))
+        if version.is_dir or version.hash is None:
+            raise InvalidArgument(f"{version.path} is a folder, not a file version")
+        entry = entry_of(version.size, version.hash, version.chunks,
+                         check_meta(version.meta if meta is None else meta))
+        check = None if precondition is None else (lambda root: precondition(self._version_at(root, dst_path)))
+        commit = self.write_entries(dst_repo, dst_target, lambda _: {dst_path: entry}, verb="copy", check=check)
+        return commit, file_info(dst_path, entry)
+
+    def remove_files(self, repo: str, target: str, paths: Iterable[str]) -> Commit | None:
+        """Delete exactly these files (never a folder under the same name) in one change.
+
+        Absent paths are skipped; if none was there, nothing is written and None is returned.
+        """
+        wanted = [normalize_path(p) for p in paths]
+        head = self._current_root(repo, target)
+        if not any(self.tree.get(head, p) is not None for p in wanted):
+            return None
+
+        def doomed(commit_id: str) -> dict[str, Any]:
+            root = self._root_of(commit_id)
+            return {p: None for p in wanted if self.tree.get(root, p) is not None}
+
+        return self.write_entries(repo, target, doomed, verb="delete", check=None)
+
+    def _version_at(self, root: str | None, path: str) -> FileInfo | None:
+        entry = self.tree.get(root, path)
+        return None if entry is None else file_info(path, entry)
+
+    def _current_root(self, repo: str, target: str) -> str | None:
+        try:
+            return self._root(repo, target)
+        except CommitNotFound:  # an empty branch
+            return None
+
     def write_entries(
         self, repo: str, target: str, edits_for: Callable[[str], dict[str, Any]], *,
-        verb: str = "write", description: str = "",
+        verb: str = "write", description: str = "", check: Callable[[str | None], None] | None = None,
     ) -> Commit:
         """Apply ``edits_for(commit_id)`` (``{path: entry or None}``) to ``target``.
 
         ``target`` is a branch (one new commit, finished here) or an open commit
         id. If anything fails, a commit opened here is failed with the error, so
-        no partial change is ever visible.
+        no partial change is ever visible. ``check(root)``, if given, runs in the
+        transaction that applies the edits, on the root they apply to.
         """
         commit_id, auto = self._write_target(repo, target)
         try:
-            commit = self._apply_edits(repo, commit_id, edits_for(commit_id))
+            commit = self._apply_edits(repo, commit_id, edits_for(commit_id), check)
         except BaseException as exc:
             if auto:
                 self.finish_commit(repo, commit_id, error=f"{verb} failed: {exc}")
@@ -197,7 +303,9 @@ class FileOps(StoreBase):
         h, refs = writer.add_bytes(data)
         return entry_of(len(data), h, refs)
 
-    def _apply_edits(self, repo: str, commit_id: str, edits: dict[str, Any]) -> Commit:
+    def _apply_edits(
+        self, repo: str, commit_id: str, edits: dict[str, Any], check: Callable[[str | None], None] | None = None,
+    ) -> Commit:
         """Move the open commit's root by compare-and-swap, in one transaction."""
         with _EDIT_LOCK, self.engine.begin() as conn:
             query = select(commits.c.root, commits.c.state).where(commits.c.id == commit_id)
@@ -206,6 +314,8 @@ class FileOps(StoreBase):
             row = conn.execute(query).one()
             if row.state != CommitState.OPEN.value:
                 raise CommitFinished(f"commit {repo}@{commit_id} was finished before the write landed")
+            if check is not None:
+                check(row.root)
             try:
                 new_root = self.tree.edit(row.root, edits)
                 files, size = self.tree.stats(new_root)

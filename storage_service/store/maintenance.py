@@ -19,6 +19,7 @@ from datumflow.storage_service.core.schema import chunks, commits, nodes, packs
 from datumflow.storage_service.errors import CorruptObject, DatumflowError
 from datumflow.storage_service.model.core import ChunkRef
 from datumflow.storage_service.store.base import StoreBase
+from datumflow.storage_service.store.files import chunks_of
 from sqlalchemy import delete, select
 
 __all__ = ["Maintenance"]
@@ -45,10 +46,7 @@ class Maintenance(StoreBase):
                 stack.extend(v[0] for v in node.vals)
                 continue
             for entry in node.vals:
-                if len(entry) == 2:
-                    live[entry[1]] = entry[0]
-                else:
-                    live.update((c, n) for c, n in entry[2])
+                live.update((c.hash, c.size) for c in chunks_of(entry))
         return seen, live
 
     def fsck(self, *, verify_content: bool = True, progress: Any = None) -> dict[str, Any]:

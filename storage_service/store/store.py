@@ -233,6 +233,22 @@ class Store(FileOps, Maintenance):
             rows = conn.execute(select(branches).where(branches.c.repo == repo).order_by(branches.c.name)).all()
             return [self._branch(conn, r) for r in rows]
 
+    def branch_names(self, repos: Iterable[str] | None = None) -> list[tuple[str, str, float]]:
+        """(repo, branch, created) of every branch, or of the branches of ``repos``; one query.
+
+        For listings that must cost what they return (S3 ListBuckets), not one
+        lookup per repo in the store.
+        """
+        query = select(branches.c.repo, branches.c.name, branches.c.created).order_by(
+            branches.c.repo, branches.c.name)
+        if repos is not None:
+            wanted = sorted(set(repos))
+            if not wanted:
+                return []
+            query = query.where(branches.c.repo.in_(wanted))
+        with self.engine.connect() as conn:
+            return [(r.repo, r.name, r.created) for r in conn.execute(query)]
+
     def delete_branch(self, repo: str, name: str, *, force: bool = False) -> None:
         with self.engine.begin() as conn:
             self._require_branch(conn, repo, name)

@@ -6,6 +6,7 @@ fixture        scope    what it gives
 ``gateway``    session  the service (``.url``, ``.token``) with an admin token
 ``s3``         test     a boto3 S3 client signing with the admin token
 ``bucket``     test     ``master.<new repo>``, created through CreateBucket
+``open_service`` session a service without users (no signatures checked)
 =============  =======  ========================================================
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.service.conftest import Service, init_auth, launch
+from tests.service.conftest import open_service as open_service  # a store without users
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -12,9 +13,10 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from botocore.exceptions import ClientError
+from datumflow.storage_service.client.http import Client
 
 from tests.s3.conftest import s3_client
-from tests.s3.test_s3_objects import code, commits
+from tests.s3.test_s3_objects import code, commits, repo_of
 from tests.service.conftest import Service
 
 MiB = 1024 * 1024
@@ -61,8 +63,13 @@ def test_multipart_complete_writes_one_file_in_one_commit(s3: Any, bucket: str, 
     assert s3.get_object(Bucket=bucket, Key="big/blob.bin")["Body"].read() == data
     assert len(commits(gateway, bucket)) == 1
     s3.put_object(Bucket=bucket, Key="same.bin", Body=data)  # same bytes by PutObject: same content hash
-    assert (s3.head_object(Bucket=bucket, Key="same.bin")["ETag"]
-            == s3.head_object(Bucket=bucket, Key="big/blob.bin")["ETag"])
+    with Client(gateway.url, token=gateway.token) as client:
+        one, two = (client.inspect_file(repo_of(bucket), "master", k) for k in ("same.bin", "big/blob.bin"))
+    assert one.hash == two.hash
+    # and S3's ETags: the MD5 of a single-part body, the MD5 of the parts' MD5s with the count
+    parts = b"".join(hashlib.md5(p).digest() for p in (data[: 5 * MiB], data[5 * MiB:]))
+    assert s3.head_object(Bucket=bucket, Key="same.bin")["ETag"] == f'"{hashlib.md5(data).hexdigest()}"'
+    assert s3.head_object(Bucket=bucket, Key="big/blob.bin")["ETag"] == f'"{hashlib.md5(parts).hexdigest()}-2"'
 
 
 def test_boto3_upload_fileobj_uses_multipart(s3: Any, bucket: str, tmp_path: Any) -> None:

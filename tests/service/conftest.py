@@ -65,13 +65,15 @@ def init_auth(root: Path, db: str | None = None) -> str:
     return done.stdout.strip()
 
 
-def launch(root: Path, *, token: str | None, db: str | None = None, host: str = "127.0.0.1") -> Service:
+def launch(root: Path, *, token: str | None, db: str | None = None, host: str = "127.0.0.1",
+           args: tuple[str, ...] = ()) -> Service:
     port = free_port()
     log = root.parent / f"service-{port}.log"
     cmd = [sys.executable, "-m", "datumflow.storage_service.service.serve", "serve", "--root", str(root),
            "--host", host, "--port", str(port), "--log-level", "warning"]
     if db:
         cmd += ["--db", db]
+    cmd += args
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "DATUMFLOW_FSYNC": "0"})
     service = Service(f"http://127.0.0.1:{port}", root, token, proc, log)

@@ -49,7 +49,7 @@ def test_invalid_branch_name(seeded: Store, name: str) -> None:
 @pytest.mark.parametrize(
     ("path", "message"),
     [("../etc/passwd", "may not escape"), ("a/../../b", "may not escape"), ("a/../b", "may not escape"),
-     ("a\x00b", "NUL"), ("x" * 256, "longer than 255"), ("", "destination file path is required"),
+     ("a\x00b", "NUL"), ("x" * 1025, "longer than 1024"), ("", "destination file path is required"),
      ("/", "destination file path is required")],
 )
 def test_invalid_paths_change_nothing(seeded: Store, path: str, message: str) -> None:

@@ -19,18 +19,17 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from datumflow.storage_service.core.schema import metadata
-from datumflow.storage_service.model.core import ChunkRef, Commit
-from datumflow.storage_service.names import normalize_path
+from datumflow.storage_service.model.core import ChunkRef
 from datumflow.storage_service.service.s3.errors import S3Error
 from datumflow.storage_service.store.store import Store
-from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, delete, insert, select
+from sqlalchemy import Column, Float, Index, Integer, String, Table, Text, delete, insert, select, update
 
-__all__ = ["Multipart", "Part", "Upload"]
+__all__ = ["Completed", "Multipart", "Part", "Upload"]
 
 uploads = Table(
     "df_s3_uploads",
@@ -54,7 +53,21 @@ parts = Table(
     Column("created", Float, nullable=False),
 )
 
+# What an upload carries besides its parts (Content-Type, x-amz-meta-*…), and, once completed,
+# its result, so that a repeated CompleteMultipartUpload answers the same (S3 does).
+upload_info = Table(
+    "df_s3_upload_info",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("meta", Text, nullable=False),  # JSON {name: value}
+    Column("parts", Text, nullable=True),  # completed: JSON [[number, etag], ...] as listed
+    Column("etag", String(64), nullable=True),  # completed: the multipart ETag
+    Column("commit", String(32), nullable=True),  # completed: the commit it made
+    Column("created", Float, nullable=False),
+)
+
 MAX_PART_NUMBER = 10000
+MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last, as S3
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,14 @@ class Upload:
     branch: str
     key: str
     created: float
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished upload: what CompleteMultipartUpload answered."""
+
+    etag: str
+    commit: str
 
 
 @dataclass(frozen=True)
@@ -97,14 +118,25 @@ class Multipart:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        metadata.create_all(store.engine, tables=[uploads, parts])
+        metadata.create_all(store.engine, tables=[uploads, parts, upload_info])
 
-    def create(self, repo: str, branch: str, key: str) -> Upload:
-        normalize_path(key)
+    def create(self, repo: str, branch: str, key: str, meta: dict[str, str] | None = None) -> Upload:
         upload = Upload(uuid.uuid4().hex, repo, branch, key, time.time())
         with self.store.engine.begin() as conn:
             conn.execute(insert(uploads), upload.__dict__)
+            conn.execute(insert(upload_info), {"id": upload.id, "meta": json.dumps(meta or {}),
+                                               "created": upload.created})
         return upload
+
+    def completed(self, upload_id: str, wanted: list[tuple[int, str]]) -> Completed | None:
+        """The result of an upload already completed with these parts, if it was."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(upload_info).where(upload_info.c.id == upload_id)).first()
+        if row is None or row.etag is None:
+            return None
+        if [[n, e.strip('"')] for n, e in wanted] != json.loads(row.parts):
+            raise S3Error("InvalidPart", f"upload {upload_id} was completed with other parts", 400)
+        return Completed(row.etag, row.commit)
 
     def get(self, upload_id: str, repo: str, branch: str, key: str) -> Upload:
         with self.store.engine.connect() as conn:
@@ -147,15 +179,28 @@ class Multipart:
         with self.store.engine.begin() as conn:
             conn.execute(delete(parts).where(parts.c.upload == upload.id))
             conn.execute(delete(uploads).where(uploads.c.id == upload.id))
+            conn.execute(delete(upload_info).where(upload_info.c.id == upload.id))
 
-    def complete(self, upload: Upload, wanted: list[tuple[int, str]]) -> tuple[Commit, str]:
-        """Write the file from the listed parts; returns (commit, S3 multipart ETag)."""
+    def complete(self, upload: Upload, wanted: list[tuple[int, str]],
+                 stamp: Callable[[dict[str, str], str], dict[str, str]]) -> Completed:
+        """Write the file from the listed parts, its metadata ``stamp(meta, etag)``; the result."""
         refs, etags = self._chosen_chunks(upload, wanted)
-        body = io.BufferedReader(_ChunkReader(self.store.chunks.read_all(refs)), buffer_size=1024 * 1024)
-        commit = self.store.put_file(upload.repo, upload.branch, upload.key, body)
-        self.abort(upload)  # the parts' rows go; their chunks are the file's now (or garbage for gc)
         digest = hashlib.md5(b"".join(bytes.fromhex(e) for e in etags), usedforsecurity=False).hexdigest()
-        return commit, f"{digest}-{len(etags)}"
+        etag = f"{digest}-{len(etags)}"
+        body = io.BufferedReader(_ChunkReader(self.store.chunks.read_all(refs)), buffer_size=1024 * 1024)
+        commit, _ = self.store.write_file(upload.repo, upload.branch, upload.key, body,
+                                          meta=stamp(self._meta(upload.id), etag))
+        with self.store.engine.begin() as conn:  # the parts' rows go; their chunks are the file's now
+            conn.execute(delete(parts).where(parts.c.upload == upload.id))
+            conn.execute(delete(uploads).where(uploads.c.id == upload.id))
+            conn.execute(update(upload_info).where(upload_info.c.id == upload.id).values(
+                parts=json.dumps([[n, e.strip('"')] for n, e in wanted]), etag=etag, commit=commit.id))
+        return Completed(etag, commit.id)
+
+    def _meta(self, upload_id: str) -> dict[str, str]:
+        with self.store.engine.connect() as conn:
+            text = conn.execute(select(upload_info.c.meta).where(upload_info.c.id == upload_id)).scalar()
+        return dict(json.loads(text)) if text else {}
 
     def _chosen_chunks(self, upload: Upload, wanted: list[tuple[int, str]]) -> tuple[list[ChunkRef], list[str]]:
         if not wanted:
@@ -167,10 +212,13 @@ class Multipart:
             rows = {r.number: r for r in conn.execute(select(parts).where(parts.c.upload == upload.id))}
         refs: list[ChunkRef] = []
         etags: list[str] = []
-        for number, etag in wanted:
+        for i, (number, etag) in enumerate(wanted):
             row = rows.get(number)
             if row is None or (etag.strip('"') and etag.strip('"') != row.etag):
                 raise S3Error("InvalidPart", f"part {number} was not uploaded or its ETag differs", 400)
+            if row.size < MIN_PART_SIZE and i < len(wanted) - 1:
+                raise S3Error("EntityTooSmall", f"part {number} is {row.size} bytes: every part but the last "
+                              f"must be at least {MIN_PART_SIZE} bytes", 400)
             refs.extend(ChunkRef(h, n) for h, n in json.loads(row.chunks))
             etags.append(row.etag)
         missing = {r.hash for r in refs} - set(self.store.chunks.locate(r.hash for r in refs))
