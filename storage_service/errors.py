@@ -23,7 +23,8 @@ so a caller catches the same class whether the store is embedded or remote::
     │   └── ConcurrentUpdate                 a compare-and-swap kept losing
     ├── CorruptObject (OSError)              500  stored bytes do not match their hash
     ├── Timeout (TimeoutError)               504  waiting for a commit or job
-    └── ServiceUnavailable (ConnectionError) 503  the service cannot be reached
+    ├── ServiceUnavailable (ConnectionError) 503  the service cannot be reached
+    └── SchemaMismatch                       503  the database needs 'datumflow db upgrade'
 
 All of them pickle (triggers and executors send them across processes): each
 keeps its message as its only argument.
@@ -49,6 +50,7 @@ __all__ = [
     "ObjectNotFound",
     "PathNotFound",
     "RepoNotFound",
+    "SchemaMismatch",
     "ServiceUnavailable",
     "Timeout",
     "Unauthenticated",
@@ -169,6 +171,10 @@ class ServiceUnavailable(DatumflowError, ConnectionError):
         return (type(self), (self.message,))
 
 
+class SchemaMismatch(DatumflowError):
+    """The metadata database is at a schema revision this release cannot use (``datumflow db upgrade``)."""
+
+
 HTTP_STATUS: dict[type[DatumflowError], int] = {
     InvalidArgument: 400,
     Unauthenticated: 401,
@@ -177,6 +183,7 @@ HTTP_STATUS: dict[type[DatumflowError], int] = {
     Conflict: 409,
     CorruptObject: 500,
     ServiceUnavailable: 503,
+    SchemaMismatch: 503,
     Timeout: 504,
     DatumflowError: 500,
 }

@@ -56,6 +56,7 @@ VERB_MODULES = (
     "service",  # serve, auth
     "pipelines",  # pipeline, job, datum, lineage, worker
     "spout",  # spout
+    "db",  # db upgrade|current
 )
 
 

@@ -7,17 +7,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from datumflow.storage_service.core.schema import metadata
-from datumflow.storage_service.errors import InvalidArgument, ServiceUnavailable
-from sqlalchemy import Connection, Engine, create_engine, event, insert
+from datumflow.storage_service.core.migrations import ensure_schema
+from datumflow.storage_service.errors import DatumflowError, InvalidArgument, ServiceUnavailable
+from sqlalchemy import Connection, Engine, create_engine, event, insert, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 
-__all__ = ["insert_ignore", "open_engine"]
+__all__ = ["connect_engine", "insert_ignore", "open_engine"]
 
 
 def open_engine(url: str) -> Engine:
-    """Create the engine and the tables (idempotent)."""
+    """The engine of the metadata database, its schema created or checked (see :mod:`.migrations`)."""
+    engine = connect_engine(url)
+    try:
+        ensure_schema(engine)
+    except DatumflowError:
+        engine.dispose()
+        raise
+    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
+        engine.dispose()
+        raise ServiceUnavailable(f"cannot open metadata database {_safe(url)}: {exc}") from exc
+    return engine
+
+
+def connect_engine(url: str) -> Engine:
+    """The engine alone, schema untouched (``datumflow db upgrade|current`` start here)."""
     from . import pipeline_schema  # noqa: F401  (registers the pipeline tables on metadata)
+
     if "://" not in url:
         url = "sqlite:///" + os.path.abspath(url)
     if url.startswith("postgresql://"):
@@ -30,12 +45,16 @@ def open_engine(url: str) -> Engine:
             _writes_begin_immediate(engine)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-        metadata.create_all(engine)
     except ImportError as exc:
         raise InvalidArgument(f"no driver for {url.split(':')[0]}: {exc}") from exc
-    except Exception as exc:  # sqlalchemy.exc.OperationalError and friends
-        raise ServiceUnavailable(f"cannot open metadata database {url}: {exc}") from exc
+    except Exception as exc:  # a malformed URL
+        raise InvalidArgument(f"cannot use metadata database {_safe(url)}: {exc}") from exc
     return engine
+
+
+def _safe(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True) if "://" in url else url
 
 
 def _sqlite_begin(conn: Any) -> None:
