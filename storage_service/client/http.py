@@ -50,13 +50,15 @@ _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 T = TypeVar("T")
 
 # Modules that define errors of their own: imported before an error is rebuilt by name.
-_ERROR_MODULES = ("jobs", "pipelines", "s3_errors", "spout_offsets", "spout_registry", "spout_source")
+_ERROR_MODULES = (
+    "pipelines.jobs", "pipelines.engine", "service.s3.errors", "spouts.offsets", "spouts.registry", "spouts.source",
+)
 
 
 def _import_error_modules() -> None:
     for name in _ERROR_MODULES:
         with contextlib.suppress(ImportError):
-            importlib.import_module(f"{__package__}.{name}")
+            importlib.import_module(f"datumflow.storage_service.{name}")
 
 
 def _raise_for(response: httpx.Response) -> None:

@@ -349,9 +349,11 @@ def plain(klass):  # built from its message alone, as the service's error body a
 ok = all(isinstance(errors.error_from_name(n, "m"), errors.DatumflowError) for n in known) and all(
     type(errors.error_from_name(n, "m")) is k for n, k in errors._by_name().items() if plain(k))
 package = importlib.import_module("datumflow.storage_service")
-for info in pkgutil.iter_modules(package.__path__):
+for info in pkgutil.walk_packages(package.__path__, "datumflow.storage_service."):
+    if info.name.endswith("__main__"):
+        continue
     try:
-        importlib.import_module(f"datumflow.storage_service.{info.name}")
+        importlib.import_module(info.name)
     except Exception:  # an optional dependency is missing: its errors cannot reach this client either
         pass
 print(json.dumps({"missing": sorted(set(errors._by_name()) - known), "ok": ok, "names": sorted(known)}))

@@ -60,7 +60,7 @@ def test_a_spout_without_heartbeat_is_lost_and_can_be_reclaimed(store: Store, co
     assert claim(store.engine, "old", replace(config, topic="other")).config.topic == "other"
 
 
-def _cli(root: Path, *args: str, module: str = "cli_spout") -> list[str]:
+def _cli(root: Path, *args: str, module: str = "cli.spout") -> list[str]:
     return [sys.executable, "-m", f"datumflow.storage_service.{module}", "--address", f"file://{root}", *args]
 
 
