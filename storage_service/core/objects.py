@@ -19,6 +19,9 @@ from datumflow.storage_service.errors import ObjectNotFound, ServiceUnavailable
 __all__ = ["FsspecObjects", "LocalObjects", "ObjectStore", "open_object_store"]
 
 
+_PROBE_KEY = "probe/ready"  # outside packs/, so gc never looks at it
+
+
 class ObjectStore(Protocol):
     url: str
 
@@ -37,6 +40,9 @@ class ObjectStore(Protocol):
 
     def spool_dir(self) -> str:
         """A local folder for files being built before ``publish``."""
+
+    def probe(self) -> None:
+        """Write and read back a small object outside ``packs/`` (readiness); raises when that fails."""
 
 
 class LocalObjects:
@@ -104,6 +110,11 @@ class LocalObjects:
             for name in files:
                 full = os.path.join(dirpath, name)
                 yield os.path.relpath(full, self.root), os.stat(full).st_size
+
+    def probe(self) -> None:
+        self.put_bytes(_PROBE_KEY, b"ok")
+        if self.read_range(_PROBE_KEY, 0, 2) != b"ok":
+            raise ServiceUnavailable(f"object store {self.url} returned other bytes than it was given")
 
     def _close_all(self) -> None:
         for fd in self._fds.values():
@@ -175,6 +186,11 @@ class FsspecObjects:
 
     def close(self) -> None:
         pass
+
+    def probe(self) -> None:
+        self.put_bytes(_PROBE_KEY, b"ok")
+        if self.read_range(_PROBE_KEY, 0, 2) != b"ok":
+            raise ServiceUnavailable(f"object store {self.url} returned other bytes than it was given")
 
 
 def open_object_store(url: str, **storage_options: Any) -> LocalObjects | FsspecObjects:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import blake3
 from datumflow.storage_service.core.index import MAX_KEY
 from datumflow.storage_service.pipelines.globs import Glob, compile_glob, expand
-from datumflow.storage_service.pipelines.spec import CronInput, Input, PfsInput, PipelineSpec, Transform
+from datumflow.storage_service.pipelines.spec import Input, PfsInput, PipelineSpec, Transform
 
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from datumflow.storage_service.errors import DatumflowError, status_for
+from datumflow.storage_service.service import observability
 from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal
 from datumflow.storage_service.service.bodies import error_body
 from datumflow.storage_service.service.long_poll import LONG_POLL_MAX
@@ -96,6 +97,7 @@ def create_app(store: Store, *, auth: Auth | None = None, s3_domain: str | None 
         return {"status": "ok", "auth": auth is not None}
 
     _mount_optional(app, store, s3_domain, auth)
+    observability.install(app, store)
     return app
 
 

@@ -85,7 +85,16 @@ def serve(args: argparse.Namespace) -> int:
     """Build the app over the store and run it under uvicorn until interrupted."""
     import uvicorn
     from datumflow.storage_service.service.app import create_app
+    from datumflow.storage_service.service.observability import configure_logging
 
+    logs = configure_logging(getattr(args, "log_format", "json"), args.log_level)
+    try:
+        return _serve(args, uvicorn, create_app)
+    finally:
+        logs.stop()
+
+
+def _serve(args: argparse.Namespace, uvicorn: Any, create_app: Any) -> int:
     store = _open_store(args)
     from datumflow.storage_service.service.airflow_push import from_env
 
@@ -106,7 +115,8 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(store, auth=auth, s3_domain=args.s3_domain)
     engine = _start_pipelines(store, args)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=None,
+                    access_log=False)  # the service logs each request itself, off the event loop
     finally:
         if engine is not None:
             engine.stop_background()  # waits for the job in progress, if any
@@ -198,6 +208,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--s3-domain", default=os.environ.get("DATUMFLOW_S3_DOMAIN"),
                    help="serve host-style S3 buckets under this domain (BUCKET.DOMAIN)")
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-format", default=os.environ.get("DATUMFLOW_LOG_FORMAT", "json"), choices=["json", "text"],
+                   help="json: one JSON object per line with the request id (default); text: for people")
     p.add_argument("--no-pipelines", action="store_true",
                    help="do not run pipeline jobs and cron ticks in this process (another one does)")
     p.add_argument("--pipelines-interval", type=float, default=1.0, metavar="S",

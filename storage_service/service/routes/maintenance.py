@@ -7,7 +7,7 @@ from typing import Any
 from datumflow.storage_service.service.auth import Principal
 from datumflow.storage_service.service.routes.access import Roles
 from datumflow.storage_service.store.store import Store
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
 __all__ = ["FsckIn", "GcIn", "build_router"]
@@ -29,8 +29,12 @@ def build_router(store: Store, roles: Roles) -> APIRouter:
         return store.fsck(verify_content=(body or FsckIn()).verify_content)
 
     @api.post("/gc", tags=["maintenance"], dependencies=[roles.admin])
-    def gc(body: GcIn | None = None) -> dict[str, int]:
-        return store.gc(grace_seconds=(body or GcIn()).grace_seconds)
+    def gc(request: Request, body: GcIn | None = None) -> dict[str, int]:
+        result = store.gc(grace_seconds=(body or GcIn()).grace_seconds)
+        metrics = getattr(request.app.state, "metrics", None)
+        if metrics is not None:
+            metrics.gc_reclaimed.inc(result.get("bytes_reclaimed", 0))
+        return result
 
     @api.get("/whoami", tags=["service"])
     def whoami(who: Principal = Depends(roles.principal)) -> dict[str, Any]:
