@@ -7,6 +7,7 @@
 #   requirements/kfp.txt    .venv-kfp    extras kfp,dev + requirements/kfp.in (the kfp pin)
 #   requirements/demo.txt   .venv-demo   the core dependencies only, at main.txt's versions
 #   requirements/bench.txt  .venv-bench  requirements/bench.in
+#   requirements/service.txt  the service image: extras postgres,s3,kubernetes at main.txt's versions
 #
 # The ranges come from pyproject.toml (what the published package asks
 # for); each file pins one version of every package, for Python 3.11 on
@@ -58,3 +59,5 @@ resolve requirements/kfp.txt pyproject.toml requirements/kfp.in --extra kfp --ex
 # The demo's pins are the main environment's, the versions the suite tests.
 resolve requirements/demo.txt pyproject.toml --constraint requirements/main.txt
 resolve requirements/bench.txt requirements/bench.in
+# The service image (docker/service.Dockerfile): PostgreSQL, S3 and the Kubernetes executor, pinned as tested.
+resolve requirements/service.txt pyproject.toml --extra postgres --extra s3 --extra kubernetes --constraint requirements/main.txt
