@@ -12,15 +12,19 @@ so a caller catches the same class whether the store is embedded or remote::
     │   ├── BranchNotFound
     │   ├── CommitNotFound
     │   ├── PathNotFound
+    │   ├── TagNotFound
     │   └── ObjectNotFound                   a chunk or index node is missing
     ├── Forbidden (PermissionError)          403  authenticated, but not allowed
+    │   └── ProtectedBranch                  a direct write to a protected branch or a tag
     ├── Unauthenticated (PermissionError)    401  no or unknown token
     ├── Conflict                             409
     │   ├── AlreadyExists (FileExistsError)
     │   ├── CommitFinished                   writing into a finished commit
     │   ├── CommitOpen                       the operation needs a finished commit
     │   ├── BranchInUse                      other branches are provenant on it
-    │   └── ConcurrentUpdate                 a compare-and-swap kept losing
+    │   ├── ConcurrentUpdate                 a compare-and-swap kept losing
+    │   ├── MergeConflict                    both sides changed a path differently
+    │   └── CheckFailed                      a merge check refused the merge result
     ├── CorruptObject (OSError)              500  stored bytes do not match their hash
     ├── Timeout (TimeoutError)               504  waiting for a commit or job
     ├── ServiceUnavailable (ConnectionError) 503  the service cannot be reached
@@ -37,6 +41,7 @@ __all__ = [
     "AlreadyExists",
     "BranchInUse",
     "BranchNotFound",
+    "CheckFailed",
     "CommitFinished",
     "CommitNotFound",
     "CommitOpen",
@@ -46,12 +51,15 @@ __all__ = [
     "DatumflowError",
     "Forbidden",
     "InvalidArgument",
+    "MergeConflict",
     "NotFound",
     "ObjectNotFound",
     "PathNotFound",
+    "ProtectedBranch",
     "RepoNotFound",
     "SchemaMismatch",
     "ServiceUnavailable",
+    "TagNotFound",
     "Timeout",
     "Unauthenticated",
     "error_from_name",
@@ -103,6 +111,10 @@ class ObjectNotFound(NotFound):
     pass
 
 
+class TagNotFound(NotFound):
+    pass
+
+
 class Forbidden(DatumflowError, PermissionError):
     """The caller is known but may not do this."""
 
@@ -115,6 +127,10 @@ class Forbidden(DatumflowError, PermissionError):
 
 class Unauthenticated(Forbidden):
     """No token, or a token the service does not know."""
+
+
+class ProtectedBranch(Forbidden):
+    """A direct write to a protected branch (merges only) or to a tag (never)."""
 
 
 class Conflict(DatumflowError):
@@ -143,6 +159,14 @@ class BranchInUse(Conflict):
 
 class ConcurrentUpdate(Conflict):
     pass
+
+
+class MergeConflict(Conflict):
+    """Both sides of a merge changed paths differently; the message names them (``dry_run`` lists them)."""
+
+
+class CheckFailed(Conflict):
+    """A merge check failed on the merge result, so the branch did not move."""
 
 
 class CorruptObject(DatumflowError, OSError):

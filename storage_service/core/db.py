@@ -31,7 +31,7 @@ def open_engine(url: str) -> Engine:
 
 def connect_engine(url: str) -> Engine:
     """The engine alone, schema untouched (``datumflow db upgrade|current`` start here)."""
-    from . import pipeline_schema  # noqa: F401  (registers the pipeline tables on metadata)
+    from . import history_schema, pipeline_schema  # noqa: F401  (register their tables on metadata)
 
     if "://" not in url:
         url = "sqlite:///" + os.path.abspath(url)

@@ -140,10 +140,16 @@ class Commit(_Value):
     file_count: int = 0
     provenance: tuple[str, ...] = ()  # ids of the commits this one was computed from
     error: str | None = None
+    merge_parent: str | None = None  # a merge commit's second parent (the merged source)
 
     @property
     def is_finished(self) -> bool:
         return self.state is not CommitState.OPEN
+
+    @property
+    def parents(self) -> tuple[str, ...]:
+        """First parent, then the merged one (a merge commit has two)."""
+        return tuple(p for p in (self.parent, self.merge_parent) if p)
 
     def __str__(self) -> str:
         return f"{self.repo}@{self.id}"
@@ -167,6 +173,7 @@ class Commit(_Value):
             file_count=data.get("file_count") or 0,
             provenance=tuple(data.get("provenance") or ()),
             error=data.get("error"),
+            merge_parent=data.get("merge_parent"),
         )
 
 

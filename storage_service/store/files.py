@@ -227,6 +227,8 @@ class FileOps(StoreBase):
         transaction that applies the edits, on the root they apply to.
         """
         commit_id, auto = self._write_target(repo, target)
+        if not auto:
+            self._refuse_write_into(repo, commit_id)
         try:
             commit = self._apply_edits(repo, commit_id, edits_for(commit_id), check)
         except BaseException as exc:

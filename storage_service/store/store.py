@@ -21,6 +21,7 @@ from typing import Any
 
 from datumflow.storage_service.core.chunks import ChunkStore
 from datumflow.storage_service.core.db import insert_ignore, open_engine
+from datumflow.storage_service.core.history_schema import branch_protection, commit_parents, tags
 from datumflow.storage_service.core.index import NodeStore, Tree
 from datumflow.storage_service.core.objects import open_object_store
 from datumflow.storage_service.core.schema import branch_provenance, branches, commit_provenance, commits, nodes, repos
@@ -31,14 +32,20 @@ from datumflow.storage_service.errors import (
     CommitFinished,
     CommitNotFound,
     CommitOpen,
+    Conflict,
     InvalidArgument,
+    ProtectedBranch,
     RepoNotFound,
     Timeout,
 )
 from datumflow.storage_service.model.core import Branch, BranchRef, Commit, CommitState, Origin, ProvenanceEntry, Repo
 from datumflow.storage_service.names import check_branch_name, check_repo_name, is_commit_id, parse_ancestry
+from datumflow.storage_service.store.bisect import Bisecting
 from datumflow.storage_service.store.files import FileOps
 from datumflow.storage_service.store.maintenance import Maintenance
+from datumflow.storage_service.store.merge import Merging
+from datumflow.storage_service.store.protect import Protecting
+from datumflow.storage_service.store.tags import Tagging
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
 __all__ = ["Store"]
@@ -46,7 +53,7 @@ __all__ = ["Store"]
 _WAIT_POLL = 0.05
 
 
-class Store(FileOps, Maintenance):
+class Store(FileOps, Maintenance, Merging, Protecting, Tagging, Bisecting):
     """A datumflow store in this process: ``Store("/path/to/.datumflow")``.
 
     ``db_url`` defaults to SQLite inside the root; ``objects_url`` to the
@@ -158,6 +165,9 @@ class Store(FileOps, Maintenance):
                 raise BranchInUse(f"repo {name} is provenance of {names}; delete those first or force")
             ids = select(commits.c.id).where(commits.c.repo == name)
             conn.execute(delete(commit_provenance).where(commit_provenance.c.commit.in_(ids)))
+            conn.execute(delete(commit_parents).where(commit_parents.c.commit.in_(ids)))
+            conn.execute(delete(tags).where(tags.c.repo == name))
+            conn.execute(delete(branch_protection).where(branch_protection.c.repo == name))
             conn.execute(delete(commits).where(commits.c.repo == name))
             conn.execute(
                 delete(branch_provenance).where(
@@ -194,6 +204,10 @@ class Store(FileOps, Maintenance):
                 if (up.repo, up.branch) == (repo, name) or self._reaches(conn, BranchRef(repo, name), up):
                     raise InvalidArgument(f"branch provenance {up} -> {repo}@{name} would make a cycle")
             row = self._branch_row(conn, repo, name)
+            if row is None and self._tag_row(conn, repo, name) is not None:
+                raise AlreadyExists(f"{repo}@{name} is a tag; a branch needs a name of its own")
+            if row is not None and head_id is not None and head_id != row.head:
+                self._check_head_move(conn, repo, name, row.head, head_id)
             if row is None:
                 conn.execute(
                     insert(branches),
@@ -221,6 +235,15 @@ class Store(FileOps, Maintenance):
                         {"repo": repo, "branch": name, "up_repo": up.repo, "up_branch": up.branch},
                     )
         return self.inspect_branch(repo, name)
+
+    def _check_head_move(self, conn: Connection, repo: str, name: str, old: str | None, new: str) -> None:
+        """Moving an existing branch may only go forward: a move that drops commits needs a reset."""
+        self._refuse_direct(conn, repo, name, "moving its head")
+        if old is not None and not self._is_ancestor(conn, old, new):
+            raise Conflict(
+                f"moving {repo}@{name} to {new} would drop commits from the branch (its head {old} is not an "
+                "ancestor of it); merge instead, or reset the branch with force"
+            )
 
     def inspect_branch(self, repo: str, name: str) -> Branch:
         with self.engine.connect() as conn:
@@ -252,6 +275,7 @@ class Store(FileOps, Maintenance):
     def delete_branch(self, repo: str, name: str, *, force: bool = False) -> None:
         with self.engine.begin() as conn:
             self._require_branch(conn, repo, name)
+            self._refuse_direct(conn, repo, name, "deleting it")
             users = self._downstream_branches(conn, BranchRef(repo, name), direct=True)
             if users and not force:
                 raise BranchInUse(
@@ -346,9 +370,10 @@ class Store(FileOps, Maintenance):
         else:
             check_branch_name(base)
             row = self._branch_row(conn, repo, base)
-            if row is None:
+            tag = self._tag_row(conn, repo, base) if row is None else None
+            if row is None and tag is None:
                 raise BranchNotFound(f"branch {base} not found in repo {repo}")
-            commit_id = row.head
+            commit_id = row.head if row is not None else tag.commit  # type: ignore[attr-defined]
             if commit_id is None:
                 raise CommitNotFound(f"branch {repo}@{base} has no commits yet")
         for step in range(steps):
@@ -381,7 +406,10 @@ class Store(FileOps, Maintenance):
         check_branch_name(branch)
         with self.engine.begin() as conn:
             self._require_repo(conn, repo)
+            self._refuse_direct(conn, repo, branch, "a direct commit", origin)
             if self._branch_row(conn, repo, branch) is None:
+                if self._tag_row(conn, repo, branch) is not None:
+                    raise ProtectedBranch(f"{repo}@{branch} is a tag: tags are read-only")
                 # insert_ignore: a concurrent writer may create the same branch first (PostgreSQL)
                 conn.execute(
                     insert_ignore(self.engine, branches),
@@ -554,12 +582,18 @@ class Store(FileOps, Maintenance):
         prov = conn.execute(
             select(commit_provenance.c.upstream).where(commit_provenance.c.commit == commit_id)
         ).scalars().all()
-        return _commit_from_row(row, tuple(sorted(prov)))
+        second = conn.execute(
+            select(commit_parents.c.parent).where(commit_parents.c.commit == commit_id, commit_parents.c.position == 1)
+        ).scalar()
+        return _commit_from_row(row, tuple(sorted(prov)), second)
 
     def list_commits(
-        self, repo: str, branch: str | None = None, *, limit: int | None = None, state: str | None = None
+        self, repo: str, branch: str | None = None, *, limit: int | None = None, state: str | None = None,
+        first_parent: bool = False, until: str | None = None,
     ) -> list[Commit]:
-        """Newest first. With a branch: its history, following parents from the head."""
+        """Newest first. With a branch (or any ref): its history from the head, through both
+        parents of merge commits (``first_parent``: the first-parent line only), stopping
+        before ``until``."""
         with self.engine.connect() as conn:
             self._require_repo(conn, repo)
             if branch is None:
@@ -570,14 +604,10 @@ class Store(FileOps, Maintenance):
                     query = query.limit(limit)
                 rows = conn.execute(query).all()
                 return [self._commit(conn, r.id) for r in rows]
-            out: list[Commit] = []
-            cur: str | None = self._require_branch(conn, repo, branch).head
-            while cur and (limit is None or len(out) < limit):
-                commit = self._commit(conn, cur)
-                if state is None or commit.state.value == state:
-                    out.append(commit)
-                cur = commit.parent
-            return out
+            row = None if is_commit_id(parse_ancestry(branch)[0]) else self._branch_row(conn, repo, branch)
+            start = row.head if row is not None else self._resolve(conn, repo, branch)
+            stop = self._resolve(conn, repo, until) if until else None
+            return self._history(conn, start, limit=limit, state=state, first_parent=first_parent, until=stop)
 
     def wait_commit(self, repo: str, ref: str, *, timeout: float | None = None) -> Commit:
         """Block until the commit is finished (or failed)."""
@@ -597,8 +627,11 @@ class Store(FileOps, Maintenance):
             self._require_repo(conn, repo)
             commit_id = self._resolve(conn, repo, ref)
             row = conn.execute(select(commits).where(commits.c.id == commit_id)).first()
-            if conn.execute(select(commits.c.id).where(commits.c.parent == commit_id)).first():
+            if conn.execute(select(commits.c.id).where(commits.c.parent == commit_id)).first() or conn.execute(
+                select(commit_parents.c.commit).where(commit_parents.c.parent == commit_id)
+            ).first():
                 raise InvalidArgument(f"commit {repo}@{commit_id} has children; delete them first")
+            self._refuse_delete(conn, repo, commit_id)
             users = conn.execute(
                 select(commits.c.repo, commits.c.id)
                 .select_from(commit_provenance.join(commits, commits.c.id == commit_provenance.c.commit))
@@ -632,8 +665,19 @@ class Store(FileOps, Maintenance):
                         (commit_provenance.c.commit == cid) | (commit_provenance.c.upstream == cid)
                     )
                 )
+                conn.execute(delete(commit_parents).where(commit_parents.c.commit == cid))
                 conn.execute(delete(commits).where(commits.c.id == cid))
             del row
+
+    def _refuse_delete(self, conn: Connection, repo: str, commit_id: str) -> None:
+        """A tagged commit, or the head of a protected branch, stays."""
+        tagged = conn.execute(select(tags.c.name).where(tags.c.repo == repo, tags.c.commit == commit_id)).first()
+        if tagged:
+            raise ProtectedBranch(f"commit {repo}@{commit_id} is tagged {tagged.name}; delete the tag first")
+        for name in conn.execute(
+            select(branches.c.name).where(branches.c.repo == repo, branches.c.head == commit_id)
+        ).scalars():
+            self._refuse_direct(conn, repo, name, "deleting its head commit")
 
     # -- commit sets and provenance ------------------------------------------------
 
@@ -709,7 +753,7 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     return dict(metadata)
 
 
-def _commit_from_row(row: Any, provenance: tuple[str, ...]) -> Commit:
+def _commit_from_row(row: Any, provenance: tuple[str, ...], merge_parent: str | None = None) -> Commit:
     return Commit(
         id=row.id,
         repo=row.repo,
@@ -727,4 +771,5 @@ def _commit_from_row(row: Any, provenance: tuple[str, ...]) -> Commit:
         file_count=row.file_count,
         provenance=provenance,
         error=row.error,
+        merge_parent=merge_parent,
     )

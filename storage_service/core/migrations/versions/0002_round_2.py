@@ -26,7 +26,36 @@ def upgrade() -> None:
     sa.Column('created', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('df_commit_parents',
+    sa.Column('commit', sa.String(length=32), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('parent', sa.String(length=32), nullable=False),
+    sa.PrimaryKeyConstraint('commit', 'position')
+    )
+    op.create_index('ix_df_commit_parents_parent', 'df_commit_parents', ['parent'], unique=False)
+    op.create_table('df_tags',
+    sa.Column('repo', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=128), nullable=False),
+    sa.Column('commit', sa.String(length=32), nullable=False),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('creator', sa.String(length=128), nullable=True),
+    sa.Column('created', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('repo', 'name')
+    )
+    op.create_index('ix_df_tags_commit', 'df_tags', ['commit'], unique=False)
+    op.create_table('df_branch_protection',
+    sa.Column('repo', sa.String(length=64), nullable=False),
+    sa.Column('branch', sa.String(length=128), nullable=False),
+    sa.Column('checks', sa.Text(), nullable=False),
+    sa.Column('created', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('repo', 'branch')
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('df_branch_protection')
+    op.drop_index('ix_df_tags_commit', table_name='df_tags')
+    op.drop_table('df_tags')
+    op.drop_index('ix_df_commit_parents_parent', table_name='df_commit_parents')
+    op.drop_table('df_commit_parents')
     op.drop_table('df_s3_upload_info')
