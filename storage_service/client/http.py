@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import httpx
 from datumflow.storage_service.client.bodies import PIECE as _PIECE
 from datumflow.storage_service.client.bodies import Source, _body_of, _members, _q, _tar_stream
+from datumflow.storage_service.client.history import HistoryCalls
 from datumflow.storage_service.errors import (
     DatumflowError,
     InvalidArgument,
@@ -101,7 +102,7 @@ class _Endpoint:
         self.backoff = backoff
 
 
-class Client(_Endpoint):
+class Client(_Endpoint, HistoryCalls):
     """A datumflow service at ``address`` (``http://host:port``), used like a :class:`Store`."""
 
     def __init__(
@@ -224,9 +225,12 @@ class Client(_Endpoint):
         return Commit.from_dict(self._json("GET", f"/repos/{_q(repo)}/commits/{_q(ref)}"))
 
     def list_commits(
-        self, repo: str, branch: str | None = None, *, limit: int | None = None, state: str | None = None
+        self, repo: str, branch: str | None = None, *, limit: int | None = None, state: str | None = None,
+        first_parent: bool = False, until: str | None = None,
     ) -> list[Commit]:
-        params = {k: v for k, v in {"branch": branch, "limit": limit, "state": state}.items() if v is not None}
+        wanted = {"branch": branch, "limit": limit, "state": state, "until": until,
+                  "first_parent": first_parent or None}
+        params = {k: v for k, v in wanted.items() if v is not None}
         return [Commit.from_dict(c) for c in self._json("GET", f"/repos/{_q(repo)}/commits", params=params)]
 
     def wait_commit(self, repo: str, ref: str, *, timeout: float | None = None) -> Commit:

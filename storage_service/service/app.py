@@ -22,7 +22,7 @@ from datumflow.storage_service.service import observability
 from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal
 from datumflow.storage_service.service.bodies import error_body
 from datumflow.storage_service.service.long_poll import LONG_POLL_MAX
-from datumflow.storage_service.service.routes import branches, commits, files, maintenance, repos
+from datumflow.storage_service.service.routes import branches, commits, files, history, maintenance, repos
 from datumflow.storage_service.service.routes.access import Roles
 from datumflow.storage_service.store.store import Store
 from fastapi import Depends, FastAPI, Request
@@ -114,7 +114,7 @@ def _principal_dependency(auth: Auth | None) -> Callable[..., Principal]:
 
 def _mount_store(app: FastAPI, store: Store, roles: Roles) -> None:
     """Repos, branches, commits and provenance, files, maintenance."""
-    for routes in (repos, branches, commits, files, maintenance):
+    for routes in (repos, branches, commits, files, history, maintenance):
         app.include_router(routes.build_router(store, roles), prefix=API_PREFIX)
 
 

@@ -53,9 +53,12 @@ def _commit_routes(api: APIRouter, store: Store, roles: Roles) -> None:
 
     @api.get("/repos/{repo}/commits", tags=["commits"], dependencies=[roles.reader])
     def list_commits(
-        repo: str, branch: str | None = None, limit: int | None = Query(None, ge=1), state: str | None = None
+        repo: str, branch: str | None = None, limit: int | None = Query(None, ge=1), state: str | None = None,
+        first_parent: bool = False, until: str | None = None,
     ) -> list[dict[str, Any]]:
-        return [c.to_dict() for c in store.list_commits(repo, branch, limit=limit, state=state)]
+        """All commits, or a ref's history through both parents of merges (or ``first_parent`` only)."""
+        found = store.list_commits(repo, branch, limit=limit, state=state, first_parent=first_parent, until=until)
+        return [c.to_dict() for c in found]
 
     @api.get("/repos/{repo}/commits/{ref}", tags=["commits"], dependencies=[roles.reader])
     def inspect_commit(repo: str, ref: str) -> dict[str, Any]:

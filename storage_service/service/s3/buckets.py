@@ -1,4 +1,4 @@
-"""Buckets: ``branch.repo`` (writable) and ``commit.branch.repo`` (read-only); their operations and listings."""
+"""Buckets: ``branch.repo`` (writable), ``commit.branch.repo`` and ``tag.repo`` (read-only); operations, listings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import base64
 from dataclasses import dataclass
 
 from datumflow.storage_service.core.index import MAX_KEY
-from datumflow.storage_service.errors import AlreadyExists, InvalidArgument
+from datumflow.storage_service.errors import AlreadyExists, BranchNotFound, InvalidArgument, TagNotFound
 from datumflow.storage_service.model.core import Commit, FileInfo
 from datumflow.storage_service.names import check_branch_name, check_repo_name, is_commit_id
 from datumflow.storage_service.service.auth import Auth, Principal
@@ -53,7 +53,10 @@ def parse_bucket(name: str) -> Bucket:
 
 def open_bucket(store: Store, who: Principal, b: Bucket, role: str = "reader") -> Commit | None:
     """The commit a bucket reads (None: an empty branch); NoSuchBucket first, then the caller's role."""
-    branch = store.inspect_branch(b.repo, b.branch)  # RepoNotFound/BranchNotFound: NoSuchBucket
+    try:
+        branch = store.inspect_branch(b.repo, b.branch)  # RepoNotFound/BranchNotFound: NoSuchBucket
+    except BranchNotFound:
+        return _open_tag(store, who, b, role)
     who.require(b.repo, role)
     if role != "reader" and b.commit is not None:
         raise S3Error("AccessDenied", f"bucket {b.name} names a commit and is read-only", 403, b.name)
@@ -63,6 +66,20 @@ def open_bucket(store: Store, who: Principal, b: Bucket, role: str = "reader") -
     if commit.branch != b.branch:
         raise S3Error("NoSuchBucket", f"commit {b.commit} is not on branch {b.branch}", 404, b.name)
     return commit
+
+
+def _open_tag(store: Store, who: Principal, b: Bucket, role: str) -> Commit:
+    """``tag.repo``: the tagged commit, read-only (a branch of that name does not exist)."""
+    try:
+        tag = store.inspect_tag(b.repo, b.branch)
+    except TagNotFound:
+        raise BranchNotFound(f"no branch or tag {b.branch} in repo {b.repo}") from None
+    who.require(b.repo, role)
+    if role != "reader":
+        raise S3Error("AccessDenied", f"bucket {b.name} names a tag and is read-only", 403, b.name)
+    if b.commit is not None and b.commit != tag.commit:
+        raise S3Error("NoSuchBucket", f"commit {b.commit} is not tagged {b.branch}", 404, b.name)
+    return store.inspect_commit(b.repo, tag.commit)
 
 
 # -- service and bucket operations ------------------------------------------------------
