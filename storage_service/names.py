@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datumflow.storage_service.errors import InvalidArgument
 
 __all__ = [
+    "MAX_PATH_BYTES",
+    "MAX_PATH_DEPTH",
     "Ref",
     "check_branch_name",
     "check_repo_name",
@@ -20,6 +22,10 @@ __all__ = [
     "parse_ancestry",
     "parse_ref",
 ]
+
+# Paths stay well inside what every client and file system handles (PATH_MAX is 4096).
+MAX_PATH_DEPTH = 256
+MAX_PATH_BYTES = 4096
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,62}$")
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,126}$")
@@ -68,7 +74,11 @@ def normalize_path(path: str, *, allow_root: bool = False) -> str:
         raise InvalidArgument(f"invalid path {path!r}: '..' may not escape or walk up")
     if any(len(p.encode()) > MAX_COMPONENT for p in parts):
         raise InvalidArgument(f"invalid path {path!r}: a component is longer than {MAX_COMPONENT} bytes")
+    if len(parts) > MAX_PATH_DEPTH:
+        raise InvalidArgument(f"invalid path: {len(parts)} levels deep; at most {MAX_PATH_DEPTH} are allowed")
     out = "/".join(parts)
+    if len(out.encode()) > MAX_PATH_BYTES:
+        raise InvalidArgument(f"invalid path: longer than {MAX_PATH_BYTES} bytes (too deep or too long)")
     if not out and not allow_root:
         raise InvalidArgument("a file path is required, got the root folder")
     return out

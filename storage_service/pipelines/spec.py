@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from datumflow.storage_service.core import safe_yaml
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.names import check_branch_name, check_repo_name
 from datumflow.storage_service.pipelines.durations import parse_duration
@@ -441,7 +442,7 @@ def load_specs(path: str | Path) -> list[PipelineSpec]:
 
 def _parse_documents(text: str) -> list[Any]:
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in safe_yaml.load_all(text) if d is not None]
     except yaml.YAMLError:
         docs = [d for part in re.split(r"(?m)^---[ \t]*$", text) if part.strip() for d in _json_stream(part)]
     if not docs:

@@ -11,11 +11,11 @@ a copy). Folders are implied by the paths under them, as in S3 and Pachyderm.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, Union
 
+from datumflow.storage_service.core import globs
 from datumflow.storage_service.core.chunks import ChunkWriter
 from datumflow.storage_service.core.index import MAX_KEY
 from datumflow.storage_service.core.schema import commits
@@ -320,6 +320,7 @@ class FileOps(StoreBase):
                 check(row.root)
             try:
                 new_root = self.tree.edit(row.root, edits)
+                _refuse_file_folder_clash(self.tree, row.root, new_root, edits)
                 files, size = self.tree.stats(new_root)
                 self._write_nodes(conn)
             except BaseException:
@@ -464,27 +465,17 @@ class FileOps(StoreBase):
         For callers that want only paths and content hashes (a pipeline's datums): no
         ``FileInfo`` and no folder totals are built.
         """
-        segments = [s for s in pattern.strip().split("/") if s not in ("",)]
+        segments = globs.segments(pattern)
         if not segments:
             files, _ = self.tree.stats(root)
             return [("", None)] if files else []
-        if any(s == ".." for s in segments) or "\x00" in pattern:
-            raise InvalidArgument(f"invalid glob {pattern!r}")
-        body = "/".join(_segment_regex(s) for s in segments).replace("/.*/", "(/.*/|/)")
-        if body.startswith(".*/"):  # a leading "**/" matches zero folders too, as in the middle
-            body = "(?:.*/)?" + body[3:]
-        regex = re.compile(body)
-        literal = []
-        for seg in segments:
-            if re.search(r"[*?\[\]{}]", seg):
-                break
-            literal.append(seg)
-        prefix = "/".join(literal)
+        regex = globs.compile_glob(pattern)
+        prefix = globs.literal_prefix(pattern)
         deep = any(s == "**" for s in segments)
         return (self._glob_deep if deep else self._glob_fixed)(root, regex, prefix, len(segments))
 
     def _glob_fixed(
-        self, root: str | None, regex: re.Pattern[str], prefix: str, depth: int
+        self, root: str | None, regex: globs.Matcher, prefix: str, depth: int
     ) -> list[tuple[str, Any]]:
         # One ordered walk of the index; it re-seeks only to jump over a matched folder's contents.
         out: list[tuple[str, Any]] = []
@@ -507,7 +498,7 @@ class FileOps(StoreBase):
                 out.append((candidate, None))
             items = self.tree.items(root, candidate + "/" + MAX_KEY, stop)
 
-    def _glob_deep(self, root: str | None, regex: re.Pattern[str], prefix: str, _: int) -> list[tuple[str, Any]]:
+    def _glob_deep(self, root: str | None, regex: globs.Matcher, prefix: str, _: int) -> list[tuple[str, Any]]:
         found: dict[str, Any] = {}
         for key, entry in self.tree.items(root, prefix, prefix + MAX_KEY if prefix else MAX_KEY):
             comps = key.split("/")
@@ -558,6 +549,34 @@ class FileOps(StoreBase):
         return self.tree.range_stats(root, path + "/", path + "/" + MAX_KEY)
 
 
+def _refuse_file_folder_clash(tree: Any, old: str | None, new: str | None, edits: dict[str, Any]) -> None:
+    """A path is a file or a folder, never both: ``a`` and ``a/b`` cannot sit in one commit.
+
+    Cheap for the common writes: one lookup per folder the edits touch, and a
+    per-file lookup only for a new file in a folder that existed before.
+    """
+    added = [p for p, entry in edits.items() if entry is not None]
+    parents = {p.rsplit("/", 1)[0] if "/" in p else "" for p in added}
+    folders = set()
+    for folder in parents:
+        while folder and folder not in folders:
+            folders.add(folder)
+            folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
+    for folder in folders:
+        if tree.get(new, folder) is not None:
+            raise InvalidArgument(f"{folder!r} is a file: it cannot also be a folder")
+    existed = {f for f in parents if f == "" or _has_under(tree, old, f)}
+    for path in added:
+        parent = path.rsplit("/", 1)[0] if "/" in path else ""
+        clash = path in folders or (parent in existed and _has_under(tree, new, path))
+        if clash:
+            raise InvalidArgument(f"{path!r} is a folder: it cannot also be a file")
+
+
+def _has_under(tree: Any, root: str | None, folder: str) -> bool:
+    return next(tree.items(root, folder + "/", folder + "/" + MAX_KEY), None) is not None
+
+
 def _checked_item(dest: str, src: Source) -> tuple[str, Source]:
     """Refuse what can never be stored before a commit is opened for it."""
     if isinstance(src, (str, os.PathLike)):
@@ -581,32 +600,3 @@ def _tick(progress: Any, n: int) -> None:
         progress(n)
 
 
-def _segment_regex(seg: str) -> str:
-    if seg == "**":
-        return ".*"
-    out, i = [], 0
-    while i < len(seg):
-        c = seg[i]
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            j = seg.find("]", i + 1)
-            if j < 0:
-                raise InvalidArgument(f"invalid glob segment {seg!r}: unclosed '['")
-            body = seg[i + 1:j]
-            if body.startswith("!"):
-                body = "^" + body[1:]
-            out.append("[" + body.replace("\\", "\\\\") + "]")
-            i = j
-        elif c == "{":
-            j = seg.find("}", i + 1)
-            if j < 0:
-                raise InvalidArgument(f"invalid glob segment {seg!r}: unclosed '{{'")
-            out.append("(?:" + "|".join(re.escape(a) for a in seg[i + 1:j].split(",")) + ")")
-            i = j
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return "".join(out)

@@ -10,10 +10,8 @@ opened is failed.
 
 from __future__ import annotations
 
-import io
 import json
 import posixpath
-import tarfile
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -21,6 +19,7 @@ from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.service.auth import Principal
 from datumflow.storage_service.service.bodies import _with_body, error_body, parse_range
 from datumflow.storage_service.service.routes.access import Roles
+from datumflow.storage_service.service.tar_upload import tar_members
 from datumflow.storage_service.store.store import Store
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -72,7 +71,7 @@ def _write_routes(api: APIRouter, store: Store, roles: Roles) -> None:
         commit = await _with_body(
             request,
             lambda body: store.put_files(
-                repo, ref, _tar_members(body, path.strip("/")), append=append, description=description
+                repo, ref, tar_members(body, path.strip("/")), append=append, description=description
             ),
         )
         return commit.to_dict()
@@ -151,20 +150,6 @@ def _download(store: Store, repo: str, ref: str, path: str, wanted: str | None) 
         return Response(data, status_code=206, headers=headers, media_type="application/octet-stream")
     headers["Content-Length"] = str(info.size)
     return StreamingResponse(store.read_content(info), headers=headers, media_type="application/octet-stream")
-
-
-def _tar_members(body: io.BufferedReader, dest: str) -> Iterator[tuple[str, Any]]:
-    """(path, file) for each regular file of a streamed tar; each is read before the next."""
-    try:
-        with tarfile.open(fileobj=body, mode="r|*") as tar:
-            for member in tar:
-                if member.isdir():
-                    continue
-                if not member.isfile():
-                    raise InvalidArgument(f"tar member {member.name!r} is not a regular file")
-                yield posixpath.join(dest, member.name) if dest else member.name, tar.extractfile(member)
-    except tarfile.TarError as exc:
-        raise InvalidArgument(f"the body is not a valid tar stream: {exc}") from exc
 
 
 def _chain(first: T | None, rest: Iterator[T]) -> Iterable[T]:

@@ -211,12 +211,18 @@ def _after(marker: str, delimiter: str) -> str:
     return marker + (MAX_KEY if delimiter and marker.endswith(delimiter) else "\x00")
 
 
+_TOKEN_MARK = "df1:"  # a token this gateway made; anything else is InvalidArgument, not a silent restart
+
+
 def _token(resume: str) -> str:
-    return base64.urlsafe_b64encode(resume.encode()).decode()
+    return base64.urlsafe_b64encode((_TOKEN_MARK + resume).encode()).decode()
 
 
 def _untoken(token: str) -> str:
     try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
+        text = base64.urlsafe_b64decode(token.encode()).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise S3Error("InvalidArgument", "the continuation token is not valid", 400) from exc
+    if not text.startswith(_TOKEN_MARK):
+        raise S3Error("InvalidArgument", "the continuation token is not valid", 400)
+    return text[len(_TOKEN_MARK):]
