@@ -40,9 +40,14 @@ class Match(Protocol):
 
 
 class Matcher(Protocol):
-    """What a compiled glob offers: ``fullmatch(path)``."""
+    """What a compiled glob offers: ``fullmatch(path)``, ``match(path)``, ``groups``."""
+
+    @property
+    def groups(self) -> int: ...
 
     def fullmatch(self, text: str) -> Match | None: ...
+
+    def match(self, text: str) -> Match | None: ...
 
 
 def check_pattern(pattern: str) -> str:
@@ -58,10 +63,15 @@ def check_pattern(pattern: str) -> str:
     return pattern
 
 
-def compile_regex(body: str, *, pattern: str | None = None) -> Matcher:
-    """Compile a regex built from a glob with RE2; an invalid one is InvalidArgument naming the glob."""
+def compile_regex(body: str, *, pattern: str | None = None, dotall: bool = False) -> Matcher:
+    """Compile a regex built from a glob with RE2; an invalid one is InvalidArgument naming the glob.
+
+    RE2 has no look-around and no back-references (those are what make a
+    match non-linear); ``\\z`` ends the text (Python's ``\\Z``).
+    """
     check_pattern(pattern if pattern is not None else body)
     options = re2.Options()
+    options.dot_nl = dotall
     options.max_mem = _MAX_PROGRAM
     options.log_errors = False
     try:

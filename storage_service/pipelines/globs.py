@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from datumflow.storage_service.core.globs import Matcher, compile_regex
 from datumflow.storage_service.errors import InvalidArgument
 
 __all__ = ["Glob", "check_template", "compile_glob", "expand"]
@@ -37,7 +38,7 @@ class Glob:
     """A compiled pattern: ``regex`` matches ``/``-rooted paths; ``depth`` is fixed, or None."""
 
     pattern: str
-    regex: re.Pattern[str]
+    regex: Matcher | re.Pattern[str]
     groups: int
     depth: int | None  # the number of path segments every match has (None: it varies)
     prefix: str  # the leading literal folders ("a/b" for "/a/b/*"), to start the walk at
@@ -63,12 +64,19 @@ def compile_glob(pattern: str) -> Glob:
     if end >= 0:
         body = body.replace(_NEG_END, "" if _BOUND in body[end:] else r"\Z")
     body = body.replace(_BOUND, "")
-    try:
-        regex = re.compile(r"\A" + body + r"\Z", re.DOTALL)
-    except re.error as exc:
-        raise InvalidArgument(f"invalid glob {pattern!r}: {exc}") from None
+    regex = _compiled(body, pattern)
     segments = clean.strip("/").split("/") if clean != "/" else []
     return Glob(pattern, regex, regex.groups, None if parser.deep else len(segments), _prefix(segments))
+
+
+def _compiled(body: str, pattern: str) -> Matcher | re.Pattern[str]:
+    """RE2 (linear time, see core.globs) unless the pattern negates: ``!(…)`` needs a look-ahead."""
+    if "(?!" not in body:
+        return compile_regex(r"\A" + body.replace(r"\Z", r"\z") + r"\z", pattern=pattern, dotall=True)
+    try:
+        return re.compile(r"\A" + body + r"\Z", re.DOTALL)
+    except re.error as exc:
+        raise InvalidArgument(f"invalid glob {pattern!r}: {exc}") from None
 
 
 def expand(template: str, groups: tuple[str, ...]) -> str:
