@@ -23,6 +23,7 @@ import blake3
 from datumflow.storage_service.core.index import MAX_KEY
 from datumflow.storage_service.pipelines.globs import Glob, compile_glob, expand
 from datumflow.storage_service.pipelines.spec import Input, PfsInput, PipelineSpec, Transform
+from datumflow.storage_service.store import queries
 
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store
@@ -198,7 +199,7 @@ def _matches(store: Store, spec: PipelineSpec, node: Input, commits: Mapping[str
     commit = commits.get(spec.input_key(leaf))
     if commit is None:
         return []
-    root = store._root_of(commit)
+    root = queries.commit_root(store, commit)
     glob = compile_glob(pattern)
     out = []
     for path, entry in glob_entries(store, root, glob):
@@ -261,7 +262,7 @@ def _files_under(store: Store, root: str | None, path: str, entry: Any) -> tuple
     """A glob match's files: the file itself (``entry`` is its index entry) or every file under the folder."""
     if entry is not None:
         return (FileRef(path, entry[1] or "", entry[0]),)
-    return tuple(FileRef(k, e[1], e[0]) for k, e in store._entries_under(root, path))
+    return tuple(FileRef(k, e[1], e[0]) for k, e in queries.entries_under(store, root, path))
 
 
 _str = json.encoder.encode_basestring_ascii  # a JSON string literal, as json.dumps writes it (ensure_ascii)

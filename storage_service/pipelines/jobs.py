@@ -155,6 +155,27 @@ class JobTable:
             )
         return self.get(job_id)
 
+    def id_for_output(self, output_commit: str) -> str | None:
+        """The job whose output commit is ``output_commit``, if one is recorded."""
+        with self.engine.connect() as conn:
+            found = conn.execute(select(jobs.c.id).where(jobs.c.output_commit == output_commit)).scalar()
+        return None if found is None else str(found)
+
+    def output_commits(self) -> set[str]:
+        """The output commit of every recorded job."""
+        with self.engine.connect() as conn:
+            return {str(c) for c in conn.execute(select(jobs.c.output_commit)).scalars()}
+
+    def expand_id(self, job_id: str) -> str:
+        """A full job id from a unique prefix of at least 6 characters; anything else as given."""
+        if len(job_id) == 32:
+            return job_id
+        with self.engine.connect() as conn:
+            found = conn.execute(select(jobs.c.id).where(jobs.c.id.like(job_id + "%")).limit(2)).all()
+        if len(found) == 1 and len(job_id) >= 6:
+            return str(found[0].id)
+        return job_id  # not found / ambiguous: the lookup reports it
+
     def delete_pipeline(self, pipeline: str) -> None:
         with self.engine.begin() as conn:
             ids = select(jobs.c.id).where(jobs.c.pipeline == pipeline)

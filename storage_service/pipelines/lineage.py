@@ -22,7 +22,7 @@ from sqlalchemy import Engine, delete, select
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store
 
-__all__ = ["LineageNode", "file_lineage", "record_lineage"]
+__all__ = ["LineageNode", "file_lineage", "forget_lineage", "record_lineage"]
 
 _BATCH = 500
 
@@ -61,6 +61,12 @@ def record_lineage(engine: Engine, commit: str, job: str, writers: Mapping[str, 
     with engine.begin() as conn:
         conn.execute(delete(lineage).where(lineage.c.commit == commit))
         bulk_insert(conn, lineage, ("commit", "path", "job", "datum"), rows)
+
+
+def forget_lineage(engine: Engine, pipeline: str) -> None:
+    """Drop the lineage rows every job of ``pipeline`` recorded."""
+    with engine.begin() as conn:
+        conn.execute(delete(lineage).where(lineage.c.job.in_(select(jobs.c.id).where(jobs.c.pipeline == pipeline))))
 
 
 def file_lineage(store: Store, repo: str, ref: str, path: str, *, depth: int | None = None) -> LineageNode:

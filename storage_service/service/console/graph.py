@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from datumflow.storage_service.errors import DatumflowError
 from datumflow.storage_service.model.core import Commit, Origin
+from datumflow.storage_service.store import queries
 from datumflow.storage_service.store.store import Store
 
 __all__ = ["Edge", "Graph", "build_graph", "render_svg"]
@@ -73,23 +74,10 @@ def _add(store: Store, graph: Graph, repo: str | None, commit_id: str) -> None:
         return
     try:
         if repo is None:
-            repo = _repo_of(store, commit_id)
+            repo = queries.repo_of_commit(store, commit_id)
         graph.commits[commit_id] = store.inspect_commit(repo, commit_id)
     except DatumflowError:
         pass  # deleted meanwhile: leave it out
-
-
-def _repo_of(store: Store, commit_id: str) -> str:
-    from datumflow.storage_service.core.schema import commits
-    from sqlalchemy import select
-
-    with store.engine.connect() as conn:
-        repo = conn.execute(select(commits.c.repo).where(commits.c.id == commit_id)).scalar()
-    if repo is None:
-        from datumflow.storage_service.errors import CommitNotFound
-
-        raise CommitNotFound(f"commit {commit_id} not found")
-    return str(repo)
 
 
 # -- layout ---------------------------------------------------------------------------------

@@ -1,0 +1,86 @@
+"""Ending a job: its output commit finished with the union of the datum outputs, or failed.
+
+Either the commit gets every datum's output (two datums writing one path is
+an error), per-file lineage and the datum counters, and the datums that ran
+enter the datum cache; or the commit fails, naming the first failed datum
+and the end of its log, and nothing of the job is visible.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datumflow.storage_service.errors import InvalidArgument
+from datumflow.storage_service.model.core import CommitState
+from datumflow.storage_service.pipelines.cache import CachedOutput, DatumCache
+from datumflow.storage_service.pipelines.jobs import DatumState, JobInfo, JobState, JobTable
+from datumflow.storage_service.pipelines.lineage import record_lineage
+from datumflow.storage_service.store import queries
+from datumflow.storage_service.store.store import Store
+
+__all__ = ["JobCompletion"]
+
+
+class JobCompletion:
+    def __init__(self, store: Store, jobs: JobTable, cache: DatumCache) -> None:
+        self.store = store
+        self.jobs = jobs
+        self.cache = cache
+
+    def complete(self, job: JobInfo) -> JobInfo:
+        """Finish the output commit from the recorded datum outputs (or fail the job if a datum failed)."""
+        results = self.jobs.datum_outputs(job.id)
+        failed = [d for d, state, _ in results if state in (DatumState.FAILED.value, DatumState.PENDING.value)]
+        if failed:
+            return self.fail(job, JobState.FAILURE, self._failure_reason(job, failed))
+        union: dict[str, Any] = {}
+        writers: dict[str, str] = {}
+        for datum_id, _, outputs in results:
+            for path, entry in outputs.items():
+                if path in writers:
+                    raise InvalidArgument(
+                        f"output file {path} was written by two datums: {self._describe(job, writers[path])} "
+                        f"and {self._describe(job, datum_id)}"
+                    )
+                union[path], writers[path] = entry, datum_id
+        self._write_output(job, union)
+        record_lineage(self.store.engine, job.output_commit, job.id, writers)
+        counters = self.jobs.counters(job.id)
+        self.store.finish_commit(
+            job.pipeline, job.output_commit,
+            metadata={"job": job.id, "pipeline": job.pipeline, "datums": counters},
+        )
+        ran = [(d, o) for d, state, o in results if state == DatumState.SUCCESS.value]
+        hashes = self.jobs.datum_hashes(job.id) if ran else {}
+        self.cache.store(job.pipeline, [CachedOutput(hashes[d], o, job.id, d) for d, o in ran])
+        return self.jobs.finish(job.id, JobState.SUCCESS, counters=counters)  # no datum changed since
+
+    def fail(self, job: JobInfo, state: JobState, reason: str) -> JobInfo:
+        """End the job in ``state``; its output commit, if still open, fails with the reason's first line."""
+        commit = self.store.inspect_commit(job.pipeline, job.output_commit)
+        if commit.state is CommitState.OPEN:
+            first_line = reason.splitlines()[0] if reason else "job failed"
+            self.store.finish_commit(
+                job.pipeline, job.output_commit, error=f"job {job.id} {state.value}: {first_line}",
+                metadata={"job": job.id, "pipeline": job.pipeline},
+            )
+        return self.jobs.finish(job.id, state, reason=reason)
+
+    def _write_output(self, job: JobInfo, union: dict[str, Any]) -> None:
+        root = queries.commit_root(self.store, job.output_commit)
+        current = dict(queries.entries_under(self.store, root))
+        edits: dict[str, Any] = {p: e for p, e in union.items() if current.get(p) != e}
+        edits.update({p: None for p in current if p not in union})
+        if edits:
+            self.store.write_entries(job.pipeline, job.output_commit, lambda _: edits, verb="job output")
+
+    def _failure_reason(self, job: JobInfo, failed: list[str]) -> str:
+        first = self.jobs.datum(job.id, failed[0])
+        log = (first.log or "").strip()[-2000:]
+        more = f" (and {len(failed) - 1} more datum(s))" if len(failed) > 1 else ""
+        return f"datum {self._describe(job, failed[0])} failed: {first.error}{more}\n--- datum log ---\n{log}"
+
+    def _describe(self, job: JobInfo, datum_id: str) -> str:
+        info = self.jobs.datum(job.id, datum_id)
+        where = ", ".join(f"{i['name']}:/{i['path']}" for i in info.inputs)
+        return f"{datum_id[:12]} ({where})"

@@ -1,0 +1,69 @@
+"""What happens on its own: cron inputs tick when due, and a background loop runs ready jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+
+from datumflow.storage_service.errors import DatumflowError
+from datumflow.storage_service.pipelines.cron import next_tick, tick
+from datumflow.storage_service.pipelines.registry import PipelineRegistry
+from datumflow.storage_service.pipelines.spec import CronInput
+from datumflow.storage_service.store.store import Store
+
+__all__ = ["BackgroundLoop", "tick_crons"]
+
+
+def tick_crons(store: Store, registry: PipelineRegistry, now: float | None = None) -> list[str]:
+    """Commit a tick into every cron input that is due; returns the new commit ids."""
+    when = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc)
+    made = []
+    for info in registry.list_all():
+        spec = info.parsed
+        last = registry.last_ticks(spec.name)
+        for leaf in spec.leaves():
+            if not isinstance(leaf, CronInput):
+                continue
+            since = dt.datetime.fromisoformat(last.get(leaf.name) or leaf.start or _iso(info.created))
+            if next_tick(leaf.spec, since) <= when:
+                made.append(tick(store, spec.cron_repo(leaf), when, overwrite=leaf.overwrite))
+                last[leaf.name] = when.isoformat()
+        registry.record_ticks(spec.name, last)
+    return made
+
+
+class BackgroundLoop:
+    """Runs ``step`` every ``interval`` seconds in a daemon thread until stopped."""
+
+    def __init__(self, step: Callable[[], object], name: str = "datumflow-pipelines") -> None:
+        self._step = step
+        self._name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, interval: float = 1.0) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                with contextlib.suppress(DatumflowError):  # recorded on the job; the loop serves the others
+                    self._step()
+                self._stop.wait(interval)
+
+        self._thread = threading.Thread(target=loop, name=self._name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat()
