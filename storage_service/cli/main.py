@@ -57,6 +57,7 @@ VERB_MODULES = (
     "pipelines",  # pipeline, job, datum, lineage, worker
     "spout",  # spout
     "db",  # db upgrade|current
+    "history",  # merge, revert, tag, bisect
 )
 
 

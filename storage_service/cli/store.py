@@ -101,6 +101,9 @@ def _register_branch(commands: Commands) -> None:
     delete.add_argument("branch", metavar="REPO@BRANCH")
     delete.add_argument("--force", action="store_true", help="even if other branches are provenant on it")
     delete.set_defaults(run=branch_delete)
+    from datumflow.storage_service.cli.history import register_branch_verbs
+
+    register_branch_verbs(verbs)
 
 
 def branch_create(ctx: Context, args: argparse.Namespace) -> None:
@@ -213,13 +216,14 @@ def commit_id_line(out: TextIO, commit: Commit) -> None:
 
 def commit_table(out: TextIO, commits: list[Commit]) -> None:
     rows = [(c.id, c.branch or "-", c.state.value, human_time(c.started), c.file_count,
-             human_size(c.size_bytes), c.description) for c in commits]
-    print_table(out, ("COMMIT", "BRANCH", "STATE", "STARTED", "FILES", "SIZE", "DESCRIPTION"), rows)
+             human_size(c.size_bytes), " ".join(p[:8] for p in c.parents) or "-", c.description) for c in commits]
+    print_table(out, ("COMMIT", "BRANCH", "STATE", "STARTED", "FILES", "SIZE", "PARENTS", "DESCRIPTION"), rows)
 
 
 def commit_fields(out: TextIO, c: Commit) -> None:
     fields: list[tuple[str, Any]] = [
         ("Commit", f"{c.repo}@{c.id}"), ("Branch", c.branch or "-"), ("Parent", c.parent or "-"),
+        *([("Merged parent", c.merge_parent)] if c.merge_parent else []),
         ("State", c.state.value), ("Origin", c.origin.value), ("Description", c.description),
         ("Started", human_time(c.started)), ("Finished", human_time(c.finished) or "-"),
         ("Files", c.file_count), ("Size", human_size(c.size_bytes)), ("Commit set", c.commit_set),
@@ -262,9 +266,10 @@ def _commit_set_table(out: TextIO, commits: list[Commit]) -> None:
 
 
 def _register_history(commands: Commands) -> None:
-    log = add_json(commands.add_parser("log", help="the history of a branch, newest first"))
-    log.add_argument("branch", metavar="REPO@BRANCH")
+    log = add_json(commands.add_parser("log", help="the history of a ref (both parents of merges), newest first"))
+    log.add_argument("branch", metavar="REPO@REF")
     log.add_argument("--limit", type=int, metavar="N")
+    log.add_argument("--first-parent", action="store_true", help="only the branch's own line, not merged ones")
     log.set_defaults(run=log_branch)
     for verb, what in (("provenance", "every commit this one was computed from"),
                        ("subvenance", "every commit computed from this one")):
@@ -275,8 +280,9 @@ def _register_history(commands: Commands) -> None:
 
 
 def log_branch(ctx: Context, args: argparse.Namespace) -> None:
-    repo, branch = branch_arg(args.branch)
-    emit(ctx, args, ctx.store.list_commits(repo, branch, limit=args.limit), commit_table)
+    repo, ref = commit_arg(args.branch)
+    emit(ctx, args, ctx.store.list_commits(repo, ref, limit=args.limit, first_parent=args.first_parent),
+         commit_table)
 
 
 def provenance(ctx: Context, args: argparse.Namespace) -> None:

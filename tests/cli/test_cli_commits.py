@@ -55,7 +55,7 @@ def test_commit_list_log_and_limits(cli: Cli) -> None:
     assert [c["id"] for c in cli.json("log", "sales@master", "--limit", "2")] == ids[:0:-1]
 
     table = cli.ok("log", "sales@master").splitlines()
-    assert table[0].split() == ["COMMIT", "BRANCH", "STATE", "STARTED", "FILES", "SIZE", "DESCRIPTION"]
+    assert table[0].split() == ["COMMIT", "BRANCH", "STATE", "STARTED", "FILES", "SIZE", "PARENTS", "DESCRIPTION"]
     assert [row.split()[0] for row in table[1:]] == ids[::-1]
     assert table[1].split()[-1] == "v2"
 
