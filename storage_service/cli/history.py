@@ -15,6 +15,7 @@ from typing import TextIO
 from datumflow.storage_service.cli.base import Commands, Context, add_json, branch_arg, commit_arg, subcommands
 from datumflow.storage_service.cli.output import emit, human_time, print_fields, print_table
 from datumflow.storage_service.errors import InvalidArgument, MergeConflict
+from datumflow.storage_service.model.core import Branch, Commit
 from datumflow.storage_service.model.history import BisectResult, MergeResult, Protection, Tag
 from datumflow.storage_service.names import check_branch_name
 
@@ -119,7 +120,11 @@ def _side(info: object) -> str:
 def revert_verb(ctx: Context, args: argparse.Namespace) -> None:
     repo, ref = commit_arg(args.commit)
     commit = ctx.store.revert(repo, ref, branch=args.branch, message=args.message)
-    emit(ctx, args, commit, lambda out, c: out.write(c.id + "\n"))
+    emit(ctx, args, commit, _id_line)
+
+
+def _id_line(out: TextIO, c: Commit) -> None:
+    out.write(c.id + "\n")
 
 
 # -- tags ---------------------------------------------------------------------------------------
@@ -180,8 +185,11 @@ def _bisect_lines(out: TextIO, r: BisectResult) -> None:
 
 def branch_reset(ctx: Context, args: argparse.Namespace) -> None:
     repo, name = branch_arg(args.branch)
-    emit(ctx, args, ctx.store.reset_branch(repo, name, args.to, force=args.force),
-         lambda out, b: out.write(f"{b.repo}@{b.name} -> {b.head}\n"))
+    emit(ctx, args, ctx.store.reset_branch(repo, name, args.to, force=args.force), _head_line)
+
+
+def _head_line(out: TextIO, b: Branch) -> None:
+    out.write(f"{b.repo}@{b.name} -> {b.head}\n")
 
 
 def branch_protect(ctx: Context, args: argparse.Namespace) -> None:
