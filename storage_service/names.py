@@ -14,6 +14,7 @@ from datumflow.storage_service.errors import InvalidArgument
 __all__ = [
     "MAX_PATH_BYTES",
     "MAX_PATH_DEPTH",
+    "TAR_DELETE_RECORD",
     "Ref",
     "check_branch_name",
     "check_repo_name",
@@ -26,6 +27,10 @@ __all__ = [
 # Paths stay well inside what every client and file system handles (PATH_MAX is 4096).
 MAX_PATH_DEPTH = 256
 MAX_PATH_BYTES = 4096
+
+# The PAX record of a member of a tar upload that removes its path (an empty
+# file flagged so), letting one upload carry the additions and removals of a sync.
+TAR_DELETE_RECORD = "DATUMFLOW.delete"
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,62}$")
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_\-]{0,126}$")

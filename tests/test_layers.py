@@ -65,18 +65,21 @@ PACKAGE = "datumflow.storage_service"
 SERVICE_ROOT = ROOT / "storage_service"
 
 # What each layer may import besides itself. Peers (pipelines, spouts) do not
-# import each other; the client speaks HTTP and knows only the value objects.
+# import each other; the client speaks HTTP and knows only the value objects and
+# the local side of a sync (sync/: folder scan, stat cache, restore), which it
+# shares with the embedded store.
 MAY_IMPORT: dict[str, set[str]] = {
     "errors": set(),
     "names": {"errors"},
     "model": {"errors", "names"},
     "core": {"errors", "names", "model"},
-    "store": {"errors", "names", "model", "core"},
-    "pipelines": {"errors", "names", "model", "core", "store"},
-    "spouts": {"errors", "names", "model", "core", "store"},
-    "client": {"errors", "names", "model"},
-    "service": {"errors", "names", "model", "core", "store", "pipelines", "spouts"},
-    "cli": {"errors", "names", "model", "core", "store", "pipelines", "spouts", "service", "client"},
+    "sync": {"errors", "names", "model", "core"},
+    "store": {"errors", "names", "model", "core", "sync"},
+    "pipelines": {"errors", "names", "model", "core", "store", "sync"},
+    "spouts": {"errors", "names", "model", "core", "store", "sync"},
+    "client": {"errors", "names", "model", "sync"},
+    "service": {"errors", "names", "model", "core", "store", "pipelines", "spouts", "sync"},
+    "cli": {"errors", "names", "model", "core", "store", "pipelines", "spouts", "service", "client", "sync"},
 }
 
 # Arrows still pointing up, each to be removed (never added to).

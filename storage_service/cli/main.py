@@ -53,6 +53,7 @@ __all__ = ["VERB_MODULES", "build_parser", "main"]
 VERB_MODULES = (
     "store",  # repo, branch, commit, commit-set, log, provenance, fsck, gc
     "files",  # put, get, ls, glob, diff, rm, cp
+    "sync",  # sync
     "service",  # serve, auth
     "pipelines",  # pipeline, job, datum, lineage, worker
     "spout",  # spout

@@ -10,6 +10,7 @@ from typing import IO, Any
 from urllib.parse import quote
 
 from datumflow.storage_service.errors import InvalidArgument, PathNotFound
+from datumflow.storage_service.names import TAR_DELETE_RECORD
 
 PIECE = 1024 * 1024
 _PIECE = PIECE
@@ -59,7 +60,7 @@ def _read_pieces(fh: IO[bytes], *, close: bool) -> Iterator[bytes]:
             fh.close()
 
 
-def _members(dest: str, source: Source) -> Iterator[tuple[str, int, Callable[[], Iterator[bytes]]]]:
+def _members(dest: str, source: Source) -> Iterator[tuple[str, int, Callable[[], Iterator[bytes]] | None]]:
     """(path in the commit, size, body factory) for each file a source stands for."""
     dest = dest.strip("/")
     if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
@@ -75,7 +76,9 @@ def _members(dest: str, source: Source) -> Iterator[tuple[str, int, Callable[[],
         return
     if not dest:
         raise InvalidArgument("a destination file path is required")
-    if isinstance(source, (bytes, bytearray, memoryview)):
+    if source is None:  # a removal: a member flagged TAR_DELETE_RECORD, without content
+        yield dest, 0, None
+    elif isinstance(source, (bytes, bytearray, memoryview)):
         yield dest, len(source), _body_of(source)
     elif isinstance(source, (str, os.PathLike)):
         body = _body_of(source)
@@ -92,12 +95,22 @@ def _members(dest: str, source: Source) -> Iterator[tuple[str, int, Callable[[],
         raise InvalidArgument(f"cannot store a {type(source).__name__}: give bytes, a file object or a path")
 
 
-def _tar_stream(members: list[tuple[str, int, Callable[[], Iterator[bytes]]]], progress: Any) -> Iterator[bytes]:
-    """A POSIX tar of the members, produced piece by piece (nothing is held whole)."""
+def _tar_stream(
+    members: list[tuple[str, int, Callable[[], Iterator[bytes]] | None]], progress: Any
+) -> Iterator[bytes]:
+    """A POSIX tar of the members, produced piece by piece (nothing is held whole).
+
+    A member without a body is a removal of its path: an empty file carrying
+    the PAX record ``TAR_DELETE_RECORD`` (the service's tar upload reads it so).
+    """
     for path, size, body in members:
         info = tarfile.TarInfo(path)
         info.size = size
         info.mtime = int(time.time())
+        if body is None:
+            info.pax_headers = {TAR_DELETE_RECORD: "1"}
+            yield info.tobuf(format=tarfile.PAX_FORMAT)
+            continue
         yield info.tobuf(format=tarfile.PAX_FORMAT)
         sent = 0
         content = body()

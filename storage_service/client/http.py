@@ -42,6 +42,8 @@ from datumflow.storage_service.model.core import (
     ProvenanceEntry,
     Repo,
 )
+from datumflow.storage_service.model.sync import SyncResult
+from datumflow.storage_service.sync import engine
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -367,6 +369,29 @@ class Client(_Endpoint, HistoryCalls):
         params = {k: v for k, v in {"old": old_ref, "old_repo": old_repo}.items() if v is not None}
         data = self._json("GET", f"/repos/{_q(repo)}/commits/{_q(new_ref)}/diff", params=params)
         return iter([_diff_entry(d) for d in data])
+
+    # -- sync -----------------------------------------------------------------------------
+
+    def sync_up(
+        self, local: str, repo: str, branch: str, path: str = "", *, delete: bool = False, dry_run: bool = False,
+        description: str = "", progress: Any = None, cache: bool = True,
+    ) -> SyncResult:
+        """Make ``repo@branch:path`` hold what the folder ``local`` holds: one upload of the differences."""
+        return engine.sync_up(self, local, repo, branch, path, delete=delete, dry_run=dry_run,
+                              description=description, progress=progress, cache=cache)
+
+    def sync_down(
+        self, repo: str, ref: str, path: str, local: str, *, delete: bool = False, dry_run: bool = False,
+        progress: Any = None, cache: bool = True,
+    ) -> SyncResult:
+        """Make the folder ``local`` hold what ``repo@ref:path`` holds, downloading only the files that differ."""
+        commit = self.resolve(repo, ref)
+
+        def read(infos: Sequence[FileInfo]) -> Iterator[Iterator[bytes]]:
+            return (self.open_file(repo, commit, info.path) for info in infos)
+
+        return engine.sync_down(self, repo, commit, path, local, read, delete=delete, dry_run=dry_run,
+                                progress=progress, cache=cache, verify=True)
 
     # -- maintenance ----------------------------------------------------------------------
 

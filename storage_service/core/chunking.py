@@ -7,6 +7,7 @@ changes only the chunks around it. Chunks are named by their BLAKE3 hash.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import BinaryIO, Protocol
 
@@ -14,8 +15,8 @@ import blake3
 from pyfastcdc import Chunk, FastCDC
 
 __all__ = [
-    "AVG_CHUNK", "MAX_CHUNK", "MIN_CHUNK", "Hasher", "chunk_bytes", "chunk_stream", "content_hash",
-    "cut_file", "hash_bytes",
+    "AVG_CHUNK", "MAX_CHUNK", "MIN_CHUNK", "SMALL_FILE", "Hasher", "chunk_bytes", "chunk_stream", "content_hash",
+    "cut_file", "file_hash", "hash_bytes",
 ]
 
 # The chunker yields avg+min on average (about 768 KiB): large enough that a
@@ -23,6 +24,7 @@ __all__ = [
 AVG_CHUNK = 512 * 1024
 MIN_CHUNK = 256 * 1024
 MAX_CHUNK = 2 * 1024 * 1024
+SMALL_FILE = 1024 * 1024  # files up to this size are read whole and cut in memory; larger ones through mmap
 
 
 class ChunkRefLike(Protocol):
@@ -56,6 +58,23 @@ def chunk_stream(stream: BinaryIO) -> Iterator[memoryview]:
 def cut_file(path: str) -> Iterator[Chunk]:
     """Cut a local file through mmap; each cut has ``offset``, ``length`` and ``data``."""
     return FastCDC(avg_size=AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK).cut_file(path)
+
+
+def file_hash(path: str) -> tuple[str, int]:
+    """(content hash, size) of a local file: what the store would name it, without storing a byte."""
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size <= SMALL_FILE:
+            data = fh.read()
+            return content_hash([_Digest(hash_bytes(piece)) for piece in chunk_bytes(data)]), len(data)
+    return content_hash([_Digest(hash_bytes(cut.data)) for cut in cut_file(path)]), size
+
+
+class _Digest:
+    __slots__ = ("hash",)
+
+    def __init__(self, digest: str) -> None:
+        self.hash = digest
 
 
 def content_hash(refs: Sequence[ChunkRefLike]) -> str:

@@ -18,7 +18,14 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
-from datumflow.storage_service.core.chunking import chunk_bytes, chunk_stream, content_hash, cut_file, hash_bytes
+from datumflow.storage_service.core.chunking import (
+    SMALL_FILE,
+    chunk_bytes,
+    chunk_stream,
+    content_hash,
+    cut_file,
+    hash_bytes,
+)
 from datumflow.storage_service.core.db import insert_ignore
 from datumflow.storage_service.core.objects import LocalObjects, ObjectStore
 from datumflow.storage_service.core.schema import chunks, packs
@@ -135,7 +142,7 @@ class ChunkWriter:
 
     def add_stream(self, stream: BinaryIO) -> tuple[str, list[ChunkRef], int]:
         """Store a stream: (content hash, chunks, size)."""
-        refs = [self.add(piece) for piece in chunk_stream(stream)]
+        refs = [self.add(piece) for piece in chunk_stream(stream)] or [self.add(b"")]  # empty: as add_bytes has it
         return content_hash(refs), refs, sum(r.size for r in refs)
 
     def add_file(self, path: str) -> tuple[str, list[ChunkRef], int]:
@@ -145,7 +152,7 @@ class ChunkWriter:
         pack by the kernel (``copy_file_range``): no byte passes through Python.
         """
         size = os.path.getsize(path)
-        if size <= 1024 * 1024:
+        if size <= SMALL_FILE:
             with open(path, "rb") as fh:
                 data = fh.read()
             h, refs = self.add_bytes(data)

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from typing import IO, Any, Self
 
 from datumflow.storage_service.errors import InvalidArgument
+from datumflow.storage_service.names import TAR_DELETE_RECORD
 
 __all__ = ["tar_members"]
 
@@ -57,8 +58,11 @@ class _Member(io.RawIOBase):
         return len(data)
 
 
-def tar_members(body: IO[bytes], dest: str) -> Iterator[tuple[str, IO[bytes]]]:
-    """(path under ``dest``, file) for each regular file of a streamed tar; each is read before the next."""
+def tar_members(body: IO[bytes], dest: str) -> Iterator[tuple[str, IO[bytes] | None]]:
+    """(path under ``dest``, file) for each regular file of a streamed tar; each is read before the next.
+
+    A member carrying the PAX record ``TAR_DELETE_RECORD`` (and no content) removes its path: (path, None).
+    """
     try:
         with tarfile.open(fileobj=body, mode="r|*", tarinfo=_StrictTarInfo) as tar:
             for member in tar:
@@ -71,6 +75,11 @@ def tar_members(body: IO[bytes], dest: str) -> Iterator[tuple[str, IO[bytes]]]:
                     continue
                 if not member.isfile():
                     raise InvalidArgument(f"tar member {name!r} is not a regular file")
+                if member.pax_headers.get(TAR_DELETE_RECORD) == "1":  # a removal, in the same change
+                    if member.size:
+                        raise InvalidArgument(f"tar member {name!r} removes its path but has content")
+                    yield (posixpath.join(dest, name) if dest else name), None
+                    continue
                 handle = tar.extractfile(member)
                 assert handle is not None
                 yield (posixpath.join(dest, name) if dest else name), io.BufferedReader(_Member(name, handle))

@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 
 __all__ = ["FileOps", "MetaSource", "Precondition", "Source"]
 
-Source = Union[bytes, bytearray, memoryview, BinaryIO, "os.PathLike[str]"]
+Source = Union[bytes, bytearray, memoryview, BinaryIO, "os.PathLike[str]", None]
 # A file version's metadata, or a function giving it once the source has been read (so it may
 # hold digests of the bytes).
 MetaSource = Mapping[str, str] | Callable[[], Mapping[str, str]]
@@ -99,7 +99,9 @@ class FileOps(StoreBase):
         """Write many files as one change: one commit, unless ``target`` names an open one.
 
         Folders (``os.PathLike`` to a directory) are written recursively under
-        the destination path. ``progress(bytes)`` is called as data is stored.
+        the destination path; a source of ``None`` removes the file or folder
+        at its path (if there is one) in the same change. ``progress(bytes)``
+        is called as data is stored.
         """
         if isinstance(items, (list, tuple)):  # validate every path before opening a commit
             items = [_checked_item(normalize_path(dest, allow_root=True), src) for dest, src in items]
@@ -110,6 +112,9 @@ class FileOps(StoreBase):
             edits: dict[str, Any] = {}
             with self.chunks.writer() as writer:
                 for dest, src in items:
+                    if src is None:  # a removal, in the same change
+                        edits.update(dict.fromkeys(self._paths_under(self._root_of(commit_id), dest)))
+                        continue
                     for path, entry in self._store_source(writer, dest, src, progress):
                         if append:
                             entry = self._appended(writer, repo, commit_id, path, entry)
@@ -579,7 +584,9 @@ def _has_under(tree: Any, root: str | None, folder: str) -> bool:
 
 def _checked_item(dest: str, src: Source) -> tuple[str, Source]:
     """Refuse what can never be stored before a commit is opened for it."""
-    if isinstance(src, (str, os.PathLike)):
+    if src is None:
+        _need_path(dest)  # removing everything is delete_file's business, not a side effect
+    elif isinstance(src, (str, os.PathLike)):
         if not os.path.isdir(src):
             _need_path(dest)
     elif isinstance(src, (bytes, bytearray, memoryview)) or hasattr(src, "read"):

@@ -45,6 +45,7 @@ from datumflow.storage_service.store.files import FileOps
 from datumflow.storage_service.store.maintenance import Maintenance
 from datumflow.storage_service.store.merge import Merging
 from datumflow.storage_service.store.protect import Protecting
+from datumflow.storage_service.store.syncing import SyncOps
 from datumflow.storage_service.store.tags import Tagging
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
 
@@ -53,7 +54,7 @@ __all__ = ["Store"]
 _WAIT_POLL = 0.05
 
 
-class Store(FileOps, Maintenance, Merging, Protecting, Tagging, Bisecting):
+class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecting):
     """A datumflow store in this process: ``Store("/path/to/.datumflow")``.
 
     ``db_url`` defaults to SQLite inside the root; ``objects_url`` to the

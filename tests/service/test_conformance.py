@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -45,13 +46,13 @@ def repo(store: Any) -> str:
 
 
 def test_client_mirrors_every_public_store_method() -> None:
-    # glob_root takes an index root hash, write_entries raw index entries and read_content a
+    # glob_root takes an index root hash, write_entries raw index entries and read_content(s) a
     # FileInfo with its chunk list: all are for code running inside the store process
     # (pipelines, the HTTP routes, the S3 gateway), never for a client.
     # write_file, copy_version and remove_files (one S3 object version with its metadata and
     # preconditions) take callables and inspected versions, and branch_names is ListBuckets' one
     # query: the gateway's, in the store process too.
-    skip = {"glob_root", "write_entries", "read_content", "write_file", "copy_version", "remove_files",
+    skip = {"glob_root", "write_entries", "read_content", "read_contents", "write_file", "copy_version", "remove_files",
             "branch_names"}
     for name, method in inspect.getmembers(Store, inspect.isfunction):
         if name.startswith("_") or name in skip:
@@ -232,3 +233,29 @@ def test_failed_commit_drops_content(store: Any, repo: str) -> None:
     failed = store.finish_commit(repo, commit.id, error="boom")
     assert failed.state is CommitState.FAILED and failed.error == "boom"
     assert [f.path for f in store.list_files(repo, "master")] == ["keep"]
+
+
+def test_sync_both_ways_and_put_files_removals(
+    store: Any, repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATUMFLOW_SYNC_CACHE", str(tmp_path / "cache"))
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.txt").write_bytes(b"a")
+    (src / "sub" / "b.bin").write_bytes(os.urandom(300_000))
+    (src / "empty").write_bytes(b"")
+    first = store.sync_up(str(src), repo, "master", "in")
+    assert (sorted(first.added), first.commit) == (["a.txt", "empty", "sub/b.bin"], store.resolve(repo, "master"))
+    assert store.sync_up(str(src), repo, "master", "in").is_noop
+    (src / "a.txt").unlink()
+    gone = store.sync_up(str(src), repo, "master", "in", delete=True)
+    assert gone.deleted == ("a.txt",)
+    assert [e.path for e in store.diff(repo, None, "master")] == ["in/a.txt"]
+    out = tmp_path / "out"
+    down = store.sync_down(repo, "master", "in", str(out))
+    assert sorted(down.added) == ["empty", "sub/b.bin"]
+    assert (out / "sub" / "b.bin").read_bytes() == (src / "sub" / "b.bin").read_bytes()
+    commit = store.put_files(repo, "master", [("in/empty", None), ("in/new", b"n")])
+    assert sorted((e.change, e.path) for e in store.diff(repo, None, commit.id)) == [
+        ("added", "in/new"), ("deleted", "in/empty"),
+    ]
