@@ -31,6 +31,8 @@ def register(commands: Commands) -> None:
     merge.add_argument("--check", dest="checks", action="append", default=[], metavar="CMD",
                        help="a command that must pass on the merge result (repeatable)")
     merge.add_argument("--dry-run", action="store_true", help="show what would happen; move nothing")
+    merge.add_argument("--no-ff", dest="fast_forward", action="store_false",
+                       help="make a merge commit even when a fast-forward would do (records who and why)")
     merge.set_defaults(run=merge_verb)
 
     revert = add_json(commands.add_parser("revert", help="a new commit undoing a commit's changes"))
@@ -93,11 +95,13 @@ def merge_verb(ctx: Context, args: argparse.Namespace) -> int | None:
     if dest_repo and dest_repo != repo:
         raise InvalidArgument(f"merge within one repo: {args.source} and {args.dest} name two")
     check_branch_name(dest)
-    call = {"strategy": args.strategy, "message": args.message, "checks": args.checks}
+    call = {"strategy": args.strategy, "message": args.message, "checks": args.checks,
+            "fast_forward": args.fast_forward}
     try:
         result = ctx.store.merge(repo, source, dest, dry_run=args.dry_run, **call)
     except MergeConflict as exc:
-        conflicted = ctx.store.merge(repo, source, dest, dry_run=True, strategy=args.strategy)
+        conflicted = ctx.store.merge(repo, source, dest, dry_run=True, strategy=args.strategy,
+                                     fast_forward=args.fast_forward)
         emit(ctx, args, conflicted, _merge_lines)
         sys.stderr.write(f"datumflow: error: {exc}\n")
         return 1

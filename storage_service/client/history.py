@@ -25,10 +25,11 @@ class HistoryCalls:
     def merge(
         self, repo: str, source: str, dest: str, *, strategy: str | None = None, message: str = "",
         author: str | None = None, metadata: dict[str, Any] | None = None, checks: Sequence[str] = (),
-        dry_run: bool = False,
+        dry_run: bool = False, fast_forward: bool = True,
     ) -> MergeResult:
         body = {"source": source, "dest": dest, "strategy": strategy, "message": message, "author": author,
-                "metadata": metadata or {}, "checks": list(checks), "dry_run": dry_run}
+                "metadata": metadata or {}, "checks": list(checks), "dry_run": dry_run,
+                "fast_forward": fast_forward}
         return MergeResult.from_dict(self._json("POST", f"/repos/{_q(repo)}/merge", json=body))
 
     def merge_base(self, repo: str, a: str, b: str) -> str | None:

@@ -123,9 +123,13 @@ class Merging(StoreBase):
     def merge(
         self, repo: str, source: str, dest: str, *, strategy: str | None = None, message: str = "",
         author: str | None = None, metadata: dict[str, Any] | None = None, checks: Sequence[str] = (),
-        dry_run: bool = False,
+        dry_run: bool = False, fast_forward: bool = True,
     ) -> MergeResult:
-        """Merge ``source`` (any ref) into the branch ``dest``; see the module docstring."""
+        """Merge ``source`` (any ref) into the branch ``dest``; see the module docstring.
+
+        ``fast_forward=False`` makes a merge commit even when the destination has
+        not moved since the source left it, so the publish is recorded (who, why).
+        """
         if strategy is not None and strategy not in STRATEGIES:
             raise InvalidArgument(f"unknown merge strategy {strategy!r}: use ours or theirs")
         if isinstance(checks, str):
@@ -134,7 +138,7 @@ class Merging(StoreBase):
         deadline = time.monotonic() + OPEN_HEAD_WAIT
         attempts = 0
         while attempts < MERGE_ATTEMPTS:
-            plan = self._plan(repo, source, dest, strategy)
+            plan = self._plan(repo, source, dest, strategy, fast_forward)
             if plan.status == "dest-open":  # a write is landing on the destination: wait for it
                 if time.monotonic() > deadline:
                     raise CommitOpen(f"branch {repo}@{dest} has an open commit {plan.head}; finish it before merging")
@@ -148,7 +152,7 @@ class Merging(StoreBase):
             attempts += 1
         raise ConcurrentUpdate(f"branch {repo}@{dest} kept moving during the merge; try again")
 
-    def _plan(self, repo: str, source: str, dest: str, strategy: str | None) -> _Plan:
+    def _plan(self, repo: str, source: str, dest: str, strategy: str | None, fast_forward: bool = True) -> _Plan:
         with self.engine.connect() as conn:
             self._require_repo(conn, repo)
             row = self._require_branch(conn, repo, dest)
@@ -165,7 +169,7 @@ class Merging(StoreBase):
         plan = _Plan(repo, source, src, dest, head, base, strategy)
         if head is not None and base == src:
             plan.status = "up-to-date"
-        elif head is None or base == head:
+        elif head is None or (base == head and fast_forward):
             plan.status = "fast-forward"
         else:
             assert head_commit is not None

@@ -28,6 +28,7 @@ class MergeIn(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     checks: list[str] = Field(default_factory=list)
     dry_run: bool = False
+    fast_forward: bool = True
 
 
 class RevertIn(BaseModel):
@@ -65,6 +66,7 @@ def build_router(store: Store, roles: Roles) -> APIRouter:
         return store.merge(
             repo, body.source, body.dest, strategy=body.strategy, message=body.message,
             author=caller(who, body.author), metadata=body.metadata, checks=body.checks, dry_run=body.dry_run,
+            fast_forward=body.fast_forward,
         ).to_dict()
 
     @api.get("/repos/{repo}/merge-base", tags=["merge"], dependencies=[roles.reader])
