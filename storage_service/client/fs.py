@@ -10,6 +10,7 @@ a ``FileNotFoundError``, ``Forbidden`` a ``PermissionError``).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tempfile
 from typing import Any
@@ -73,20 +74,63 @@ class DatumflowFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def find(self, path: str, maxdepth: int | None = None, withdirs: bool = False, detail: bool = False,
              **kwargs: Any) -> Any:
-        if maxdepth is not None or withdirs:
-            return super().find(path, maxdepth=maxdepth, withdirs=withdirs, detail=detail, **kwargs)
-        repo, ref, sub = split(self._strip_protocol(path))
-        try:
-            found = {e["name"]: e for e in (self._entry(repo, ref, f) for f in self.store.walk_files(repo, ref, sub))}
-        except NotFound:
-            found = {}
-        return found if detail else sorted(found)
+        """Every file under ``path`` (one walk of the index), with folders if ``withdirs``, to ``maxdepth``.
 
-    def glob(self, path: str, maxdepth: int | None = None, **kwargs: Any) -> Any:
-        repo, ref, pattern = split(self._strip_protocol(path))
-        detail = kwargs.get("detail", False)
-        found = {e["name"]: e for e in (self._entry(repo, ref, f) for f in self.store.glob_files(repo, ref, pattern))}
-        return found if detail else sorted(found)
+        fsspec's own ``glob`` runs on this (``maxdepth`` and its ``**`` rules included).
+        """
+        if maxdepth is not None and maxdepth < 1:
+            raise ValueError("maxdepth must be at least 1")
+        path = self._strip_protocol(path)
+        repo, ref, sub = split(path)
+        found: dict[str, dict[str, Any]] = {}
+        try:
+            infos = list(self.store.walk_files(repo, ref, sub))
+        except NotFound:
+            infos = []
+        base = f"{sub}/" if sub else ""
+        for info in infos:
+            if info.path == sub:  # ``path`` is a file
+                found[path] = self._entry(repo, ref, info)
+                continue
+            parts = info.path[len(base):].split("/")
+            if withdirs:
+                for depth in range(1, len(parts)):
+                    if maxdepth is None or depth <= maxdepth:
+                        folder = base + "/".join(parts[:depth])
+                        found.setdefault(f"{repo}@{ref}/{folder}", self._folder(repo, ref, folder))
+            if maxdepth is None or len(parts) <= maxdepth:
+                entry = self._entry(repo, ref, info)
+                found[entry["name"]] = entry
+        if withdirs and sub and infos and infos[0].path != sub:
+            found[path] = self._folder(repo, ref, sub)
+        names = sorted(found)
+        return {n: found[n] for n in names} if detail else names
+
+    def _folder(self, repo: str, ref: str, folder: str) -> dict[str, Any]:
+        return {"name": f"{repo}@{ref}/{folder}" if folder else f"{repo}@{ref}", "size": 0, "type": "directory"}
+
+    def modified(self, path: str) -> dt.datetime:
+        """When the file was written: its S3 write time if it has one, else its commit's time."""
+        repo, ref, sub = split(self._strip_protocol(path))
+        info = self.store.inspect_file(repo, ref, sub)
+        if info.is_dir:
+            raise IsADirectoryError(f"{path} is a folder: folders have no modification time")
+        stamp = info.meta.get("modified")
+        if stamp is None:
+            commit = self.store.inspect_commit(repo, ref)
+            when = commit.finished or commit.started
+        else:
+            when = float(stamp)
+        return dt.datetime.fromtimestamp(when, dt.timezone.utc)
+
+    def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
+        """Copy a file: the new entry shares the chunks (no bytes move); one commit on the target branch."""
+        src_repo, src_ref, src = split(self._strip_protocol(path1))
+        dst_repo, dst_ref, dst = split(self._strip_protocol(path2))
+        if self.store.inspect_file(src_repo, src_ref, src).is_dir:
+            return  # folders are implied by the files under them
+        self.store.copy_file(src_repo, src_ref, src, dst_repo, dst_ref, dst)
+        self.invalidate_cache()
 
     def cat_file(self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any) -> bytes:
         repo, ref, sub = split(self._strip_protocol(path))
@@ -99,11 +143,18 @@ class DatumflowFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def rm(self, path: Any, recursive: bool = False, maxdepth: int | None = None) -> None:
         """Delete files or folders; each path is one commit on its branch."""
-        for one in path if isinstance(path, list) else [path]:
+        paths = path if isinstance(path, list) else [path]
+        if maxdepth is not None:  # only what lies within maxdepth: the files, one by one
+            paths = [p for p in self.expand_path(paths, recursive=recursive, maxdepth=maxdepth) if self.isfile(p)]
+        done: set[str] = set()
+        for one in paths:
             repo, ref, sub = split(self._strip_protocol(one))
+            if any(sub == d or sub.startswith(d + "/") for d in done):
+                continue  # already gone with a folder deleted before it
             if not recursive and self.store.inspect_file(repo, ref, sub).is_dir:
                 raise IsADirectoryError(f"{one} is a folder: pass recursive=True")
             self.store.delete_file(repo, ref, sub)
+            done.add(sub)
         self.invalidate_cache()
 
     def _rm(self, path: str) -> None:
@@ -117,12 +168,18 @@ class DatumflowFileSystem(AbstractFileSystem):  # type: ignore[misc]
 
     def _open(self, path: str, mode: str = "rb", block_size: int | None = None, autocommit: bool = True,
               cache_options: dict[str, Any] | None = None, **kwargs: Any) -> DatumflowFile:
+        if mode == "xb" and self.exists(path):
+            raise FileExistsError(f"{path} exists (mode 'xb' creates a new file only)")
         return DatumflowFile(self, path, mode=mode, block_size=block_size or 4 * 1024 * 1024,
                              cache_options=cache_options, **kwargs)
 
 
 class DatumflowFile(AbstractBufferedFile):  # type: ignore[misc]
-    """Reads fetch ranges; writes spool to a temporary file, stored in one commit on close."""
+    """Reads fetch ranges; writes spool to a temporary file, stored in one commit on close.
+
+    ``ab`` appends the written bytes to the file (the store's append); ``xb``
+    refuses, at open and again before storing, a file that exists.
+    """
 
     def __init__(self, fs: DatumflowFileSystem, path: str, mode: str = "rb", **kwargs: Any) -> None:
         self.repo, self.ref, self.sub = split(fs._strip_protocol(path))
@@ -142,7 +199,9 @@ class DatumflowFile(AbstractBufferedFile):  # type: ignore[misc]
         if final:
             self._spool.close()
             try:
-                self.fs.store.put_file(self.repo, self.ref, self.sub, self._spool.name)
+                if self.mode == "xb" and self.fs.exists(self.path):
+                    raise FileExistsError(f"{self.path} was created by someone else meanwhile")
+                self.fs.store.put_file(self.repo, self.ref, self.sub, self._spool.name, append=self.mode == "ab")
             finally:
                 os.unlink(self._spool.name)
             self.fs.invalidate_cache()
