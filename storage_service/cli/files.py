@@ -122,14 +122,16 @@ def get_file(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def _get_tree(ctx: Context, repo: str, ref: str, path: str, out: Path) -> None:
+    """Every file under ``path`` into ``out``, written from the walked entries (a sync down: files
+    already there with the right content are left alone)."""
     commit = ctx.store.inspect_commit(repo, ref).id  # one snapshot, even if the branch moves meanwhile
     prefix = path.strip("/")
-    found = False
-    for info in ctx.store.walk_files(repo, commit, path):
-        rel = info.path[len(prefix):].lstrip("/") if prefix else info.path
-        write_atomically(out / (rel or os.path.basename(info.path)), ctx.store.open_file(repo, commit, info.path))
-        found = True
-    if not found:
+    if prefix and not ctx.store.inspect_file(repo, commit, prefix).is_dir:  # one file: into the folder
+        write_atomically(out / os.path.basename(prefix), ctx.store.open_file(repo, commit, prefix))
+        return
+    with byte_progress(ctx, "downloading", None) as tick:
+        result = ctx.store.sync_down(repo, commit, prefix, str(out), progress=tick)
+    if not (result.added or result.changed or result.unchanged):
         raise PathNotFound(f"{repo}@{ref}: no file or folder {path!r}")
 
 
