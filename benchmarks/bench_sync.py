@@ -158,10 +158,10 @@ def _sync_up(store: Store, folder: Path, out: list[Any]) -> None:
 
 
 def _git_repo(ctx: Context, folder: Path) -> Path:
-    """A git work tree holding the folder (hard links), committed once: ``git add -A`` then finds it unchanged."""
+    """A git work tree holding a copy of the folder, committed once: ``git add -A`` then finds it unchanged."""
     repo = ctx.workdir / "git"
     _run(["git", "init", "-q", str(repo)])
-    shutil.copytree(folder, repo / "data", copy_function=os.link)
+    shutil.copytree(folder, repo / "data")  # copies: a hard link would change the source's ctime
     _run(["git", "add", "-A"], cwd=repo)
     _run(["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "data"], cwd=repo)
     return repo
