@@ -7,6 +7,7 @@ component           what it does
 ``write_commit``    an artifact -> a commit on ``repo@branch`` with provenance and the KFP run
 ``wait_for_commit`` block until a branch has a finished commit; returns its id
 ``datum_step``      a user function per datum, skipping datums the datum cache knows
+``merge_branch``    merge a branch into another (publish), the merge commit recording the KFP run
 ==================  ================================================================
 
 The service address and token come from ``DATUMFLOW_ADDRESS`` /
@@ -32,13 +33,14 @@ __all__ = [
     "datum_step",
     "load_yaml",
     "make_components",
+    "merge_branch",
     "read_commit",
     "wait_for_commit",
     "write_commit",
     "yaml_path",
 ]
 
-NAMES = ("read_commit", "write_commit", "wait_for_commit", "datum_step")
+NAMES = ("read_commit", "write_commit", "wait_for_commit", "datum_step", "merge_branch")
 _FROM_COMPONENTS = {"DEFAULT_BASE_IMAGE", "DEFAULT_PACKAGE", "Components", "component_options", "make_components"}
 
 

@@ -51,6 +51,26 @@ def wait_for_commit(repo: str, branch: str = "master", timeout: float = 600.0) -
     return wait(repo, branch, timeout)
 
 
+def merge_branch(
+    repo: str,
+    source: str,
+    dest: str = "master",
+    strategy: str = "",
+    message: str = "",
+    pipeline_name: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+    run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    task_name: str = dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
+) -> str:
+    """Merge ``repo@source`` into the branch ``dest`` (the publish step); returns the new head's id.
+
+    Fails on conflicts (nothing moves) unless ``strategy`` is ``ours`` or ``theirs``; the merge commit
+    records the KFP run.
+    """
+    from datumflow.kfp_components.runtime import kfp_metadata, merge
+
+    return merge(repo, source, dest, strategy or None, message, kfp_metadata(pipeline_name, run_id, task_name))
+
+
 def datum_step(
     name: str, input_ref: str, function: str, glob: str = "/*", input_commit: str = ""
 ) -> NamedTuple(  # type: ignore[valid-type]

@@ -29,6 +29,7 @@ class Components(NamedTuple):
     write_commit: Any
     wait_for_commit: Any
     datum_step: Any
+    merge_branch: Any
 
 
 NAMES = Components._fields  # the package's __init__ repeats them, to stay importable without kfp
@@ -47,6 +48,6 @@ def component_options(
 
 
 def make_components(package: str | None = None, base_image: str | None = None) -> Components:
-    """The four components for ``package`` on ``base_image`` (``None``: from the environment, then defaults)."""
+    """The components for ``package`` on ``base_image`` (``None``: from the environment, then defaults)."""
     options = component_options(package, base_image)
     return Components(*(dsl.component(getattr(_functions, name), **options) for name in NAMES))

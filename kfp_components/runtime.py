@@ -124,3 +124,10 @@ def wait(repo: str, branch: str, timeout: float) -> str:
     if commit.error:
         raise InvalidArgument(f"{repo}@{commit.id} finished with an error: {commit.error}")
     return str(commit.id)
+
+
+def merge(repo: str, source: str, dest: str, strategy: str | None, message: str, metadata: dict[str, Any]) -> str:
+    """Merge ``source`` into ``dest`` with a merge commit recording the run; returns the new head's id."""
+    result = connect_from_env().merge(repo, source, dest, strategy=strategy, message=message, metadata=metadata,
+                                      fast_forward=False)
+    return str(result.commit.id)

@@ -181,3 +181,22 @@ def test_the_artifact_metadata_is_json(secret_env, client, repo_name):  # type: 
     _seed(client, repo_name)
     data = read_commit(ref=f"{repo_name}@master").outputs["data"]
     assert json.loads(json.dumps(data.metadata))["uri"].startswith(f"datumflow://{repo_name}@")
+
+
+def test_merge_branch_publishes_with_the_run_recorded(secret_env, client, repo_name):  # type: ignore[no-untyped-def]
+    from datumflow.kfp_components import merge_branch
+
+    client.create_repo(repo_name)
+    first = client.put_file(repo_name, "master", "a", b"1").id
+    client.create_branch(repo_name, "staging", head="master")
+    client.put_file(repo_name, "staging", "b", b"2")
+    task = merge_branch(repo=repo_name, source="staging", dest="master", message="publish from KFP")
+    head = client.inspect_commit(repo_name, "master")
+    assert task.output == head.id and head.parent == first and head.merge_parent
+    assert head.description == "publish from KFP" and "kfp" in json.dumps(head.metadata)
+    client.put_file(repo_name, "staging", "a", b"theirs")
+    client.put_file(repo_name, "master", "a", b"ours")
+    before = client.resolve(repo_name, "master")
+    with pytest.raises(RuntimeError):  # kfp.local: the task failed on the conflict
+        merge_branch(repo=repo_name, source="staging", dest="master")
+    assert client.resolve(repo_name, "master") == before  # nothing moved

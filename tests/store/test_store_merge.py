@@ -396,3 +396,20 @@ def test_bisect_runs_a_command_on_the_commits_files(store: Any) -> None:
     assert any(s.verdict == "good" for s in result.steps)
     with pytest.raises(errors.InvalidArgument):
         store.bisect(REPO, ids[5], ids[2], cmd)
+
+
+@pytest.mark.slow
+def test_merge_at_a_million_files_with_ten_changes_each_side(local_store: Store) -> None:
+    store = local_store
+    store.create_repo(REPO)
+    entry = store.tree.get(store.put_file(REPO, "scratch", "seed", b"seed").root, "seed")
+    store.write_entries(REPO, "master", lambda _: {f"d{i // 1000:04d}/f{i:07d}": entry for i in range(1_000_000)})
+    store.create_branch(REPO, "dev", head="master")
+    ours = {f"d{i * 97 // 1000:04d}/f{i * 97:07d}": None for i in range(10)}  # 10 deletions on master
+    theirs = {f"new/{i}": entry for i in range(10)}  # 10 additions on dev
+    store.write_entries(REPO, "master", lambda _: ours)
+    store.write_entries(REPO, "dev", lambda _: theirs)
+    result = store.merge(REPO, "dev", "master")
+    assert result.status == "merged" and result.changed == 10
+    assert result.commit.file_count == 1_000_000
+    assert {d.path for d in store.diff(REPO, None, "master")} == set(theirs)
