@@ -70,7 +70,7 @@ def merge_ms(ctx: Context, store: Store, files: int) -> float:
         store.write_entries(repo, f"dst{rep}", lambda _, e=dst: e)
         store.write_entries(repo, f"src{rep}", lambda _, e=src: e)
         result: list[Any] = []
-        times.append(ctx.timed(lambda r=rep: result.append(store.merge(repo, f"src{r}", f"dst{r}"))))
+        times.append(ctx.timed(lambda r=rep, out=result: out.append(store.merge(repo, f"src{r}", f"dst{r}"))))
         assert result[0].status == "merged" and result[0].changed == 10
     del entry
     return ctx.median(times) * 1000
