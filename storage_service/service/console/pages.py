@@ -21,11 +21,13 @@ from datumflow.storage_service.errors import DatumflowError, NotFound, Unauthent
 from datumflow.storage_service.model.core import Commit, FileInfo, ProvenanceEntry
 from datumflow.storage_service.pipelines.lineage import LineageNode
 from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal
+from datumflow.storage_service.service.console import history as history_views
 from datumflow.storage_service.service.console.graph import build_graph, render_svg
 from datumflow.storage_service.service.console.html import Raw, e, human_size, link, page, q, table, when
 from datumflow.storage_service.store.store import Store
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 __all__ = ["build_router"]
 
@@ -66,6 +68,14 @@ def build_router(get_store: Callable[[], Store], *, auth: Auth | None = None) ->
     router.add_api_route("/", view(views.repos), methods=["GET"])
     router.add_api_route("/repos/{repo}", view(views.repo), methods=["GET"])
     router.add_api_route("/repos/{repo}/branches/{branch}", view(views.branch), methods=["GET"])
+    router.add_api_route("/repos/{repo}/branches/{branch}/merge", view(views.merge_preview), methods=["GET"])
+    merge_view = view(views.merge)
+
+    async def merge(request: Request, repo: str, branch: str) -> Response:
+        request.state.form_body = (await request.body()).decode(errors="replace")[:10_000]
+        return await run_in_threadpool(merge_view, request, repo=repo, branch=branch)
+
+    router.add_api_route("/repos/{repo}/branches/{branch}/merge", merge, methods=["POST"])
     router.add_api_route("/repos/{repo}/commits/{commit}", view(views.commit), methods=["GET"])
     router.add_api_route("/repos/{repo}/commits/{commit}/files", view(views.files), methods=["GET"])
     router.add_api_route("/repos/{repo}/commits/{commit}/download", view(views.download), methods=["GET"])
@@ -173,12 +183,39 @@ class _Views:
     def branch(self, who: Principal, request: Request, repo: str, branch: str) -> str:
         who.require(repo, "reader")
         commits = self.store.list_commits(repo, branch, limit=PAGE)
-        body = "<h2>Commit log</h2>" + table(
-            ["commit", "description", "origin", "state", "started", "files", "size"],
-            self._commit_rows(repo, commits, branch=False), "log",
+        own = {c.id for c in self.store.list_commits(repo, branch, limit=PAGE, first_parent=True)}
+        others = self.store.inspect_repo(repo).branches
+        body = (
+            "<h2>Merge</h2>" + history_views.merge_form(repo, branch, list(others))
+            + "<h2>Commit graph</h2>" + history_views.commit_graph(repo, commits[:60], own)
+            + "<h2>Commit log</h2>" + table(
+                ["commit", "description", "origin", "state", "started", "files", "size"],
+                self._commit_rows(repo, commits, branch=False), "log",
+            )
         )
         crumbs = [("/console/", "repos"), (f"/console/repos/{q(repo)}", repo), ("", branch)]
         return page(f"{repo}@{branch}", body, crumbs, who.name)
+
+    def merge_preview(self, who: Principal, request: Request, repo: str, branch: str) -> str:
+        who.require(repo, "reader")
+        source = request.query_params.get("source", "")
+        result = self.store.merge(repo, source, branch, dry_run=True)
+        body = (history_views.merge_form(repo, branch, list(self.store.inspect_repo(repo).branches), source)
+                + history_views.merge_preview(repo, result))
+        crumbs = [("/console/", "repos"), (f"/console/repos/{q(repo)}", repo),
+                  (f"/console/repos/{q(repo)}/branches/{q(branch)}", branch), ("", "merge")]
+        return page(f"Merge {source} into {repo}@{branch}", body, crumbs, who.name)
+
+    def merge(self, who: Principal, request: Request, repo: str, branch: str) -> Response:
+        who.require(repo, "writer")
+        history_views.same_origin(request)
+        form = parse_qs(request.state.form_body)
+        source = (form.get("source") or [""])[0]
+        strategy = history_views.strategy_of((form.get("strategy") or [""])[0])
+        result = self.store.merge(repo, source, branch, strategy=strategy, author=who.name,
+                                  message=f"Merge {source} into {branch} (console)")
+        target = result.commit.id if result.commit else branch
+        return RedirectResponse(commit_url(repo, target), status_code=303)
 
     def _commit_rows(self, repo: str, commits: list[Commit], *, branch: bool) -> list[tuple[object, ...]]:
         rows: list[tuple[object, ...]] = []
@@ -199,6 +236,8 @@ class _Views:
             ("id", Raw(f'<span class="mono">{e(c.id)}</span>')),
             ("branch", link(f"/console/repos/{q(repo)}/branches/{q(c.branch)}", c.branch) if c.branch else "—"),
             ("parent", link(commit_url(repo, c.parent), c.parent[:12]) if c.parent else "—"),
+            *([("merged parent", link(commit_url(repo, c.merge_parent), c.merge_parent[:12]))]
+              if c.merge_parent else []),
             ("origin", c.origin.value), ("state", _state(c)), ("description", c.description or "—"),
             ("started", when(c.started)), ("finished", when(c.finished)),
             ("files", c.file_count), ("size", human_size(c.size_bytes)), ("commit set", c.commit_set),
