@@ -23,6 +23,7 @@ from typing import Any
 
 from datumflow.storage_service.errors import DatumflowError, InvalidArgument
 from datumflow.storage_service.names import is_commit_id, parse_ref
+from datumflow.storage_service.pipelines import worker_steps
 from datumflow.storage_service.pipelines.engine import Pipelines
 from datumflow.storage_service.pipelines.jobs import JobState
 from datumflow.storage_service.pipelines.spec import parse_spec
@@ -89,7 +90,7 @@ def _drive(engine: Any, job_id: str) -> Any:
         return engine.wait_job(job_id, drive=False)
     with tempfile.TemporaryDirectory(prefix="datumflow-kfp-") as scratch:
         for datum in pending:
-            engine.run_datum(job_id, datum.id, os.path.join(scratch, datum.id[:16], "pfs"))
+            worker_steps.run_datum(engine, job_id, datum.id, os.path.join(scratch, datum.id[:16], "pfs"))
     return engine.complete_job(job_id)
 
 
@@ -102,7 +103,7 @@ def _open_job(engine: Any, spec: dict[str, Any]) -> str:
         current = None
     if current is None:
         info = engine.create_pipeline(spec)
-    elif current.parsed == parse_spec(spec):
+    elif parse_spec(current.spec) == parse_spec(spec):
         return engine.run_pipeline(name)
     else:
         info = engine.update_pipeline(spec)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from datumflow.storage_service.errors import InvalidArgument, NotFound, Timeout
+from datumflow.storage_service.errors import InvalidArgument, MissingSecret, NotFound, Timeout
 from datumflow.storage_service.names import parse_ref
 
 import datumflow
@@ -24,10 +24,6 @@ __all__ = ["MissingSecret", "connect_from_env", "kfp_metadata", "read", "wait", 
 ADDRESS_ENV = "DATUMFLOW_ADDRESS"
 TOKEN_ENV = "DATUMFLOW_TOKEN"
 _POLL = 0.5
-
-
-class MissingSecret(InvalidArgument):
-    """The component's environment does not say where the datumflow service is."""
 
 
 def connect_from_env() -> Any:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datumflow.storage_service.pipelines import worker_steps
 from datumflow.storage_service.pipelines.engine import EXTERNAL_WORKER
 
 from .base import DatumflowBaseOperator, with_conn_id
@@ -144,7 +145,7 @@ class DatumPythonOperator(DatumflowBaseOperator):
         """Run the callable on one datum and upload its output; on an error record it, return what failed."""
         with tempfile.TemporaryDirectory(prefix="datumflow-datum-") as tmp:
             pfs = Path(tmp)
-            engine.fetch_datum(job_id, info.id, str(pfs))
+            worker_steps.fetch_datum(engine, job_id, info.id, str(pfs))
             input_dir = pfs / self.input_repo
             files = tuple(sorted(p for p in input_dir.rglob("*") if p.is_file()))
             try:
@@ -157,7 +158,7 @@ class DatumPythonOperator(DatumflowBaseOperator):
                                   tries=info.tries + 1)
                 self.log.error("datum %s (%s) failed: %s", info.id[:12], names, cause)
                 return f"datum {info.id[:12]} ({names}): {cause}"
-            engine.upload_datum(job_id, info.id, str(pfs), log=f"ran in Airflow task {self.task_id}")
+            worker_steps.upload_datum(engine, job_id, info.id, str(pfs), log=f"ran in Airflow task {self.task_id}")
         return None
 
     def _result(self, context: Any, engine: Any, job: Any, *, reused: bool) -> dict[str, Any]:

@@ -83,16 +83,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 
 # Arrows still pointing up, each to be removed (never added to).
-PENDING: set[tuple[str, str]] = {
-    ("client.pipelines", "pipelines"),
-    ("client.pipelines", "pipelines.engine"),
-    ("client.pipelines", "pipelines.jobs"),
-    ("client.pipelines", "pipelines.lineage"),
-    ("client.pipelines", "pipelines.spec"),
-    ("client.pipelines", "pipelines.worker"),
-    ("client.pipelines", "spouts.config"),
-    ("client.pipelines", "spouts.registry"),
-}
+PENDING: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, root: Path = SERVICE_ROOT) -> str:

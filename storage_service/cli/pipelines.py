@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from datumflow.storage_service.cli.base import Commands, Context, add_json, file_arg, subcommands
 from datumflow.storage_service.cli.output import emit, human_time, print_fields, print_json, print_table
 from datumflow.storage_service.errors import InvalidArgument
+from datumflow.storage_service.pipelines import worker_steps
 from datumflow.storage_service.pipelines.engine import PipelineInfo, Pipelines
 from datumflow.storage_service.pipelines.jobs import DatumInfo, JobInfo
 from datumflow.storage_service.pipelines.lineage import LineageNode
@@ -184,8 +185,10 @@ def lineage_cmd(ctx: Context, args: argparse.Namespace) -> None:
 
 def worker_cmd(ctx: Context, args: argparse.Namespace) -> int:
     svc = service(ctx)
-    step = {"run-datum": svc.run_datum, "fetch": svc.fetch_datum, "upload": svc.upload_datum}[args.step]
-    info = step(args.job, args.datum, args.pfs)
+    step = {
+        "run-datum": worker_steps.run_datum, "fetch": worker_steps.fetch_datum, "upload": worker_steps.upload_datum,
+    }[args.step]
+    info = step(svc, args.job, args.datum, args.pfs)
     emit(ctx, args, info, _render_datum)
     return 0 if info.state.value != "failed" else 1
 

@@ -13,8 +13,6 @@ triggers need, over ``httpx.AsyncClient``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
 import json
 import os
 import time
@@ -52,23 +50,10 @@ LONG_POLL = 20.0  # the service holds one wait request at most this long
 _RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 T = TypeVar("T")
 
-# Modules that define errors of their own: imported before an error is rebuilt by name.
-_ERROR_MODULES = (
-    "pipelines.jobs", "pipelines.engine", "service.s3.errors", "spouts.offsets", "spouts.registry", "spouts.source",
-)
-
-
-def _import_error_modules() -> None:
-    for name in _ERROR_MODULES:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(f"datumflow.storage_service.{name}")
-
-
 def _raise_for(response: httpx.Response) -> None:
     """Turn an error answer into the exception the service raised."""
     if response.status_code < 400:
         return
-    _import_error_modules()
     try:
         body = json.loads(response.read())
         error = body["error"]

@@ -6,57 +6,51 @@ operators and components run unchanged against a service. Jobs run inside
 the service (``serve`` runs the pipelines loop): ``wait_job`` long-polls and
 its ``drive`` argument is accepted for compatibility but does nothing.
 
-The worker steps run here, on the caller's host: ``fetch_datum`` reads the
-datum's input files with the ordinary file API into ``pfs``; ``upload_datum``
-sends ``pfs/out`` (and the log) as one tar, which the service stores as the
-datum's output; ``run_datum`` does both around the transform, with the
-spec's tries and timeout, and records a failure if every try failed.
+The client imports no server module: the worker steps of a datum (fetch its
+inputs, run the transform, send ``pfs/out``) live in the pipelines layer,
+:mod:`datumflow.storage_service.pipelines.worker_steps`, and work over this
+API: :meth:`RemotePipelines.upload_output` sends the tar they build, and
+``fail_datum`` records a datum whose every try failed.
 
 :class:`AsyncRemotePipelines` offers what deferrable sensors need
 (``inspect_job``, ``wait_job``, ``job_for_commit``, ``list_jobs``);
-:class:`RemoteSpouts` the functions of :mod:`.spout_registry`.
+:class:`RemoteSpouts` the functions of :mod:`datumflow.storage_service.spouts.registry`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from datumflow.storage_service.client.bodies import _body_of, _q, _tar_stream
+import yaml
+from datumflow.storage_service.client.bodies import _q, _tar_stream
 from datumflow.storage_service.errors import InvalidArgument
-from datumflow.storage_service.pipelines import worker
-from datumflow.storage_service.pipelines.engine import SPEC_FILE, PipelineInfo
-from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobInfo, JobState
-from datumflow.storage_service.pipelines.lineage import LineageNode
-from datumflow.storage_service.pipelines.spec import PipelineSpec, parse_spec
-from datumflow.storage_service.spouts.config import SpoutConfig
-from datumflow.storage_service.spouts.registry import SpoutStatus
+from datumflow.storage_service.model.datum import DatumInfo
+from datumflow.storage_service.model.job import JobInfo
+from datumflow.storage_service.model.lineage import LineageNode
+from datumflow.storage_service.model.pipeline import PipelineInfo
+from datumflow.storage_service.model.spout import SpoutConfig, SpoutStatus
 
 if TYPE_CHECKING:
     from datumflow.storage_service.client.http import AsyncClient, Client
     from datumflow.storage_service.pipelines.run_local import LocalRun
+    from datumflow.storage_service.pipelines.spec import PipelineSpec
 
 __all__ = ["AsyncRemotePipelines", "RemotePipelines", "RemoteSpouts"]
 
-Member = tuple[str, int, Callable[[], Any]]
+Member = tuple[str, int, Callable[[], Iterator[bytes]]]
 
 
 def job_from_dict(data: dict[str, Any]) -> JobInfo:
-    return JobInfo.from_dict({**data, "state": JobState(data["state"])})
+    return JobInfo.from_dict(data)
 
 
 def datum_from_dict(data: dict[str, Any]) -> DatumInfo:
-    return DatumInfo.from_dict({**data, "state": DatumState(data["state"])})
+    return DatumInfo.from_dict(data)
 
 
 def lineage_from_dict(data: dict[str, Any]) -> LineageNode:
-    return LineageNode(
-        repo=data["repo"], commit=data["commit"], path=data["path"], hash=data.get("hash"),
-        pipeline=data.get("pipeline"), job=data.get("job"), datum=data.get("datum"),
-        inputs=tuple(lineage_from_dict(i) for i in data.get("inputs", ())),
-    )
+    return LineageNode.from_dict(data)
 
 
 def spout_from_dict(data: dict[str, Any]) -> SpoutStatus:
@@ -64,7 +58,33 @@ def spout_from_dict(data: dict[str, Any]) -> SpoutStatus:
 
 
 def _spec_body(spec: PipelineSpec | dict[str, Any] | str) -> dict[str, Any] | str:
-    return spec.to_dict() if isinstance(spec, PipelineSpec) else spec
+    if isinstance(spec, (dict, str)):
+        return spec
+    body: dict[str, Any] = spec.to_dict()
+    return body
+
+
+def _spec_name(spec: PipelineSpec | dict[str, Any] | str) -> str:
+    """The name of a spec, to address it; the service validates the whole spec."""
+    if not isinstance(spec, (dict, str)):
+        return str(spec.name)
+    data = _one_document(spec) if isinstance(spec, str) else spec
+    inner = data.get("pipeline")
+    name = inner.get("name") if isinstance(inner, dict) else data.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidArgument("the pipeline spec has no name (pipeline.name)")
+    return name
+
+
+def _one_document(text: str) -> dict[str, Any]:
+    try:
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    except yaml.YAMLError as exc:
+        raise InvalidArgument(f"the pipeline spec is not valid YAML or JSON: {exc}") from exc
+    if len(docs) != 1 or not isinstance(docs[0], dict):
+        raise InvalidArgument(f"expected one pipeline spec (a mapping), found {len(docs)} documents")
+    found: dict[str, Any] = docs[0]
+    return found
 
 
 class RemotePipelines:
@@ -90,7 +110,7 @@ class RemotePipelines:
         return PipelineInfo.from_dict(self._call("POST", "/pipelines", json=body))
 
     def update_pipeline(self, spec: PipelineSpec | dict[str, Any] | str, *, reprocess: bool = False) -> PipelineInfo:
-        name = parse_spec(spec).name
+        name = _spec_name(spec)
         body = {"spec": _spec_body(spec), "reprocess": reprocess}
         return PipelineInfo.from_dict(self._call("PUT", f"/pipelines/{_q(name)}", json=body))
 
@@ -156,52 +176,16 @@ class RemotePipelines:
         url = f"/jobs/{_q(job_id)}/datums/{_q(datum_id)}/failure"
         return datum_from_dict(self._call("POST", url, json={"error": error, "log": log, "tries": tries}))
 
-    # -- worker steps, on this host ----------------------------------------------------------
-
-    def fetch_datum(self, job_id: str, datum_id: str, pfs: str) -> DatumInfo:
-        """Write a datum's inputs under ``pfs`` (and an empty ``pfs/out``)."""
-        info = self.inspect_datum(job_id, datum_id)
-        worker.fetch(self.client, info.datum, Path(pfs))  # type: ignore[arg-type]  # Client has open_file
-        return info
-
-    def upload_datum(
-        self, job_id: str, datum_id: str, pfs: str, *, log: str | None = None, tries: int | None = None
+    def upload_output(
+        self, job_id: str, datum_id: str, members: list[Member], *, tries: int | None = None
     ) -> DatumInfo:
-        """Send ``pfs/out`` as the datum's output; the service stores it and marks the datum succeeded."""
-        members = _out_members(Path(pfs), log)
+        """Send a datum's output as one tar (members ``out/…`` and an optional ``log``); the service
+        stores it and marks the datum succeeded. ``pipelines.worker_steps`` builds the members."""
         url = f"/jobs/{_q(job_id)}/datums/{_q(datum_id)}/output"
         params = {} if tries is None else {"tries": tries}
         data = self._call("POST", url, params=params, content=lambda: _tar_stream(members, None),
                           headers={"Content-Type": "application/x-tar"})
         return datum_from_dict(data)
-
-    def run_datum(self, job_id: str, datum_id: str, pfs: str) -> DatumInfo:
-        """Fetch, run and upload one datum here, with the spec's tries and timeout; record a failure."""
-        info = self.inspect_datum(job_id, datum_id)
-        job = self.inspect_job(info.job)
-        if job.spec_commit is None:
-            raise InvalidArgument(f"job {job.id} has no spec commit")
-        spec = parse_spec(json.loads(self.client.get_file(job.pipeline, job.spec_commit, SPEC_FILE)))
-        env, folder, tries = worker.DatumEnv(job.id, info.datum, job.output_commit), Path(pfs), spec.datum_tries
-        logs: list[str] = []
-        error = "not run"
-        for attempt in range(1, tries + 1):
-            worker.clear(folder)
-            worker.fetch(self.client, info.datum, folder)  # type: ignore[arg-type]
-            before = worker.snapshot(folder)
-            result = worker.run_transform(spec.transform, env, folder, timeout=spec.timeout_seconds,
-                                          secrets=worker.secret_env(spec.transform))
-            logs.append(result.log if tries == 1 else f"--- try {attempt}/{tries} ---\n{result.log}")
-            outside = worker.written_outside(before, worker.snapshot(folder))
-            found = result.error or ("wrote outside /pfs/out: " + ", ".join(outside[:5]) if outside else None)
-            if found is None:
-                try:
-                    return self.upload_datum(job.id, info.id, pfs, log=_tail(logs), tries=attempt)
-                except InvalidArgument as exc:  # a link out of /pfs, a special file…
-                    found = str(exc)
-            error = found
-            logs.append(f"[datumflow] {error}\n")
-        return self.fail_datum(job.id, info.id, error, log=_tail(logs), tries=tries)
 
 
 class AsyncRemotePipelines:
@@ -251,26 +235,3 @@ class RemoteSpouts:
 
     def release(self, name: str, *, error: str | None = None) -> None:
         self.client._json("POST", f"/spouts/{_q(name)}/release", json={"error": error})
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-def _out_members(pfs: Path, log: str | None) -> list[Member]:
-    """The tar members of ``pfs/out`` (links checked as the local worker does) and the log."""
-    pfs = pfs.resolve()
-    out = pfs / "out"
-    if out.is_symlink() or not out.is_dir():
-        raise InvalidArgument(f"{out} must be a folder the transform writes into")
-    members: list[Member] = [
-        (f"out/{rel}", local.stat().st_size, _body_of(str(local))) for rel, local in worker._output_files(pfs, out)
-    ]
-    if log is not None:
-        data = log.encode()
-        members.append(("log", len(data), _body_of(data)))
-    return members
-
-
-def _tail(logs: list[str]) -> str:
-    return worker._tail("".join(logs).encode())
-

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from datumflow.storage_service.pipelines import worker
-from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobTable
+from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobTable, datum_of
 from datumflow.storage_service.pipelines.planning import recorder
 from datumflow.storage_service.pipelines.registry import PipelineRegistry
 from datumflow.storage_service.store.store import Store
@@ -24,7 +24,7 @@ class DatumSteps:
 
     def fetch(self, info: DatumInfo, pfs: str) -> DatumInfo:
         """Write a datum's inputs under ``pfs`` (and an empty ``pfs/out``)."""
-        worker.fetch(self.store, info.datum, Path(pfs))
+        worker.fetch(self.store, datum_of(info), Path(pfs))
         return info
 
     def upload(self, info: DatumInfo, pfs: str, *, log: str | None = None) -> DatumInfo:
@@ -49,8 +49,8 @@ class DatumSteps:
         job = self.jobs.get(info.job)
         spec = self.registry.job_spec(job)
         outcome = worker.run_datum(
-            self.store, spec.transform, worker.DatumEnv(job.id, info.datum, job.output_commit), Path(pfs),
+            self.store, spec.transform, worker.DatumEnv(job.id, datum_of(info), job.output_commit), Path(pfs),
             tries=spec.datum_tries, timeout=spec.timeout_seconds,
         )
-        recorder(self.jobs, job)(info.datum, outcome)
+        recorder(self.jobs, job)(datum_of(info), outcome)
         return self.jobs.datum(info.job, info.id)

@@ -6,89 +6,25 @@ import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any
 
 from datumflow.storage_service.core.pipeline_schema import bulk_insert, datums, jobs, placeholder
-from datumflow.storage_service.errors import InvalidArgument, NotFound
-from datumflow.storage_service.model.core import _Value
+from datumflow.storage_service.errors import InvalidArgument, JobNotFound
+from datumflow.storage_service.model.datum import DatumInfo, DatumState
+from datumflow.storage_service.model.job import JobInfo, JobState
 from datumflow.storage_service.pipelines.datums import Datum, DatumInput
 from sqlalchemy import Engine, func, insert, select, update
 
-__all__ = ["DatumInfo", "DatumState", "JobInfo", "JobNotFound", "JobState", "JobTable"]
+__all__ = ["DatumInfo", "DatumState", "JobInfo", "JobNotFound", "JobState", "JobTable", "datum_of"]
 
 
 # The columns add_datums writes (tries 0; log, error and timings NULL until the datum runs).
 _DATUM_COLUMNS = ("job", "id", "hash", "state", "inputs", "outputs", "reused_from", "tries")
 
 
-class JobNotFound(NotFound):
-    """No job (or no datum of a job) has that id."""
-
-
-class JobState(str, Enum):
-    CREATED = "created"
-    RUNNING = "running"
-    SUCCESS = "success"
-    FAILURE = "failure"
-    KILLED = "killed"  # an input commit failed; nothing ran
-
-    @property
-    def done(self) -> bool:
-        return self in (JobState.SUCCESS, JobState.FAILURE, JobState.KILLED)
-
-
-class DatumState(str, Enum):
-    PENDING = "pending"
-    SUCCESS = "success"  # ran in this job
-    SKIPPED = "skipped"  # an earlier run's output was reused
-    FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class JobInfo(_Value):
-    id: str
-    pipeline: str
-    state: JobState
-    output_commit: str
-    commit_set: str
-    spec_commit: str | None
-    inputs: dict[str, str | None]
-    reason: str | None
-    reprocess: bool
-    created: float
-    started: float | None
-    finished: float | None
-    total: int = 0
-    processed: int = 0  # ran successfully in this job
-    skipped: int = 0  # reused from the datum cache
-    failed: int = 0
-    recovered: int = 0  # succeeded after a failed try
-
-    @property
-    def counters(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in ("total", "processed", "skipped", "failed", "recovered")}
-
-
-@dataclass(frozen=True)
-class DatumInfo(_Value):
-    job: str
-    id: str
-    hash: str
-    state: DatumState
-    inputs: list[dict[str, Any]]
-    outputs: list[str] = field(default_factory=list)
-    reused_from: str | None = None
-    tries: int = 0
-    log: str | None = None
-    error: str | None = None
-    started: float | None = None
-    finished: float | None = None
-
-    @property
-    def datum(self) -> Datum:
-        return Datum(self.id, tuple(DatumInput.from_dict(d) for d in self.inputs))
+def datum_of(info: DatumInfo) -> Datum:
+    """The datum a datum record describes (its id and inputs)."""
+    return Datum(info.id, tuple(DatumInput.from_dict(d) for d in info.inputs))
 
 
 class JobTable:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from datumflow.storage_service.core.pipeline_schema import bulk_insert, datums, jobs, lineage
 from datumflow.storage_service.errors import InvalidArgument
+from datumflow.storage_service.model.lineage import LineageNode
 from sqlalchemy import Engine, delete, select
 
 if TYPE_CHECKING:
@@ -25,34 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["LineageNode", "file_lineage", "forget_lineage", "record_lineage"]
 
 _BATCH = 500
-
-
-@dataclass(frozen=True)
-class LineageNode:
-    """A file and, if a pipeline wrote it, the datum and input files it came from."""
-
-    repo: str
-    commit: str
-    path: str
-    hash: str | None
-    pipeline: str | None = None
-    job: str | None = None
-    datum: str | None = None
-    inputs: tuple[LineageNode, ...] = field(default=())
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"repo": self.repo, "commit": self.commit, "path": self.path, "hash": self.hash}
-        if self.pipeline is not None:
-            out.update(pipeline=self.pipeline, job=self.job, datum=self.datum)
-            out["inputs"] = [i.to_dict() for i in self.inputs]
-        return out
-
-    def walk(self) -> Iterable[tuple[int, LineageNode]]:
-        stack: list[tuple[int, LineageNode]] = [(0, self)]
-        while stack:
-            depth, node = stack.pop()
-            yield depth, node
-            stack.extend((depth + 1, child) for child in reversed(node.inputs))
 
 
 def record_lineage(engine: Engine, commit: str, job: str, writers: Mapping[str, str]) -> None:

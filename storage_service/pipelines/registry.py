@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from datumflow.storage_service.core.pipeline_schema import pipelines as pipelines_table
-from datumflow.storage_service.errors import AlreadyExists, BranchInUse, InvalidArgument, NotFound, RepoNotFound
-from datumflow.storage_service.model.core import BranchRef, Origin, _Value
+from datumflow.storage_service.errors import AlreadyExists, BranchInUse, InvalidArgument, PipelineNotFound, RepoNotFound
+from datumflow.storage_service.model.core import BranchRef, Origin
+from datumflow.storage_service.model.pipeline import PipelineInfo
 from datumflow.storage_service.pipelines.cache import DatumCache
 from datumflow.storage_service.pipelines.datums import input_branches
 from datumflow.storage_service.pipelines.jobs import JobInfo, JobTable
@@ -29,27 +29,6 @@ __all__ = ["SPEC_BRANCH", "SPEC_FILE", "PipelineInfo", "PipelineNotFound", "Pipe
 
 SPEC_BRANCH = "spec"
 SPEC_FILE = "spec.json"
-
-
-class PipelineNotFound(NotFound):
-    pass
-
-
-@dataclass(frozen=True)
-class PipelineInfo(_Value):
-    name: str
-    description: str
-    spec: dict[str, Any]
-    spec_commit: str
-    version: int
-    created: float
-    updated: float
-    output_branch: str
-    inputs: list[str]  # "repo@branch" of every input
-
-    @property
-    def parsed(self) -> PipelineSpec:
-        return parse_spec(self.spec)
 
 
 class PipelineRegistry:
@@ -117,7 +96,7 @@ class PipelineRegistry:
         users = [p.name for p in self.list_all() if any(i.split("@")[0] == name for i in p.inputs)]
         if users and not force:
             raise BranchInUse(f"pipeline {name} is an input of {', '.join(users)}; delete those first or force")
-        self._remove(name, info.parsed, force=force)
+        self._remove(name, parse_spec(info.spec), force=force)
 
     def run(self, name: str, *, reprocess: bool = False) -> str:
         info = self.inspect(name)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datumflow.storage_service.errors import DatumflowError
 from datumflow.storage_service.pipelines.cron import next_tick, tick
 from datumflow.storage_service.pipelines.registry import PipelineRegistry
-from datumflow.storage_service.pipelines.spec import CronInput
+from datumflow.storage_service.pipelines.spec import CronInput, parse_spec
 from datumflow.storage_service.store.store import Store
 
 __all__ = ["BackgroundLoop", "tick_crons"]
@@ -22,7 +22,7 @@ def tick_crons(store: Store, registry: PipelineRegistry, now: float | None = Non
     when = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc)
     made = []
     for info in registry.list_all():
-        spec = info.parsed
+        spec = parse_spec(info.spec)
         last = registry.last_ticks(spec.name)
         for leaf in spec.leaves():
             if not isinstance(leaf, CronInput):

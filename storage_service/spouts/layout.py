@@ -35,10 +35,11 @@ import json
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
 from json.encoder import encode_basestring  # what json.dumps(..., ensure_ascii=False) uses for a str
 from typing import Any, Protocol
 from urllib.parse import quote
+
+from datumflow.storage_service.model.spout import Format, Layout
 
 __all__ = [
     "DEAD_LETTER_DIR",
@@ -57,21 +58,6 @@ DEAD_LETTER_DIR = "_dead_letter"
 _OFFSET_DIGITS = 20
 _NULL_LENGTH = 0xFFFFFFFF
 _FRAME = struct.Struct(">QI")
-
-
-class Format(str, Enum):
-    JSONL = "jsonl"
-    JSON_VALUES = "json-values"
-    RAW = "raw"
-
-    @property
-    def extension(self) -> str:
-        return "bin" if self is Format.RAW else "jsonl"
-
-
-class Layout(str, Enum):
-    PARTITION = "partition"
-    KEY = "key"
 
 
 class Message(Protocol):

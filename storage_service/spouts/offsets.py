@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from datumflow.storage_service.errors import BranchNotFound, CommitOpen, Conflict
+from datumflow.storage_service.errors import BranchNotFound, CommitOpen, CorruptOffsets
 from datumflow.storage_service.model.core import Branch, Commit, CommitState, Origin
 
 __all__ = [
@@ -26,10 +26,6 @@ __all__ = [
     "find_resume_point",
     "offsets_metadata",
 ]
-
-
-class CorruptOffsets(Conflict):
-    """A commit's Kafka metadata cannot be read; the spout refuses to guess."""
 
 
 class CommitReader(Protocol):

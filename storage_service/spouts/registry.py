@@ -19,13 +19,12 @@ import os
 import socket
 import time
 import weakref
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from datumflow.storage_service.core.schema import metadata
-from datumflow.storage_service.errors import AlreadyExists, InvalidArgument, NotFound
+from datumflow.storage_service.errors import AlreadyExists, InvalidArgument, SpoutNotFound
+from datumflow.storage_service.model.spout import SpoutConfig, SpoutStatus
 from datumflow.storage_service.names import check_repo_name
-from datumflow.storage_service.spouts.config import SpoutConfig
 from sqlalchemy import Boolean, Column, Engine, Float, Integer, String, Table, Text, insert, select, update
 
 __all__ = [
@@ -60,31 +59,6 @@ spouts = Table(
     Column("commits", Integer, nullable=False, default=0),
     Column("error", Text, nullable=True),
 )
-
-
-class SpoutNotFound(NotFound):
-    pass
-
-
-@dataclass(frozen=True)
-class SpoutStatus:
-    name: str
-    config: SpoutConfig
-    state: str  # running | stopped | failed | lost
-    stop_requested: bool
-    host: str
-    pid: int | None
-    started: float
-    heartbeat: float
-    last_commit: str | None
-    messages: int
-    commits: int
-    error: str | None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["config"] = self.config.to_dict()
-        return out
 
 
 _CREATED: weakref.WeakSet[Engine] = weakref.WeakSet()

@@ -12,17 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from datumflow.storage_service.errors import DatumflowError, InvalidArgument, NotFound, ServiceUnavailable
+from datumflow.storage_service.errors import DatumflowError, InvalidArgument, ServiceUnavailable, TopicNotFound
 from datumflow.storage_service.spouts.config import SpoutConfig
 from datumflow.storage_service.spouts.layout import Message
 
 __all__ = ["KafkaSource", "TopicNotFound"]
 
 log = logging.getLogger(__name__)
-
-
-class TopicNotFound(NotFound):
-    """The topic does not exist on the brokers (the spout never creates it)."""
 
 
 class KafkaSource:

@@ -21,24 +21,12 @@ from datumflow.storage_service.errors import (
     NotFound,
     PathNotFound,
     RepoNotFound,
+    S3Error,
     Unauthenticated,
 )
 from fastapi.responses import Response
 
 __all__ = ["S3Error", "error_response", "s3_error_for"]
-
-
-class S3Error(DatumflowError):
-    """An S3 error code with its HTTP status; ``resource`` names the bucket or key."""
-
-    def __init__(self, code: str, message: str, status: int = 400, resource: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-        self.resource = resource
-
-    def __reduce__(self) -> tuple[type, tuple[str, str, int, str]]:
-        return (type(self), (self.code, self.message, self.status, self.resource))
 
 
 def s3_error_for(exc: DatumflowError, resource: str = "") -> S3Error:
