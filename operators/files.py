@@ -50,26 +50,41 @@ class PutFilesOperator(DatumflowBaseOperator):
     ``files``: {destination: local path, folder or fsspec URL (``s3://…``)};
     ``data``: {destination: bytes, text or a JSON-able value}, e.g. an upstream
     task's XCom (``"{{ ti.xcom_pull('extract') }}"`` or an ``XComArg``).
+
+    ``sync=True``: each ``files`` value is a local folder, synced into its
+    destination folder: only files added or changed are uploaded, unchanged
+    ones are not even read (the client's stat cache); with ``delete=True``
+    files gone from the folder are removed from the destination too.
     """
 
     template_fields: Sequence[str] = with_conn_id("repo", "branch", "files", "data", "commit", "description")
 
     def __init__(self, *, repo: str, branch: str = "master", files: Mapping[str, str] | None = None,
                  data: Mapping[str, Any] | None = None, commit: Any = None, description: str = "",
-                 **kwargs: Any) -> None:
+                 sync: bool = False, delete: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.repo, self.branch, self.files, self.data = repo, branch, files or {}, data or {}
-        self.commit, self.description = commit, description
+        self.commit, self.description, self.sync, self.delete = commit, description, sync, delete
 
     def execute(self, context: Any) -> dict[str, Any]:
         if not self.files and not self.data:
             raise self.fail("nothing to put: give files={dest: path or URL} or data={dest: value}")
+        if self.sync and self.data:
+            raise self.fail("sync=True syncs local folders: give files={dest: folder}, not data")
         # Airflow renders the values of a templated dict, not its keys: the destinations are rendered here.
         files = {self.render_template(k, context): v for k, v in self.files.items()}
         data = {self.render_template(k, context): v for k, v in self.data.items()}
-        items = sources(files, data)
         client = self.hook.get_conn()
-        return self.write(context, self.repo, self.branch, lambda cid: client.put_files(self.repo, cid, items),
+        if self.sync:
+            def write(cid: str) -> None:
+                for dest, folder in files.items():
+                    client.sync_up(str(folder).removeprefix("file://"), self.repo, cid, dest, delete=self.delete)
+        else:
+            items = sources(files, data)
+
+            def write(cid: str) -> None:
+                client.put_files(self.repo, cid, items)
+        return self.write(context, self.repo, self.branch, write,
                           commit=self.commit, description=self.description or f"put by {self.task_id}")
 
 

@@ -123,6 +123,29 @@ class DatumflowFileSystem(AbstractFileSystem):  # type: ignore[misc]
             when = float(stamp)
         return dt.datetime.fromtimestamp(when, dt.timezone.utc)
 
+    def put(self, lpath: Any, rpath: Any, recursive: bool = False, callback: Any = None, maxdepth: int | None = None,
+            **kwargs: Any) -> None:
+        """A local folder (``recursive=True``) is synced: one commit of the files added or changed, unchanged
+        files not even read (see :mod:`~..sync.statcache`); anything else as fsspec does it."""
+        if not _whole_folder(lpath, recursive, maxdepth, os.path.isdir):
+            return super().put(lpath, rpath, recursive=recursive, maxdepth=maxdepth, **_with(callback, kwargs))
+        repo, ref, sub = split(self._strip_protocol(rpath))
+        if not str(lpath).endswith("/") and (str(rpath).endswith("/") or self.isdir(rpath)):
+            sub = "/".join(p for p in (sub, os.path.basename(os.path.abspath(lpath))) if p)  # into the folder
+        self.store.sync_up(str(lpath), repo, ref, sub)
+        self.invalidate_cache()
+
+    def get(self, rpath: Any, lpath: Any, recursive: bool = False, callback: Any = None, maxdepth: int | None = None,
+            **kwargs: Any) -> None:
+        """A folder (``recursive=True``) is synced down: only files missing or differing locally are written."""
+        if not _whole_folder(rpath, recursive, maxdepth, self.isdir):
+            return super().get(rpath, lpath, recursive=recursive, maxdepth=maxdepth, **_with(callback, kwargs))
+        repo, ref, sub = split(self._strip_protocol(rpath))
+        target = str(lpath)
+        if not str(rpath).endswith("/") and (target.endswith("/") or os.path.isdir(target)) and sub:
+            target = os.path.join(target, os.path.basename(sub))
+        self.store.sync_down(repo, ref, sub, target)
+
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy a file: the new entry shares the chunks (no bytes move); one commit on the target branch."""
         src_repo, src_ref, src = split(self._strip_protocol(path1))
@@ -172,6 +195,18 @@ class DatumflowFileSystem(AbstractFileSystem):  # type: ignore[misc]
             raise FileExistsError(f"{path} exists (mode 'xb' creates a new file only)")
         return DatumflowFile(self, path, mode=mode, block_size=block_size or 4 * 1024 * 1024,
                              cache_options=cache_options, **kwargs)
+
+
+def _whole_folder(path: Any, recursive: bool, maxdepth: int | None, isdir: Any) -> bool:
+    """One folder, all of it: what a sync does (lists, globs and depth limits go fsspec's way)."""
+    if not recursive or maxdepth is not None or not isinstance(path, (str, os.PathLike)):
+        return False
+    text = str(path)
+    return not any(c in text for c in "*?[") and bool(isdir(text))
+
+
+def _with(callback: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return kwargs if callback is None else {**kwargs, "callback": callback}
 
 
 class DatumflowFile(AbstractBufferedFile):  # type: ignore[misc]

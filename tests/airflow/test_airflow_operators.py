@@ -84,6 +84,21 @@ def test_put_files_writes_one_commit(hook):
     assert out["commit"] == "c1"
 
 
+def test_put_files_sync_uploads_only_the_differences_of_each_folder(hook):
+    from datumflow.operators.files import PutFilesOperator
+
+    conn = hook.get_conn()
+    conn.start_commit.return_value = commit(state=CommitState.OPEN)
+    conn.finish_commit.return_value = commit()
+    op = PutFilesOperator(task_id="t", repo="raw", files={"models": "/tmp/out", "logs": "file:///tmp/logs"},
+                          sync=True, delete=True)
+    assert op.execute({"ti": ti()})["commit"] == "c1"
+    assert conn.sync_up.call_args_list == [
+        (("/tmp/out", "raw", "c1", "models"), {"delete": True}), (("/tmp/logs", "raw", "c1", "logs"), {"delete": True}),
+    ]
+    conn.put_files.assert_not_called()
+
+
 def test_put_files_failure_fails_the_commit(hook):
     from datumflow.operators.files import PutFilesOperator
 

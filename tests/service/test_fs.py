@@ -79,3 +79,38 @@ def test_address_from_environment(where: dict[str, Any], monkeypatch: pytest.Mon
         monkeypatch.setenv("DATUMFLOW_TOKEN", where["options"]["token"])
     with fsspec.open(f"datumflow://{where['repo']}@master/2026/jan.csv", "rb") as fh:
         assert fh.read().startswith(b"day,amount")
+
+
+def test_put_and_get_of_a_folder_skip_what_is_unchanged(
+    where: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import time
+
+    monkeypatch.setenv("DATUMFLOW_SYNC_CACHE", str(tmp_path / "cache"))
+    repo, options = where["repo"], where["options"]
+    src = tmp_path / "exports"
+    (src / "sub").mkdir(parents=True)
+    for i in range(20):
+        (src / "sub" / f"{i}.bin").write_bytes(os.urandom(512))
+    time.sleep(0.2)
+    fs = fsspec.filesystem("datumflow", **options)
+    store = datumflow.connect(options["address"], token=options.get("token"))
+    fs.put(f"{src}/", f"{repo}@master/in", recursive=True)
+    assert len(fs.find(f"{repo}@master/in")) == 20
+    commits = len(store.list_commits(repo, "master"))
+    fs.put(f"{src}/", f"{repo}@master/in", recursive=True)  # unchanged: no commit
+    assert len(store.list_commits(repo, "master")) == commits
+    (src / "sub" / "3.bin").write_bytes(b"new")
+    fs.put(f"{src}/", f"{repo}@master/in", recursive=True)
+    assert [d.path for d in store.diff(repo, None, "master")] == ["in/sub/3.bin"]
+    out = tmp_path / "out"
+    fs.get(f"{repo}@master/in", str(out), recursive=True)
+    assert (out / "sub" / "3.bin").read_bytes() == b"new" and len(list(out.rglob("*.bin"))) == 20
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.bin")}
+    (out / "sub" / "4.bin").write_bytes(b"local")
+    fs.get(f"{repo}@master/in/", str(out), recursive=True)  # only the differing file is written again
+    after = {p: p.stat().st_mtime_ns for p in out.rglob("*.bin")}
+    assert [p.name for p in before if before[p] != after[p]] == ["4.bin"]
+    assert (out / "sub" / "4.bin").read_bytes() == (src / "sub" / "4.bin").read_bytes()
+    store.close()
