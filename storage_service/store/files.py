@@ -43,6 +43,18 @@ Precondition = Callable[[FileInfo | None], None]
 MAX_META_BYTES = 8 * 1024
 
 _EDIT_LOCK = threading.Lock()
+_TURNS: dict[tuple[str, str], threading.Lock] = {}
+_TURNS_LOCK = threading.Lock()
+
+
+def _writer_turn(repo: str, target: str) -> threading.Lock:
+    """Writers of single versions (the S3 gateway) on one branch take turns to commit in this process.
+
+    Their bytes are already stored, so a turn is an index edit and one commit;
+    without it, two of them would race to open the branch's next commit.
+    """
+    with _TURNS_LOCK:
+        return _TURNS.setdefault((repo, target), threading.Lock())
 
 
 def entry_of(size: int, h: str, refs: list[ChunkRef] | tuple[ChunkRef, ...],
@@ -164,21 +176,16 @@ class FileOps(StoreBase):
         in the commit the write lands in, in the transaction that applies it.
         """
         path = _need_path(normalize_path(path))
-        written: list[FileInfo] = []
-
-        def store_one(commit_id: str) -> dict[str, Any]:
-            if precondition is not None:  # refuse early, before the body is read
-                precondition(self._version_at(self._root_of(commit_id), path))
-            with self.chunks.writer() as writer:
-                ((_, entry),) = self._store_source(writer, path, source, None)
-            given = meta() if callable(meta) else meta
-            entry = entry_of(entry[0], entry[1], chunks_of(entry), check_meta(given or {}))
-            written.append(file_info(path, entry))
-            return {path: entry}
-
+        if precondition is not None:  # refuse early, before the body is read
+            precondition(self._version_at(self._current_root(repo, target), path))
+        with self.chunks.writer() as writer:  # the bytes are stored before any commit is opened
+            ((_, entry),) = self._store_source(writer, path, source, None)
+        given = meta() if callable(meta) else meta
+        entry = entry_of(entry[0], entry[1], chunks_of(entry), check_meta(given or {}))
         check = None if precondition is None else (lambda root: precondition(self._version_at(root, path)))
-        commit = self.write_entries(repo, target, store_one, verb="write", description=description, check=check)
-        return commit, written[0]
+        with _writer_turn(repo, target):
+            commit = self.write_entries(repo, target, lambda _: {path: entry}, description=description, check=check)
+        return commit, file_info(path, entry)
 
     def copy_version(
         self, version: FileInfo, dst_repo: str, dst_target: str, dst_path: str, *,
@@ -191,7 +198,8 @@ class FileOps(StoreBase):
         entry = entry_of(version.size, version.hash, version.chunks,
                          check_meta(version.meta if meta is None else meta))
         check = None if precondition is None else (lambda root: precondition(self._version_at(root, dst_path)))
-        commit = self.write_entries(dst_repo, dst_target, lambda _: {dst_path: entry}, verb="copy", check=check)
+        with _writer_turn(dst_repo, dst_target):
+            commit = self.write_entries(dst_repo, dst_target, lambda _: {dst_path: entry}, verb="copy", check=check)
         return commit, file_info(dst_path, entry)
 
     def remove_files(self, repo: str, target: str, paths: Iterable[str]) -> Commit | None:
@@ -208,7 +216,8 @@ class FileOps(StoreBase):
             root = self._root_of(commit_id)
             return {p: None for p in wanted if self.tree.get(root, p) is not None}
 
-        return self.write_entries(repo, target, doomed, verb="delete", check=None)
+        with _writer_turn(repo, target):
+            return self.write_entries(repo, target, doomed, verb="delete", check=None)
 
     def _version_at(self, root: str | None, path: str) -> FileInfo | None:
         entry = self.tree.get(root, path)
