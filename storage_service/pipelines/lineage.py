@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LineageNode", "file_lineage", "forget_lineage", "record_lineage"]
 
+_MAX_HOPS = 1000  # ancestors walked to find the commit that wrote a file's version
 _BATCH = 500
 
 
@@ -47,6 +48,8 @@ def file_lineage(store: Store, repo: str, ref: str, path: str, *, depth: int | N
     if info.is_dir:
         raise InvalidArgument(f"{repo}@{ref}:{info.path} is a folder; lineage is recorded per file")
     commit = store.resolve(repo, ref)
+    with store.engine.connect() as conn:
+        commit = _written_in(store, conn, repo, commit, info.path, info.hash)
     key = (repo, commit, info.path, info.hash)
     children: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     writer: dict[tuple[Any, ...], tuple[str, str, str]] = {}
@@ -69,6 +72,22 @@ def file_lineage(store: Store, repo: str, ref: str, path: str, *, depth: int | N
                             nxt.append(kid)
             frontier = nxt
     return _build(key, children, writer)
+
+
+def _written_in(store: Store, conn: Any, repo: str, commit: str, path: str, content: str | None) -> str:
+    """The commit whose job recorded this version of ``path``: ``commit`` itself, or the nearest
+    ancestor holding the same content, through both parents of merge commits (a file a merge
+    brought from a pipeline's branch keeps the lineage its job recorded there)."""
+    cur = commit
+    for _ in range(_MAX_HOPS):
+        if conn.execute(select(lineage.c.path).where(lineage.c.commit == cur, lineage.c.path == path)).first():
+            return cur
+        parents = store.inspect_commit(repo, cur).parents
+        same = [p for p in parents if (store.tree.get(store._root_of(p), path) or [None, None])[1] == content]
+        if not same:
+            return commit
+        cur = same[0]
+    return commit
 
 
 def _writers(conn: Any, nodes: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[str, str, str, list[Any]]]:

@@ -86,3 +86,20 @@ def test_lineage_is_fast_with_ten_thousand_datums(store: Store, pipelines: Pipel
     assert node.inputs[0].path == "f1234" and node.inputs[0].hash == files["f1234"]
     assert json.dumps(node.to_dict())
     print(f"lineage lookup: {elapsed * 1000:.1f} ms")
+
+
+def test_lineage_follows_a_file_through_a_merge(store: Store, pipelines: Pipelines) -> None:
+    store.create_repo("docs")
+    store.put_files("docs", "master", [("a.txt", b"one two")])
+    pipelines.create_pipeline(spec("counts", pfs("docs"), COUNT))
+    pipelines.process()
+    written = store.resolve("counts", "master")
+    store.create_branch("counts", "review", head="master")
+    store.create_branch("counts", "publish", head="master")
+    store.put_file("counts", "review", "note", b"checked")
+    store.put_file("counts", "publish", "readme", b"r")
+    merged = store.merge("counts", "review", "publish").commit
+    assert merged.merge_parent  # a merge commit: the job's file reached it through its parents
+    node = pipelines.lineage("counts", "publish", "a.txt.n")
+    assert (node.pipeline, node.commit) == ("counts", written)
+    assert [c.path for c in node.inputs] == ["a.txt"]
