@@ -40,3 +40,54 @@ def test_a_failed_audit_leaves_master_untouched(connections, dag_test_works, cli
     assert states["validate"] == "failed" and states["publish"] != "success", states
     assert client.resolve(repo_name, "master") == first
     assert client.list_tags(repo_name) == []
+
+
+# -- the operators with only the hook mocked ---------------------------------------------------
+
+
+@pytest.fixture
+def hook():
+    from unittest import mock
+
+    fake = mock.Mock(console_url="http://df:8765/console", address="http://df:8765", embedded=False)
+    with mock.patch("datumflow.operators.base.DatumflowBaseOperator.hook", new_callable=mock.PropertyMock,
+                    return_value=fake):
+        yield fake
+
+
+def _ti():
+    from unittest import mock
+
+    return mock.Mock(dag_id="d", run_id="r", task_id="t", try_number=1, map_index=-1, hostname="w")
+
+
+def test_merge_operator_fails_the_task_on_conflicts(hook):
+    from datumflow.operators.merge import DatumflowMergeOperator
+    from datumflow.plugin._compat import AirflowException
+    from datumflow.storage_service.errors import MergeConflict
+
+    hook.get_conn().merge.side_effect = MergeConflict("2 conflicting path(s): a, b; nothing moved")
+    op = DatumflowMergeOperator(task_id="t", repo="sales", source="etl", checks=["true"])
+    with pytest.raises(AirflowException, match="conflicting"):
+        op.execute({"ti": _ti()})
+    call = hook.get_conn().merge.call_args
+    assert call.args == ("sales", "etl", "master")
+    assert call.kwargs["fast_forward"] is False and call.kwargs["checks"] == ["true"]
+    assert call.kwargs["metadata"]["airflow"]["dag_id"] == "d"
+
+
+def test_revert_and_tag_operators_take_xcom_commit_refs(hook):
+    from types import SimpleNamespace
+
+    from datumflow.operators.merge import CreateTagOperator, RevertCommitOperator
+    from datumflow.storage_service.model.core import CommitState
+
+    made = SimpleNamespace(repo="sales", branch="master", id="c2", commit_set="c2", state=CommitState.FINISHED)
+    hook.get_conn().revert.return_value = made
+    out = RevertCommitOperator(task_id="t", repo="sales", commit={"commit": "c1"}).execute({"ti": _ti()})
+    hook.get_conn().revert.assert_called_once_with("sales", "c1", branch=None, message="")
+    assert out["commit"] == "c2"
+    hook.get_conn().create_tag.return_value = SimpleNamespace(repo="sales", name="v1", commit="c2")
+    tagged = CreateTagOperator(task_id="t", repo="sales", tag="v1", ref={"commit": "c2"}).execute({"ti": _ti()})
+    hook.get_conn().create_tag.assert_called_once_with("sales", "v1", "c2", message="")
+    assert tagged == {"repo": "sales", "tag": "v1", "commit": "c2"}
