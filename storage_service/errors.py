@@ -30,6 +30,7 @@ so a caller catches the same class whether the store is embedded or remote::
     │   ├── ConcurrentUpdate                 a compare-and-swap kept losing
     │   ├── MergeConflict                    both sides changed a path differently
     │   ├── CheckFailed                      a merge check refused the merge result
+    │   ├── JobLost                          another job loop took the job over (a claim lapsed)
     │   └── CorruptOffsets                   a commit's Kafka offsets cannot be read
     ├── CorruptObject (OSError)              500  stored bytes do not match their hash
     ├── Timeout (TimeoutError)               504  waiting for a commit or job
@@ -62,6 +63,7 @@ __all__ = [
     "DatumflowError",
     "Forbidden",
     "InvalidArgument",
+    "JobLost",
     "JobNotFound",
     "MergeConflict",
     "MissingSecret",
@@ -196,6 +198,10 @@ class BranchInUse(Conflict):
 
 class ConcurrentUpdate(Conflict):
     pass
+
+
+class JobLost(Conflict):
+    """Another job loop took the job over while this one worked on it (its claim had lapsed)."""
 
 
 class MergeConflict(Conflict):

@@ -47,6 +47,11 @@ jobs = Table(
     Column("skipped", Integer, nullable=False, default=0),
     Column("failed", Integer, nullable=False, default=0),
     Column("recovered", Integer, nullable=False, default=0),
+    # Who works on the job (see pipelines/leases.py): "planning:<worker>", "pool" (its datums are
+    # claimed in batches by any worker), "completing:<worker>", "external" (a driver outside the
+    # job loops: pods, Airflow, KFP); lease_until is when a worker's claim lapses.
+    Column("owner", String(80), nullable=True),
+    Column("lease_until", Float, nullable=True),
     Index("ix_df_jobs_pipeline_seq", "pipeline", "seq"),
     Index("ix_df_jobs_commit_set", "commit_set"),
 )
@@ -66,6 +71,9 @@ datums = Table(
     Column("error", Text, nullable=True),
     Column("started", Float, nullable=True),
     Column("finished", Float, nullable=True),
+    Column("owner", String(80), nullable=True),  # the worker running it (state running)
+    Column("lease_until", Float, nullable=True),
+    Index("ix_df_datums_job_state", "job", "state"),
 )
 
 datum_cache = Table(

@@ -13,6 +13,7 @@ __all__ = ["DatumInfo", "DatumState"]
 
 class DatumState(str, Enum):
     PENDING = "pending"
+    RUNNING = "running"  # claimed by a job loop (pipelines/leases.py)
     SUCCESS = "success"  # ran in this job
     SKIPPED = "skipped"  # an earlier run's output was reused
     FAILED = "failed"

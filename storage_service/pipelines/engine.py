@@ -22,6 +22,7 @@ visible.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from datumflow.storage_service.pipelines.cache import DatumCache
@@ -29,6 +30,7 @@ from datumflow.storage_service.pipelines.datum_steps import DatumSteps
 from datumflow.storage_service.pipelines.discovery import EXTERNAL_WORKER
 from datumflow.storage_service.pipelines.executors.local import LocalExecutor
 from datumflow.storage_service.pipelines.jobs import DatumInfo, JobInfo, JobTable
+from datumflow.storage_service.pipelines.leases import Leases
 from datumflow.storage_service.pipelines.lifecycle import JobRunner
 from datumflow.storage_service.pipelines.lineage import LineageNode, file_lineage
 from datumflow.storage_service.pipelines.registry import (
@@ -54,13 +56,19 @@ def run_pending(store: Store) -> list[JobInfo]:
 
 
 class Pipelines:
-    def __init__(self, store: Store, *, executor: LocalExecutor | None = None) -> None:
+    def __init__(
+        self, store: Store, *, executor: LocalExecutor | None = None, lease_seconds: float | None = None,
+        batch_size: int | None = None,
+    ) -> None:
         self.store = store
+        # Claims of jobs and datum batches, shared with every other job loop on this database.
+        self.leases = Leases(store.engine, seconds=lease_seconds or float(os.environ.get("DATUMFLOW_JOB_LEASE", 30)))
         self.jobs = JobTable(store.engine)
         self.cache = DatumCache(store.engine)
         self.executor = executor or LocalExecutor(store)
         self.registry = PipelineRegistry(store, self.jobs, self.cache)
-        self.runner = JobRunner(store, self.registry, self.jobs, self.cache, self.executor)
+        self.runner = JobRunner(store, self.registry, self.jobs, self.cache, self.executor, leases=self.leases,
+                                batch_size=batch_size or int(os.environ.get("DATUMFLOW_DATUM_BATCH", 32)))
         self.steps = DatumSteps(store, self.registry, self.jobs)
         self._background = BackgroundLoop(self._tick_and_process)
 

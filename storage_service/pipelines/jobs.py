@@ -9,7 +9,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from datumflow.storage_service.core.pipeline_schema import bulk_insert, datums, jobs, placeholder
-from datumflow.storage_service.errors import InvalidArgument, JobNotFound
+from datumflow.storage_service.errors import InvalidArgument, JobLost, JobNotFound
 from datumflow.storage_service.model.datum import DatumInfo, DatumState
 from datumflow.storage_service.model.job import JobInfo, JobState
 from datumflow.storage_service.pipelines.datums import Datum, DatumInput
@@ -120,12 +120,31 @@ class JobTable:
 
     # -- datums ---------------------------------------------------------------------
 
-    def add_datums(self, job_id: str, rows: Iterable[tuple[str, str, str, str, str | None, str | None]]) -> None:
-        """Record a job's datums: (id, hash, state, inputs JSON, outputs JSON or None, reused_from or None)."""
+    def add_datums(
+        self, job_id: str, rows: Iterable[tuple[str, str, str, str, str | None, str | None]],
+        *, pool_from: str | None = None,
+    ) -> None:
+        """Record a job's datums: (id, hash, state, inputs JSON, outputs JSON or None, reused_from or None).
+
+        ``pool_from``: the planning claim this worker holds; in the same transaction the job passes to
+        the pool (its datums claimable by any worker), or nothing is written if the claim was lost.
+        """
         batch = [(job_id, *r, 0) for r in rows]
         with self.engine.begin() as conn:
-            conn.execute(update(jobs).where(jobs.c.id == job_id).values(total=len(batch)))
+            query = update(jobs).where(jobs.c.id == job_id)
+            values: dict[str, Any] = {"total": len(batch)}
+            if pool_from is not None:
+                query = query.where(jobs.c.owner == pool_from)
+                values.update(owner="pool", lease_until=None)
+            if conn.execute(query.values(**values)).rowcount != 1:
+                raise JobLost(f"job {job_id} was taken over by another worker while it was planned here")
             bulk_insert(conn, datums, _DATUM_COLUMNS, batch)
+
+    def datums_by_id(self, job_id: str, ids: Sequence[str]) -> list[DatumInfo]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(datums).where(datums.c.job == job_id, datums.c.id.in_(list(ids)))
+                                .order_by(datums.c.id))
+            return [_datum(r) for r in rows]
 
     def record_datum(self, job_id: str, datum_id: str, **values: Any) -> None:
         if "outputs" in values and values["outputs"] is not None:

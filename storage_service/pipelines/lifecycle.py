@@ -1,6 +1,8 @@
 """A job's life: created → running (claimed, datums planned and run) → success, failure or killed.
 
-``process`` runs ready jobs in this process through the executor; executors
+``process`` runs ready jobs through the executor, sharing each job's datums in
+batches with the other job loops on the same database (claims with leases,
+:mod:`.leases`); executors
 that run datums elsewhere (pods, Airflow tasks) use ``plan`` … ``complete``
 (or ``fail``) instead, with the worker steps of :mod:`.datum_steps` between.
 """
@@ -9,14 +11,15 @@ from __future__ import annotations
 
 import time
 
-from datumflow.storage_service.errors import DatumflowError, InvalidArgument, Timeout
+from datumflow.storage_service.errors import DatumflowError, InvalidArgument, JobLost, Timeout
 from datumflow.storage_service.pipelines.cache import DatumCache
 from datumflow.storage_service.pipelines.completion import JobCompletion
 from datumflow.storage_service.pipelines.datums import compute_datums
 from datumflow.storage_service.pipelines.discovery import JobDiscovery
 from datumflow.storage_service.pipelines.executors.local import JobRun, LocalExecutor
-from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobInfo, JobState, JobTable
-from datumflow.storage_service.pipelines.planning import plan_datums, recorder
+from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobInfo, JobState, JobTable, datum_of
+from datumflow.storage_service.pipelines.leases import PLANNING_PREFIX, Leases
+from datumflow.storage_service.pipelines.planning import leased_recorder, plan_datums
 from datumflow.storage_service.pipelines.registry import PipelineRegistry
 from datumflow.storage_service.store.store import Store
 
@@ -27,9 +30,12 @@ _POLL = 0.05
 
 class JobRunner:
     def __init__(
-        self, store: Store, registry: PipelineRegistry, jobs: JobTable, cache: DatumCache, executor: LocalExecutor
+        self, store: Store, registry: PipelineRegistry, jobs: JobTable, cache: DatumCache, executor: LocalExecutor,
+        *, leases: Leases | None = None, batch_size: int = 32,
     ) -> None:
         self.store = store
+        self.leases = leases or Leases(store.engine)
+        self.batch_size = batch_size
         self.registry = registry
         self.jobs = jobs
         self.cache = cache
@@ -38,19 +44,41 @@ class JobRunner:
         self.completion = JobCompletion(store, jobs, cache)
 
     def process(self, *, pipeline: str | None = None, max_jobs: int | None = None) -> list[JobInfo]:
-        """Run ready jobs until none is left (or ``max_jobs`` ran); returns the jobs run."""
+        """Work until nothing is left that this worker can take (or ``max_jobs`` ended); returns the jobs ended.
+
+        Each round plans one ready job, runs batches of datums of every planned job (other workers on
+        the same database run batches of the same jobs) and assembles the jobs none of whose datums is
+        left; claims lapse when their worker dies, and the work is taken over (see :mod:`.leases`).
+        """
         done: list[JobInfo] = []
         while max_jobs is None or len(done) < max_jobs:
-            job = self.discovery.next_ready(pipeline)
-            if job is None:
+            progressed = False
+            job = self._lapsed_plan(pipeline) or self.discovery.next_ready(pipeline)
+            if job is not None and self.leases.claim_plan(job.id):
+                progressed = True
+                ended = self._start(job)
+                if ended is not None:
+                    done.append(ended)
+                    continue
+            for job_id in self.leases.planned_jobs():
+                if pipeline is not None and self.jobs.get(job_id).pipeline != pipeline:
+                    continue
+                ran, ended = self._run_batches(job_id)
+                progressed = progressed or ran
+                if ended is None:
+                    ended = self._try_complete(job_id)
+                if ended is not None:
+                    done.append(ended)
+                    progressed = True
+                    if max_jobs is not None and len(done) >= max_jobs:
+                        break
+            if not progressed:
                 return done
-            if self.jobs.claim(job.id):
-                done.append(self._run(job))
         return done
 
     def plan(self, job: JobInfo) -> list[DatumInfo]:
         """Claim a created job and record its datums without running them; returns those to run."""
-        if not self.jobs.claim(job.id):
+        if not self.leases.claim_external(job.id):
             raise InvalidArgument(f"job {job.id} is {job.state.value}, not created")
         try:
             spec = self.registry.job_spec(job)
@@ -89,7 +117,16 @@ class JobRunner:
                 raise Timeout(f"job {job_id} did not finish within {timeout}s")
             time.sleep(_POLL)
 
-    def _run(self, job: JobInfo) -> JobInfo:
+    def _lapsed_plan(self, pipeline: str | None) -> JobInfo | None:
+        """A job whose planner's claim lapsed (it died while planning)."""
+        for job_id in self.leases.lapsed_plans():
+            job = self.jobs.get(job_id)
+            if pipeline is None or job.pipeline == pipeline:
+                return job
+        return None
+
+    def _start(self, job: JobInfo) -> JobInfo | None:
+        """Plan a claimed job's datums for the pool; the job if it ended already (nothing to run)."""
         fail = self.completion.fail
         try:
             failed_up = self.discovery.failed_upstream(job)
@@ -98,11 +135,46 @@ class JobRunner:
             if job.spec_commit is None:
                 return fail(job, JobState.KILLED, "the pipeline has no spec commit")
             spec = self.registry.job_spec(job)
-            pending = plan_datums(self.jobs, self.cache, job, spec, compute_datums(self.store, spec, job.inputs))
-            self.executor.run(JobRun(job.id, spec, job.output_commit), pending, recorder(self.jobs, job))
-            return self.completion.complete(job)
+            with self.leases.renewing(job.id):
+                datums = compute_datums(self.store, spec, job.inputs)
+                plan_datums(self.jobs, self.cache, job, spec, datums, pool_from=PLANNING_PREFIX + self.leases.owner)
+            return None
+        except JobLost:
+            return None  # another worker took the job over; it plans it
         except DatumflowError as exc:
             return fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
         except Exception as exc:
             fail(job, JobState.FAILURE, f"internal error: {type(exc).__name__}: {exc}")
+            raise
+
+    def _run_batches(self, job_id: str) -> tuple[bool, JobInfo | None]:
+        """Claim and run batches of the job's datums until none is left to claim.
+
+        Returns whether any ran, and the job if it ended here (the executor refused it).
+        """
+        job = self.jobs.get(job_id)
+        ran = False
+        try:
+            run = JobRun(job.id, self.registry.job_spec(job), job.output_commit)
+            with self.leases.renewing(job.id):
+                while ids := self.leases.claim_datums(job.id, self.batch_size):
+                    ran = True
+                    claimed = self.jobs.datums_by_id(job.id, ids)
+                    self.executor.run(run, [datum_of(d) for d in claimed], leased_recorder(self.leases, job))
+        except DatumflowError as exc:
+            return True, self.completion.fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
+        return ran, None
+
+    def _try_complete(self, job_id: str) -> JobInfo | None:
+        """Assemble the output of a job none of whose datums is left, if this worker wins the claim."""
+        if not self.leases.claim_completion(job_id):
+            return None
+        job = self.jobs.get(job_id)
+        try:
+            with self.leases.renewing(job.id):
+                return self.completion.complete(job)
+        except DatumflowError as exc:
+            return self.completion.fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            self.completion.fail(job, JobState.FAILURE, f"internal error: {type(exc).__name__}: {exc}")
             raise

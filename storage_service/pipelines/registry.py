@@ -135,11 +135,18 @@ class PipelineRegistry:
         row = self.row(name)
         return dict(json.loads(row.last_tick or "{}")) if row is not None else {}
 
-    def record_ticks(self, name: str, ticks: dict[str, str]) -> None:
+    def claim_ticks(self, name: str, seen: dict[str, str], ticks: dict[str, str]) -> bool:
+        """Record new tick times if they are still ``seen`` (compare-and-swap); False if another loop won."""
         with self.store.engine.begin() as conn:
-            conn.execute(
-                update(pipelines_table).where(pipelines_table.c.name == name).values(last_tick=json.dumps(ticks))
-            )
+            row = conn.execute(select(pipelines_table.c.last_tick).where(pipelines_table.c.name == name)).first()
+            if row is None or dict(json.loads(row.last_tick or "{}")) != seen:
+                return False
+            same = (pipelines_table.c.last_tick.is_(None) if row.last_tick is None
+                    else pipelines_table.c.last_tick == row.last_tick)
+            moved = conn.execute(
+                update(pipelines_table).where(pipelines_table.c.name == name, same).values(last_tick=json.dumps(ticks))
+            ).rowcount
+        return bool(moved == 1)
 
     # -- creating ---------------------------------------------------------------------
 

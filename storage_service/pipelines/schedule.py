@@ -20,18 +20,23 @@ __all__ = ["BackgroundLoop", "tick_crons"]
 def tick_crons(store: Store, registry: PipelineRegistry, now: float | None = None) -> list[str]:
     """Commit a tick into every cron input that is due; returns the new commit ids."""
     when = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc)
-    made = []
+    made: list[str] = []
     for info in registry.list_all():
         spec = parse_spec(info.spec)
-        last = registry.last_ticks(spec.name)
+        seen = registry.last_ticks(spec.name)
+        last = dict(seen)
+        due = []
         for leaf in spec.leaves():
             if not isinstance(leaf, CronInput):
                 continue
             since = dt.datetime.fromisoformat(last.get(leaf.name) or leaf.start or _iso(info.created))
             if next_tick(leaf.spec, since) <= when:
-                made.append(tick(store, spec.cron_repo(leaf), when, overwrite=leaf.overwrite))
+                due.append(leaf)
                 last[leaf.name] = when.isoformat()
-        registry.record_ticks(spec.name, last)
+        # Claimed before committed: of several job loops on one database exactly one wins the
+        # compare-and-swap and commits the tick (a crash in between loses that one tick).
+        if due and registry.claim_ticks(spec.name, seen, last):
+            made.extend(tick(store, spec.cron_repo(leaf), when, overwrite=leaf.overwrite) for leaf in due)
     return made
 
 

@@ -17,6 +17,20 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.create_table('df_branch_protection',
+    sa.Column('repo', sa.String(length=64), nullable=False),
+    sa.Column('branch', sa.String(length=128), nullable=False),
+    sa.Column('checks', sa.Text(), nullable=False),
+    sa.Column('created', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('repo', 'branch')
+    )
+    op.create_table('df_commit_parents',
+    sa.Column('commit', sa.String(length=32), nullable=False),
+    sa.Column('position', sa.Integer(), nullable=False),
+    sa.Column('parent', sa.String(length=32), nullable=False),
+    sa.PrimaryKeyConstraint('commit', 'position')
+    )
+    op.create_index('ix_df_commit_parents_parent', 'df_commit_parents', ['parent'], unique=False)
     op.create_table('df_s3_upload_info',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('meta', sa.Text(), nullable=False),
@@ -26,13 +40,6 @@ def upgrade() -> None:
     sa.Column('created', sa.Float(), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
-    op.create_table('df_commit_parents',
-    sa.Column('commit', sa.String(length=32), nullable=False),
-    sa.Column('position', sa.Integer(), nullable=False),
-    sa.Column('parent', sa.String(length=32), nullable=False),
-    sa.PrimaryKeyConstraint('commit', 'position')
-    )
-    op.create_index('ix_df_commit_parents_parent', 'df_commit_parents', ['parent'], unique=False)
     op.create_table('df_tags',
     sa.Column('repo', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=128), nullable=False),
@@ -43,19 +50,22 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('repo', 'name')
     )
     op.create_index('ix_df_tags_commit', 'df_tags', ['commit'], unique=False)
-    op.create_table('df_branch_protection',
-    sa.Column('repo', sa.String(length=64), nullable=False),
-    sa.Column('branch', sa.String(length=128), nullable=False),
-    sa.Column('checks', sa.Text(), nullable=False),
-    sa.Column('created', sa.Float(), nullable=False),
-    sa.PrimaryKeyConstraint('repo', 'branch')
-    )
+    op.add_column('df_datums', sa.Column('owner', sa.String(length=80), nullable=True))
+    op.add_column('df_datums', sa.Column('lease_until', sa.Float(), nullable=True))
+    op.create_index('ix_df_datums_job_state', 'df_datums', ['job', 'state'], unique=False)
+    op.add_column('df_jobs', sa.Column('owner', sa.String(length=80), nullable=True))
+    op.add_column('df_jobs', sa.Column('lease_until', sa.Float(), nullable=True))
 
 
 def downgrade() -> None:
-    op.drop_table('df_branch_protection')
+    op.drop_column('df_jobs', 'lease_until')
+    op.drop_column('df_jobs', 'owner')
+    op.drop_index('ix_df_datums_job_state', table_name='df_datums')
+    op.drop_column('df_datums', 'lease_until')
+    op.drop_column('df_datums', 'owner')
     op.drop_index('ix_df_tags_commit', table_name='df_tags')
     op.drop_table('df_tags')
+    op.drop_table('df_s3_upload_info')
     op.drop_index('ix_df_commit_parents_parent', table_name='df_commit_parents')
     op.drop_table('df_commit_parents')
-    op.drop_table('df_s3_upload_info')
+    op.drop_table('df_branch_protection')
