@@ -28,6 +28,7 @@ from typing import Any
 from datumflow.storage_service.pipelines.cache import DatumCache
 from datumflow.storage_service.pipelines.datum_steps import DatumSteps
 from datumflow.storage_service.pipelines.discovery import EXTERNAL_WORKER
+from datumflow.storage_service.pipelines.executors.base import Executor
 from datumflow.storage_service.pipelines.executors.local import LocalExecutor
 from datumflow.storage_service.pipelines.jobs import DatumInfo, JobInfo, JobTable
 from datumflow.storage_service.pipelines.leases import Leases
@@ -57,7 +58,7 @@ def run_pending(store: Store) -> list[JobInfo]:
 
 class Pipelines:
     def __init__(
-        self, store: Store, *, executor: LocalExecutor | None = None, lease_seconds: float | None = None,
+        self, store: Store, *, executor: Executor | None = None, lease_seconds: float | None = None,
         batch_size: int | None = None,
     ) -> None:
         self.store = store

@@ -16,7 +16,8 @@ from datumflow.storage_service.pipelines.cache import DatumCache
 from datumflow.storage_service.pipelines.completion import JobCompletion
 from datumflow.storage_service.pipelines.datums import compute_datums
 from datumflow.storage_service.pipelines.discovery import JobDiscovery
-from datumflow.storage_service.pipelines.executors.local import JobRun, LocalExecutor
+from datumflow.storage_service.pipelines.executors.base import Executor
+from datumflow.storage_service.pipelines.executors.local import JobRun
 from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobInfo, JobState, JobTable, datum_of
 from datumflow.storage_service.pipelines.leases import PLANNING_PREFIX, Leases
 from datumflow.storage_service.pipelines.planning import leased_recorder, plan_datums
@@ -30,7 +31,7 @@ _POLL = 0.05
 
 class JobRunner:
     def __init__(
-        self, store: Store, registry: PipelineRegistry, jobs: JobTable, cache: DatumCache, executor: LocalExecutor,
+        self, store: Store, registry: PipelineRegistry, jobs: JobTable, cache: DatumCache, executor: Executor,
         *, leases: Leases | None = None, batch_size: int = 32,
     ) -> None:
         self.store = store

@@ -95,6 +95,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace, uvicorn: Any, create_app: Any) -> int:
+    executor_config(args)  # a bad executor setting is refused before anything opens
     store = _open_store(args)
     from datumflow.storage_service.service.airflow_push import from_env
 
@@ -128,11 +129,57 @@ def _start_pipelines(store: Any, args: argparse.Namespace) -> Any:
     """Tick crons and run ready jobs in this process, unless ``--no-pipelines``."""
     if getattr(args, "no_pipelines", False):
         return None
-    from datumflow.storage_service.pipelines.engine import Pipelines
-
-    engine = Pipelines(store)
+    engine = pipelines_for(store, args)
     engine.start_background(interval=getattr(args, "pipelines_interval", 1.0))
     return engine
+
+
+def pipelines_for(store: Any, args: argparse.Namespace, *, runner: Any = None) -> Any:
+    """The ``Pipelines`` a service runs, on the executor ``args`` choose; ``runner`` stands in for a cluster."""
+    from datumflow.storage_service.pipelines.engine import Pipelines
+    from datumflow.storage_service.pipelines.executors.select import build_executor
+
+    return Pipelines(store, executor=build_executor(store, executor_config(args), runner=runner))
+
+
+def executor_config(args: argparse.Namespace) -> Any:
+    """``--executor-config FILE`` (YAML), then ``--executor`` and the ``--k8s-*`` options over it."""
+    from dataclasses import replace
+
+    from datumflow.storage_service.pipelines.executors.select import ExecutorConfig, load_config
+
+    path = getattr(args, "executor_config", None)
+    config = load_config(path) if path else ExecutorConfig()
+    k8s = {name: getattr(args, f"k8s_{name}", None) for name in _K8S_OPTIONS}
+    k8s = {k: v for k, v in k8s.items() if v not in (None, [])}
+    if "node_selector" in k8s:
+        k8s["node_selector"] = dict(_pair(v) for v in k8s["node_selector"])
+    if "tolerations" in k8s:
+        k8s["tolerations"] = [_toleration(v) for v in k8s["tolerations"]]
+    kubernetes = replace(config.kubernetes, **k8s) if k8s else config.kubernetes
+    return replace(config, executor=getattr(args, "executor", None) or config.executor, kubernetes=kubernetes)
+
+
+_K8S_OPTIONS = ("namespace", "worker_image", "service_account", "node_selector", "tolerations", "batch_size",
+                "concurrency")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InvalidArgument(f"--k8s-node-selector takes LABEL=VALUE, not {text!r}")
+    return key, value
+
+
+def _toleration(text: str) -> dict[str, str]:
+    """``KEY[=VALUE]:EFFECT`` as a toleration (``Equal`` with a value, ``Exists`` without)."""
+    what, sep, effect = text.rpartition(":")
+    if not sep or not what or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise InvalidArgument(f"--k8s-toleration takes KEY[=VALUE]:NoSchedule|PreferNoSchedule|NoExecute, not {text!r}")
+    key, eq, value = what.partition("=")
+    if eq:
+        return {"key": key, "operator": "Equal", "value": value, "effect": effect}
+    return {"key": key, "operator": "Exists", "effect": effect}
 
 
 def _auth(args: argparse.Namespace) -> int:
@@ -214,6 +261,7 @@ def register(subparsers: Any) -> None:
                    help="do not run pipeline jobs and cron ticks in this process (another one does)")
     p.add_argument("--pipelines-interval", type=float, default=1.0, metavar="S",
                    help="seconds between looks for ready jobs (default 1)")
+    _executor_options(p)
     p.set_defaults(func=serve, run=_run_from_cli)
 
     a = subparsers.add_parser("auth", help="users, tokens and roles (works on the store's database)")
@@ -243,6 +291,25 @@ def register(subparsers: Any) -> None:
     revoke = verb(verbs.add_parser("revoke", help="take a user's role on a repo away"), "revoke")
     revoke.add_argument("name")
     revoke.add_argument("repo")
+
+
+def _executor_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("executor", "where the service runs datums (options override --executor-config)")
+    g.add_argument("--executor", choices=["local", "kubernetes"], default=None,
+                   help="local: subprocesses on this host (default); kubernetes: a pod per datum batch")
+    g.add_argument("--executor-config", metavar="FILE", default=os.environ.get("DATUMFLOW_EXECUTOR_CONFIG"),
+                   help="YAML: executor: local|kubernetes, kubernetes: {namespace, worker_image, ...}")
+    g.add_argument("--k8s-namespace", metavar="NS", help="namespace of the datum pods (default: default)")
+    g.add_argument("--k8s-image", dest="k8s_worker_image", metavar="IMAGE",
+                   help="the worker image (fetch/upload containers; docker/worker.Dockerfile)")
+    g.add_argument("--k8s-service-account", metavar="NAME", help="service account of the datum pods")
+    g.add_argument("--k8s-node-selector", action="append", default=[], metavar="LABEL=VALUE",
+                   help="node selector of the datum pods (repeat)")
+    g.add_argument("--k8s-toleration", dest="k8s_tolerations", action="append", default=[],
+                   metavar="KEY[=VALUE]:EFFECT", help="a toleration of the datum pods (repeat)")
+    g.add_argument("--k8s-batch-size", type=int, metavar="N", help="datums per pod (default: parallelism pods)")
+    g.add_argument("--k8s-concurrency", type=int, metavar="N",
+                   help="pods of one job at once (default: the pipeline's parallelism)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -62,13 +62,14 @@ class PodRunner(Protocol):
 class KubernetesExecutor:
     def __init__(
         self, store: Store, settings: PodSettings, runner: PodRunner, *, batch_size: int | None = None,
-        namespace: str = "default",
+        namespace: str = "default", concurrency: int | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.runner = runner
         self.batch_size = batch_size
         self.namespace = namespace
+        self.concurrency = concurrency  # pods of one job at once (default: the pipeline's parallelism)
 
     def pods(self, run: JobRun, pending: Sequence[Datum]) -> list[tuple[Batch, dict[str, Any]]]:
         """Every pod of the job, built (and so checked) before any runs."""
@@ -82,7 +83,7 @@ class KubernetesExecutor:
             return
         pods = self.pods(run, pending)
         by_id = {d.id: d for d in pending}
-        with ThreadPoolExecutor(max_workers=max(1, run.spec.parallelism)) as pool:
+        with ThreadPoolExecutor(max_workers=self.concurrency or max(1, run.spec.parallelism)) as pool:
             results = list(pool.map(self._run_one, [p for _, p in pods]))
         jobs = JobTable(self.store.engine)
         for (batch, _), (result, started, finished) in zip(pods, results, strict=True):

@@ -110,6 +110,7 @@ class PodSettings:
     tolerations: Sequence[Mapping[str, Any]] = ()
     image_pull_policy: str | None = None
     poll_seconds: float = 1.0
+    service_account: str | None = None  # the pods' serviceAccountName (default: the namespace's default)
 
 
 def make_batches(
@@ -158,6 +159,8 @@ def build_pod(
     body["containers"] = [_user(spec, common, resources), _uploader(settings, common)]
     body["volumes"] = [{"name": "pfs", "emptyDir": {}}, *_secret_volumes(spec)]
     body["restartPolicy"] = "Never"
+    if settings.service_account:
+        body["serviceAccountName"] = settings.service_account
     if settings.node_selector:
         body["nodeSelector"] = {**body.get("nodeSelector", {}), **settings.node_selector}
     if settings.tolerations:
