@@ -15,8 +15,8 @@ anything unexpected is one line too, or a traceback with ``DATUMFLOW_DEBUG=1``.
 
 Adding verbs
 ------------
-A module ``storage_service/cli/<topic>.py`` defines ``register`` and is
-named in :data:`VERB_MODULES`; nothing else here changes::
+A module ``storage_service/cli/<topic>.py`` defines ``register`` and its
+verbs are named in :data:`VERBS` (verb -> module); nothing else here changes::
 
     from datumflow.storage_service.cli.base import Commands, Context, add_json, subcommands
     from datumflow.storage_service.cli.output import emit, print_table
@@ -32,8 +32,12 @@ named in :data:`VERB_MODULES`; nothing else here changes::
         emit(ctx, args, ctx.store.create_pipeline(...), render_pipeline)
         return None  # or an exit status
 
-A listed module that is missing, or cannot import (an optional dependency
-is not installed), is skipped: its verbs are absent and ``--help`` says why.
+Start-up stays short: ``--version`` imports no verb module, and a verb
+imports only the module that defines it (``datumflow ls`` never loads the
+pipelines, the service or Kafka); only ``--help`` (or an unknown verb) loads
+them all. A module that cannot import because an optional dependency is
+missing still lists its verbs in ``--help``; running one answers with one
+line naming the extra to install (``pip install 'datumflow[kafka]'``).
 """
 
 from __future__ import annotations
@@ -43,23 +47,30 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from datumflow.storage_service.cli.base import Context, env_address
 from datumflow.storage_service.errors import DatumflowError
 
-__all__ = ["VERB_MODULES", "build_parser", "main"]
+__all__ = ["EXTRAS", "VERBS", "VERB_MODULES", "build_parser", "main"]
 
-VERB_MODULES = (
-    "store",  # repo, branch, commit, commit-set, log, provenance, fsck, gc
-    "files",  # put, get, ls, glob, diff, rm, cp
-    "sync",  # sync
-    "service",  # serve, auth
-    "pipelines",  # pipeline, job, datum, lineage, worker
-    "spout",  # spout
-    "db",  # db upgrade|current
-    "history",  # merge, revert, tag, bisect
-)
+# Every verb and the module under cli/ that registers it (tests/cli checks the table against the modules).
+VERBS: dict[str, str] = {
+    **dict.fromkeys(("repo", "branch", "commit", "commit-set", "log", "provenance", "subvenance", "fsck", "gc"),
+                    "store"),
+    **dict.fromkeys(("put", "get", "ls", "glob", "diff", "rm", "cp"), "files"),
+    "sync": "sync",
+    **dict.fromkeys(("serve", "auth"), "service"),
+    **dict.fromkeys(("pipeline", "job", "datum", "lineage", "worker"), "pipelines"),
+    "spout": "spout",
+    "db": "db",
+    **dict.fromkeys(("merge", "revert", "tag", "bisect"), "history"),
+}
+VERB_MODULES = tuple(dict.fromkeys(VERBS.values()))
+
+# The extra that installs a missing top-level module.
+EXTRAS = {"kafka": "kafka", "boto3": "s3", "s3fs": "s3", "psycopg": "postgres", "psycopg2": "postgres",
+          "kubernetes": "airflow", "airflow": "airflow", "kfp": "kfp"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -69,33 +80,77 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"datumflow: error: {message} (see '{self.prog} --help')\n")
 
 
-def build_parser() -> Parser:
+def build_parser(verb: str | None = None) -> Parser:
+    """The parser; with ``verb``, only the module that registers it is imported."""
     parser = Parser(prog="datumflow", description="Versioned data with provenance.")
     parser.add_argument("--address", help=f"http://host:port or file:///path (default: $DATUMFLOW_ADDRESS or "
                         f"{env_address()})")
     parser.add_argument("--version", action="version", version=_version())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    skipped = []
-    for name in VERB_MODULES:
+    names = [VERBS[verb]] if verb in VERBS else list(VERB_MODULES)
+    for name in names:
         try:
             module = importlib.import_module(f"{__package__}.{name}")
         except ImportError as exc:
-            skipped.append(f"{name} ({exc})")
+            if exc.name is None or exc.name.startswith("datumflow"):
+                raise  # a bug of ours, not a missing dependency
+            _unavailable(commands, name, exc.name)
             continue
         module.register(commands)
-    if skipped:
-        parser.epilog = "unavailable here: " + "; ".join(skipped)
     return parser
 
 
+def _unavailable(commands: Any, module: str, missing: str) -> None:
+    """Verbs whose module needs a dependency that is not installed: listed, and one line when run."""
+    top = missing.split(".")[0]
+    extra = EXTRAS.get(top)
+    fix = f"pip install 'datumflow[{extra}]'" if extra else f"install the Python package {top!r}"
+    for verb in (v for v, m in VERBS.items() if m == module):
+        p = commands.add_parser(verb, help=f"(unavailable: needs {top}; {fix})", add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(run=_missing(verb, top, fix))
+
+
+def _missing(verb: str, top: str, fix: str) -> Any:
+    def run(ctx: Context, args: argparse.Namespace) -> int:
+        raise DatumflowError(f"'{verb}' needs the optional dependency {top}, which is not installed: {fix}")
+
+    return run
+
+
+def _verb_of(argv: Sequence[str]) -> str | None:
+    """The verb in ``argv`` (after the global options), if it is a known one."""
+    rest = list(argv)
+    while rest:
+        head = rest.pop(0)
+        if head == "--address":
+            rest = rest[1:]
+        elif head.startswith("--address="):
+            continue
+        else:
+            return head if head in VERBS else None
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv == ["--version"]:  # no verb module, no store: the quickest answer there is
+        sys.stdout.write(_version() + "\n")
+        return 0
+    args = build_parser(_verb_of(argv)).parse_args(argv)
     ctx = Context(args.address or env_address(), token=os.environ.get("DATUMFLOW_TOKEN") or None)
     try:
         return args.run(ctx, args) or 0
     except DatumflowError as exc:
         return _fail(ctx, str(exc))
+    except ImportError as exc:
+        if exc.name is None or exc.name.startswith("datumflow"):
+            raise
+        top = exc.name.split(".")[0]
+        extra = EXTRAS.get(top)
+        fix = f"pip install 'datumflow[{extra}]'" if extra else f"install the Python package {top!r}"
+        return _fail(ctx, f"'{args.command}' needs the optional dependency {top}, which is not installed: {fix}")
     except OSError as exc:  # a local file: unreadable source, unwritable output…
         if isinstance(exc, BrokenPipeError):
             return _quiet_broken_pipe()
