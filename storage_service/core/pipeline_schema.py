@@ -12,7 +12,9 @@ from typing import Any
 from datumflow.storage_service.core.schema import metadata
 from sqlalchemy import BigInteger, Column, Connection, Float, Index, Integer, String, Table, Text
 
-__all__ = ["bulk_insert", "datum_cache", "datums", "jobs", "lineage", "pipelines", "placeholder"]
+__all__ = [
+    "bulk_insert", "datum_cache", "datums", "jobs", "lineage", "pipeline_repos", "pipelines", "placeholder",
+]
 
 pipelines = Table(
     "df_pipelines",
@@ -24,6 +26,14 @@ pipelines = Table(
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
     Column("last_tick", Text, nullable=True),  # JSON {cron input name: ISO time} of the last tick
+)
+
+# The repos a pipeline made (its output repo, its cron repos): the only ones deleting it deletes.
+pipeline_repos = Table(
+    "df_pipeline_repos",
+    metadata,
+    Column("pipeline", String(64), primary_key=True),
+    Column("repo", String(64), primary_key=True),
 )
 
 jobs = Table(

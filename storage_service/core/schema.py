@@ -30,6 +30,7 @@ __all__ = [
     "nodes",
     "packs",
     "repos",
+    "roles",
 ]
 
 metadata = MetaData()
@@ -119,4 +120,15 @@ nodes = Table(
     Column("hash", String(64), primary_key=True),
     Column("data", LargeBinary, nullable=False),
     Column("created", Float, nullable=False),
+)
+
+
+# Users' roles per repo (the users and tokens tables live with the service's auth). Kept here so that
+# the store deletes a repo's grants in the transaction that deletes the repo: grants die with it.
+roles = Table(
+    "df_roles",
+    metadata,
+    Column("user", String(64), primary_key=True),
+    Column("repo", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
 )

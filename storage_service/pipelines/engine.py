@@ -95,6 +95,13 @@ class Pipelines:
         """Delete a pipeline, its output repo, cron repos, jobs, datum cache and lineage."""
         self.registry.delete(name, force=force)
 
+    def exists(self, name: str) -> bool:
+        return self.registry.row(name) is not None
+
+    def repos_made(self, name: str) -> set[str]:
+        """The repos pipeline ``name`` made (output and own cron repos): the only ones deleting it deletes."""
+        return self.registry.repos_made(name)
+
     def run_pipeline(self, name: str, *, reprocess: bool = False) -> str:
         """Open a new job on the current inputs (all datums with ``reprocess``); returns the output commit."""
         return self.registry.run(name, reprocess=reprocess)

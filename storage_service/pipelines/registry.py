@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from datumflow.storage_service.core.pipeline_schema import pipeline_repos
 from datumflow.storage_service.core.pipeline_schema import pipelines as pipelines_table
 from datumflow.storage_service.errors import AlreadyExists, BranchInUse, InvalidArgument, PipelineNotFound, RepoNotFound
 from datumflow.storage_service.model.core import BranchRef, Origin
@@ -53,6 +54,7 @@ class PipelineRegistry:
             raise AlreadyExists(f"repo {spec.name} already exists; a pipeline creates its own output repo")
         try:
             self.store.create_repo(spec.name, spec.description or f"output of pipeline {spec.name}")
+            self._made(spec.name, spec.name)
             self._wire_branches(spec)
             self._insert_row(spec)
             self._commit_spec(spec, reprocess=reprocess)
@@ -190,7 +192,11 @@ class PipelineRegistry:
     def _wire_branches(self, spec: PipelineSpec) -> None:
         for leaf in spec.leaves():
             if isinstance(leaf, CronInput):
-                self.store.create_repo(spec.cron_repo(leaf), f"cron ticks of {spec.name}", exist_ok=True)
+                try:
+                    self.store.create_repo(spec.cron_repo(leaf), f"cron ticks of {spec.name}")
+                    self._made(spec.name, spec.cron_repo(leaf))
+                except AlreadyExists:
+                    pass  # someone's repo: the service checked that the caller owns it
         ups = []
         for repo, branch in input_branches(spec).values():
             if branch not in {b.name for b in self.store.list_branches(repo)}:
@@ -227,9 +233,24 @@ class PipelineRegistry:
             conn.execute(delete(pipelines_table).where(pipelines_table.c.name == name))
         self.jobs.delete_pipeline(name)
         self.cache.forget(name)
+        made = self.repos_made(name)
+        with self.store.engine.begin() as conn:
+            conn.execute(delete(pipeline_repos).where(pipeline_repos.c.pipeline == name))
+        if not made:  # a pipeline from before its repos were recorded: its default-named cron repos
+            made = {spec.cron_repo(leaf) for leaf in spec.leaves() if isinstance(leaf, CronInput) and not leaf.repo}
         repos = {r.name for r in self.store.list_repos()}
         if name in repos:
             self.store.delete_repo(name, force=True)
-        for leaf in spec.leaves():
-            if isinstance(leaf, CronInput) and spec.cron_repo(leaf) in repos:
-                self.store.delete_repo(spec.cron_repo(leaf), force=force)
+        for repo in sorted(made - {name}):
+            if repo in repos:
+                self.store.delete_repo(repo, force=force)
+
+    def repos_made(self, name: str) -> set[str]:
+        """The repos pipeline ``name`` created (its output repo, its own cron repos): only those die with it."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(pipeline_repos.c.repo).where(pipeline_repos.c.pipeline == name))
+            return set(rows.scalars())
+
+    def _made(self, pipeline: str, repo: str) -> None:
+        with self.store.engine.begin() as conn:
+            conn.execute(insert(pipeline_repos), {"pipeline": pipeline, "repo": repo})

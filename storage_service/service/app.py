@@ -21,8 +21,10 @@ from datumflow.storage_service.errors import DatumflowError, status_for
 from datumflow.storage_service.service import observability
 from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal
 from datumflow.storage_service.service.bodies import error_body
+from datumflow.storage_service.service.guard import OpenModeGuard
+from datumflow.storage_service.service.limits import BodyLimits
 from datumflow.storage_service.service.long_poll import LONG_POLL_MAX
-from datumflow.storage_service.service.routes import branches, commits, files, history, maintenance, repos
+from datumflow.storage_service.service.routes import branches, commits, files, history, maintenance, repos, s3_keys
 from datumflow.storage_service.service.routes.access import Roles
 from datumflow.storage_service.store.store import Store
 from fastapi import Depends, FastAPI, Request
@@ -78,7 +80,12 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(store: Store, *, auth: Auth | None = None, s3_domain: str | None = None) -> FastAPI:
-    """The HTTP service over ``store``; ``auth=None`` serves without tokens (loopback only)."""
+    """The HTTP service over ``store``.
+
+    ``auth=None`` serves without tokens, always (an embedded, loopback-only app);
+    with ``auth``, requests need tokens as soon as its database has users —
+    until then the service is open, and guarded as an open one (:mod:`.guard`).
+    """
     app = FastAPI(
         title="datumflow",
         version="0.1.0",
@@ -91,12 +98,18 @@ def create_app(store: Store, *, auth: Auth | None = None, s3_domain: str | None 
     principal = _principal_dependency(auth)
     _mount_store(app, store, Roles(principal))
     _mount_pipelines(app, store, principal)
+    app.include_router(s3_keys.build_router(store, principal), prefix=API_PREFIX)
+
+    def is_open() -> bool:
+        return auth is None or auth.open_mode()
 
     @app.get("/healthz", tags=["service"])
     def healthz() -> dict[str, Any]:
-        return {"status": "ok", "auth": auth is not None}
+        return {"status": "ok", "auth": not is_open()}
 
+    app.add_middleware(BodyLimits)  # inside the host-style rewrite: limits see /s3/… paths
     _mount_optional(app, store, s3_domain, auth)
+    app.add_middleware(OpenModeGuard, is_open=is_open)
     observability.install(app, store)
     return app
 
@@ -105,7 +118,7 @@ def _principal_dependency(auth: Auth | None) -> Callable[..., Principal]:
     bearer = HTTPBearer(auto_error=False, description="a datumflow token (`datumflow auth token create`)")
 
     def principal(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
-        if auth is None:
+        if auth is None or auth.open_mode():
             return ANONYMOUS_ADMIN
         return auth.authenticate(credentials.credentials if credentials else None)
 

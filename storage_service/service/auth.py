@@ -2,8 +2,13 @@
 
 A token is shown once, when it is created; only its SHA-256 is stored. Roles
 are ordered — ``reader`` < ``writer`` < ``owner`` — and granted per repo; an
-admin may do anything. A service whose database has no users runs open (and
-:mod:`.serve` refuses to expose such a service beyond loopback).
+admin may do anything. Grants die with their repo (the store deletes them with
+it), so a later repo of the same name starts with its creator's grant alone.
+
+A service whose database has no users runs open (and :mod:`.serve` refuses to
+expose such a service beyond loopback); :meth:`Auth.open_mode` turns false as
+soon as a user exists — the running service then asks for tokens at once,
+without a restart — and stays false.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from datumflow.storage_service.core.schema import metadata
+from datumflow.storage_service.core.schema import metadata, roles
 from datumflow.storage_service.errors import AlreadyExists, Forbidden, InvalidArgument, NotFound, Unauthenticated
 from datumflow.storage_service.names import check_repo_name
+from datumflow.storage_service.service.s3.keys import s3_keys
 from sqlalchemy import Boolean, Column, Engine, Float, Index, String, Table, delete, func, insert, select, update
 
 __all__ = ["ROLES", "Auth", "Principal", "roles", "tokens", "users"]
@@ -40,13 +46,6 @@ tokens = Table(
     Index("ix_df_tokens_user", "user"),
 )
 
-roles = Table(
-    "df_roles",
-    metadata,
-    Column("user", String(64), primary_key=True),
-    Column("repo", String(64), primary_key=True),
-    Column("role", String(16), nullable=False),
-)
 
 
 @dataclass(frozen=True)
@@ -82,7 +81,14 @@ class Auth:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._closed = False  # latched once users exist: open mode never comes back
         metadata.create_all(engine, tables=[users, tokens, roles])
+
+    def open_mode(self) -> bool:
+        """Whether the database has no users (so requests run as the anonymous admin)."""
+        if not self._closed and self.has_users():
+            self._closed = True
+        return not self._closed
 
     # -- administration ---------------------------------------------------------
 
@@ -119,6 +125,7 @@ class Auth:
         with self.engine.begin() as conn:
             conn.execute(delete(tokens).where(tokens.c.user == name))
             conn.execute(delete(roles).where(roles.c.user == name))
+            conn.execute(delete(s3_keys).where(s3_keys.c.user == name))
             conn.execute(delete(users).where(users.c.name == name))
 
     def create_token(self, name: str) -> str:
@@ -151,6 +158,10 @@ class Auth:
             if not conn.execute(delete(roles).where(roles.c.user == name, roles.c.repo == repo)).rowcount:
                 raise NotFound(f"user {name} has no role on repo {repo}")
 
+    def require_user(self, name: str) -> None:
+        """NotFound unless user ``name`` exists."""
+        self._require_user(name)
+
     def _require_user(self, name: str) -> None:
         with self.engine.connect() as conn:
             if conn.execute(select(users.c.name).where(users.c.name == name)).first() is None:
@@ -162,13 +173,25 @@ class Auth:
         """The principal of a bearer token; :class:`Unauthenticated` if unknown."""
         if not token:
             raise Unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
+        return self.authenticate_hash(hash_token(token))
+
+    def authenticate_hash(self, token_hash: str) -> Principal:
+        """The principal of the token whose SHA-256 is ``token_hash`` (a console session holds only that)."""
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(users.c.name, users.c.admin)
                 .select_from(tokens.join(users, users.c.name == tokens.c.user))
-                .where(tokens.c.hash == hash_token(token))
+                .where(tokens.c.hash == token_hash)
             ).first()
+        if row is None:
+            raise Unauthenticated("unknown or revoked token")
+        return self.principal_of(row.name)
+
+    def principal_of(self, name: str) -> Principal:
+        """The principal of user ``name`` (an S3 key pair's owner); :class:`Unauthenticated` if gone."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(users.c.name, users.c.admin).where(users.c.name == name)).first()
             if row is None:
-                raise Unauthenticated("unknown or revoked token")
+                raise Unauthenticated(f"user {name} no longer exists")
             grants = conn.execute(select(roles.c.repo, roles.c.role).where(roles.c.user == row.name)).all()
         return Principal(row.name, bool(row.admin), {g.repo: g.role for g in grants})

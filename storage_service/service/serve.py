@@ -111,9 +111,8 @@ def _serve(args: argparse.Namespace, uvicorn: Any, create_app: Any) -> int:
                 f"refusing to serve {args.host} without users: run `datumflow auth init` first, "
                 "or bind to 127.0.0.1"
             )
-        app = create_app(store, auth=None, s3_domain=args.s3_domain)
-    else:
-        app = create_app(store, auth=auth, s3_domain=args.s3_domain)
+    # Open while there are no users; tokens are asked for as soon as one exists, without a restart.
+    app = create_app(store, auth=auth, s3_domain=args.s3_domain)
     engine = _start_pipelines(store, args)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=None,
@@ -186,6 +185,7 @@ def _auth(args: argparse.Namespace) -> int:
     store = _open_store(args)
     try:
         auth = Auth(store.engine)
+        args.store_root = store.root
         result = _AUTH_VERBS[args.auth_verb](auth, args)
     finally:
         store.close()
@@ -193,6 +193,11 @@ def _auth(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     elif isinstance(result, dict) and "token" in result:
         print(result["token"])
+    elif isinstance(result, dict) and "secret_access_key" in result:  # as ~/.aws/credentials spells it
+        print(f"aws_access_key_id = {result['access_key_id']}\naws_secret_access_key = {result['secret_access_key']}")
+    elif args.auth_verb == "s3-key-list":
+        for key in result:
+            print(key["access_key_id"])
     elif isinstance(result, list):
         for user in result:
             roles = ", ".join(f"{r}:{role}" for r, role in user["roles"].items())
@@ -237,9 +242,32 @@ def _revoke(auth: Auth, args: argparse.Namespace) -> Any:
     return {"user": args.name, "repo": args.repo, "revoked": True}
 
 
+def _s3_keys(auth: Auth, args: argparse.Namespace) -> Any:
+    from datumflow.storage_service.service.s3.keys import S3Keys
+    from datumflow.storage_service.service.secrets import ServerKey
+
+    return S3Keys(auth.engine, ServerKey.load(args.store_root))
+
+
+def _s3_key_create(auth: Auth, args: argparse.Namespace) -> Any:
+    auth.require_user(args.name)
+    return _s3_keys(auth, args).create(args.name).to_dict()
+
+
+def _s3_key_list(auth: Auth, args: argparse.Namespace) -> Any:
+    auth.require_user(args.name)
+    return [k.to_dict() for k in _s3_keys(auth, args).list(args.name)]
+
+
+def _s3_key_revoke(auth: Auth, args: argparse.Namespace) -> Any:
+    _s3_keys(auth, args).revoke(args.name, args.key_id)
+    return {"user": args.name, "access_key_id": args.key_id, "revoked": True}
+
+
 _AUTH_VERBS = {
     "init": _init, "user-create": _user_create, "user-delete": _user_delete, "user-list": _user_list,
     "token-create": _token_create, "token-revoke": _token_revoke, "grant": _grant, "revoke": _revoke,
+    "s3-key-create": _s3_key_create, "s3-key-list": _s3_key_list, "s3-key-revoke": _s3_key_revoke,
 }
 
 
@@ -284,6 +312,14 @@ def register(subparsers: Any) -> None:
     toks = verbs.add_parser("token", help="create or revoke tokens").add_subparsers(dest="token_verb", required=True)
     verb(toks.add_parser("create", help="create a token for a user and print it"), "token-create").add_argument("name")
     verb(toks.add_parser("revoke", help="revoke a token"), "token-revoke").add_argument("token")
+    keys = verbs.add_parser("s3-key", help="S3 key pairs (access key id + secret) of a user").add_subparsers(
+        dest="s3_key_verb", required=True)
+    verb(keys.add_parser("create", help="create a key pair and print it (the secret only this once)"),
+         "s3-key-create").add_argument("name")
+    verb(keys.add_parser("list", help="list a user's access key ids"), "s3-key-list").add_argument("name")
+    revoke_key = verb(keys.add_parser("revoke", help="revoke a key pair"), "s3-key-revoke")
+    revoke_key.add_argument("name")
+    revoke_key.add_argument("key_id")
     grant = verb(verbs.add_parser("grant", help="give a user a role on a repo"), "grant")
     grant.add_argument("name")
     grant.add_argument("repo")

@@ -24,7 +24,16 @@ from datumflow.storage_service.core.db import insert_ignore, open_engine
 from datumflow.storage_service.core.history_schema import branch_protection, commit_parents, tags
 from datumflow.storage_service.core.index import NodeStore, Tree
 from datumflow.storage_service.core.objects import open_object_store
-from datumflow.storage_service.core.schema import branch_provenance, branches, commit_provenance, commits, nodes, repos
+from datumflow.storage_service.core.pipeline_schema import pipeline_repos
+from datumflow.storage_service.core.schema import (
+    branch_provenance,
+    branches,
+    commit_provenance,
+    commits,
+    nodes,
+    repos,
+    roles,
+)
 from datumflow.storage_service.errors import (
     AlreadyExists,
     BranchInUse,
@@ -128,6 +137,9 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
                 if not exist_ok:
                     raise AlreadyExists(f"repo {name} already exists")
             else:
+                # grants (and a pipeline's claim) left by an older repo of this name do not carry over
+                conn.execute(delete(roles).where(roles.c.repo == name))
+                conn.execute(delete(pipeline_repos).where(pipeline_repos.c.repo == name))
                 conn.execute(insert(repos), {"name": name, "description": description, "created": time.time()})
         return self.inspect_repo(name)
 
@@ -176,6 +188,8 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
                 )
             )
             conn.execute(delete(branches).where(branches.c.repo == name))
+            conn.execute(delete(roles).where(roles.c.repo == name))  # grants die with their repo
+            conn.execute(delete(pipeline_repos).where(pipeline_repos.c.repo == name))
             conn.execute(delete(repos).where(repos.c.name == name))
 
     def _require_repo(self, conn: Connection, name: str) -> None:

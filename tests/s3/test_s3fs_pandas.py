@@ -15,7 +15,7 @@ def fs(gateway: Service) -> Any:
     import s3fs
 
     return s3fs.S3FileSystem(
-        key=gateway.token, secret=gateway.token, endpoint_url=gateway.url + "/s3",
+        key=gateway.extra["key"], secret=gateway.extra["secret"], endpoint_url=gateway.url + "/s3",
         client_kwargs={"region_name": "us-east-1"},
         config_kwargs={"s3": {"addressing_style": "path"}, "signature_version": "s3v4"},
         skip_instance_cache=True, use_listings_cache=False,
@@ -48,7 +48,7 @@ def test_pandas_reads_a_csv(fs: Any, bucket: str, gateway: Service) -> None:
     import pandas as pd
 
     fs.pipe(f"{bucket}/sales/2026.csv", b"region,amount\nnorth,10\nsouth,32\n")
-    options = {"key": gateway.token, "secret": gateway.token, "endpoint_url": gateway.url + "/s3",
+    options = {"key": gateway.extra["key"], "secret": gateway.extra["secret"], "endpoint_url": gateway.url + "/s3",
                "config_kwargs": {"s3": {"addressing_style": "path"}, "signature_version": "s3v4"}}
     frame = pd.read_csv(f"s3://{bucket}/sales/2026.csv", storage_options=options)
     assert list(frame.columns) == ["region", "amount"]

@@ -92,7 +92,7 @@ def test_a_huge_json_body_without_a_token_costs_nothing(svc: Service) -> None:
 
 
 def test_a_huge_delete_objects_body_is_refused(svc: Service, reader: tuple[User, str]) -> None:
-    user, repo = reader
+    _, repo = reader
     before = rss_mb(svc)
     answer = httpx.post(f"{svc.url}/s3/master.{repo}?delete", content=stream(128 << 20), timeout=DEADLINE)
     assert answer.status_code in (400, 403, 413)

@@ -27,6 +27,7 @@ CLI = [sys.executable, "-m", "datumflow.storage_service.cli"]
 def _all_tables() -> None:
     # Tables of the upper layers register themselves on the shared metadata when imported.
     import datumflow.storage_service.service.auth
+    import datumflow.storage_service.service.s3.keys
     import datumflow.storage_service.service.s3.multipart
     import datumflow.storage_service.spouts.registry  # noqa: F401
 

@@ -5,7 +5,11 @@ scripts: repos, branches, commit logs, a file browser with downloads,
 commit details with metadata and provenance, pipelines and their jobs, the
 lineage graph of a commit drawn as SVG (:mod:`.console_graph`) and the
 lineage of one file. With auth on, a token entered once at ``/console/login``
-is kept in an HTTP-only cookie and the pages show only readable repos.
+opens a session: an HttpOnly, SameSite=Strict cookie (Secure over https)
+holding the token's hash signed with the server key — never the token — and
+the pages show only readable repos. Every answer forbids framing
+(``Content-Security-Policy: frame-ancestors 'none'``, ``X-Frame-Options: DENY``)
+and scripts.
 """
 
 from __future__ import annotations
@@ -14,16 +18,17 @@ import json
 import posixpath
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from datumflow.storage_service.errors import DatumflowError, NotFound, Unauthenticated, status_for
 from datumflow.storage_service.model.core import Commit, FileInfo, ProvenanceEntry
 from datumflow.storage_service.pipelines.lineage import LineageNode
-from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal
+from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal, hash_token
 from datumflow.storage_service.service.console import history as history_views
 from datumflow.storage_service.service.console.graph import build_graph, render_svg
 from datumflow.storage_service.service.console.html import Raw, e, human_size, link, page, q, table, when
+from datumflow.storage_service.service.secrets import ServerKey
 from datumflow.storage_service.store.store import Store
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -44,6 +49,24 @@ def file_lineage_url(repo: str, commit: str, path: str) -> str:
     return f"/console/lineage/{q(repo)}/{q(commit)}/" + "/".join(q(p) for p in path.split("/"))
 
 
+_R = TypeVar("_R", bound=Response)
+
+# No scripts, no frames, no foreign anything: a page of the console can be neither framed (clickjacking)
+# nor made to run or load what an attacker put in a file name or commit message.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                               "form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def _secured(response: _R) -> _R:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
 def build_router(get_store: Callable[[], Store], *, auth: Auth | None = None) -> APIRouter:
     router = APIRouter(include_in_schema=False)
     views = _Views(get_store, auth)
@@ -53,14 +76,15 @@ def build_router(get_store: Callable[[], Store], *, auth: Auth | None = None) ->
             try:
                 who = views.principal(request)
             except Unauthenticated:
-                return RedirectResponse("/console/login", status_code=303)
+                return _secured(RedirectResponse("/console/login", status_code=303))
             try:
                 out = render(who, request, **params)
             except DatumflowError as exc:
                 status = status_for(exc)
                 body = f'<p class="error">{e(type(exc).__name__)}: {e(exc)}</p>'
-                return HTMLResponse(page("Error", body, [("/console/", "repos")], who.name), status_code=status)
-            return out if isinstance(out, Response) else HTMLResponse(out)
+                return _secured(HTMLResponse(page("Error", body, [("/console/", "repos")], who.name),
+                                             status_code=status))
+            return _secured(out if isinstance(out, Response) else HTMLResponse(out))
 
         handler.__signature__ = _signature(render)  # type: ignore[attr-defined]
         return handler
@@ -109,6 +133,7 @@ class _Views:
         self.get_store = get_store
         self.auth = auth
         self._pipelines: Any = None
+        self._key: ServerKey | None = None
 
     @property
     def store(self) -> Store:
@@ -123,9 +148,17 @@ class _Views:
         return self._pipelines
 
     def principal(self, request: Request) -> Principal:
-        if self.auth is None:
+        if self.auth is None or self.auth.open_mode():
             return ANONYMOUS_ADMIN
-        return self.auth.authenticate(request.cookies.get(COOKIE))
+        session = self._server_key().unsign(request.cookies.get(COOKIE, ""))
+        if session is None:
+            raise Unauthenticated("no console session")
+        return self.auth.authenticate_hash(session)
+
+    def _server_key(self) -> ServerKey:
+        if self._key is None:
+            self._key = ServerKey.load(self.store.root)
+        return self._key
 
     # -- login ----------------------------------------------------------------------
 
@@ -137,17 +170,22 @@ class _Views:
             '<button type="submit">Sign in</button></form>'
             "<p class=\"hint\">A datumflow token (<code>datumflow auth token create NAME</code>).</p>"
         )
-        return HTMLResponse(page("Sign in", body), status_code=401 if error else 200)
+        return _secured(HTMLResponse(page("Sign in", body), status_code=401 if error else 200))
 
     async def login(self, request: Request) -> Response:
         token = parse_qs((await request.body()).decode("utf-8", "replace")).get("token", [""])[0]
-        if self.auth is not None:
-            try:
-                self.auth.authenticate(token)
-            except Unauthenticated:
-                return self.login_form("unknown or revoked token")
-        out = RedirectResponse("/console/", status_code=303)
-        out.set_cookie(COOKIE, token, httponly=True, samesite="strict")
+        out = _secured(RedirectResponse("/console/", status_code=303))
+        if self.auth is None or self.auth.open_mode():
+            return out  # nothing to sign in to
+        try:
+            self.auth.authenticate(token)
+        except Unauthenticated:
+            return self.login_form("unknown or revoked token")
+        # The cookie holds the token's hash, signed with the server key: never the token itself, which
+        # would work on the API too. Revoking the token ends the session.
+        session = self._server_key().sign(hash_token(token))
+        out.set_cookie(COOKIE, session, httponly=True, samesite="strict", secure=request.url.scheme == "https",
+                       path="/console")
         return out
 
     # -- repos, branches, commits -----------------------------------------------------------

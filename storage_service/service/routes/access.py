@@ -1,14 +1,19 @@
-"""Role checks as FastAPI dependencies: ``reader``/``writer``/``owner`` on the path's repo, and admin."""
+"""Role checks as FastAPI dependencies: ``reader``/``writer``/``owner`` on the path's repo, and admin;
+provenance only to readable repos, and provenance listings with unreadable entries hidden."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from datumflow.storage_service.core.schema import commits
+from datumflow.storage_service.model.core import BranchRef
 from datumflow.storage_service.service.auth import Principal
+from datumflow.storage_service.store.store import Store
 from fastapi import Depends
+from sqlalchemy import select
 
-__all__ = ["Roles"]
+__all__ = ["HIDDEN", "Roles", "hidden_entry", "require_provenance"]
 
 
 class Roles:
@@ -39,3 +44,34 @@ def _admin(principal: Callable[..., Principal]) -> Callable[..., Principal]:
         return who
 
     return admin
+
+
+def require_provenance(store: Store, who: Principal, provenance: Iterable[str], *, commits: bool) -> None:
+    """Provenance links only to what the caller can read: ``reader`` on each commit's or branch's repo.
+
+    A commit id that does not exist is left to the store (it answers 404); one in
+    an unreadable repo is refused without saying more.
+    """
+    if who.admin:
+        return
+    for item in provenance:
+        repo = _commit_repo(store, item) if commits else BranchRef.parse(item).repo
+        if repo is not None:
+            who.require(repo, "reader")
+
+
+def hidden_entry(entry: dict[str, Any], who: Principal) -> dict[str, Any]:
+    """A provenance entry as the caller may see it: in an unreadable repo, only its depth and origin."""
+    if who.role_on(entry["repo"]):
+        return entry
+    return {"repo": HIDDEN, "commit": HIDDEN, "branch": None, "depth": entry["depth"], "origin": entry["origin"],
+            "hidden": True}
+
+
+HIDDEN = "(hidden)"
+
+
+def _commit_repo(store: Store, commit_id: str) -> str | None:
+    with store.engine.connect() as conn:
+        found = conn.execute(select(commits.c.repo).where(commits.c.id == commit_id)).scalar()
+    return str(found) if found is not None else None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from datumflow.storage_service.service.routes.access import Roles
+from datumflow.storage_service.service.auth import Principal
+from datumflow.storage_service.service.routes.access import Roles, require_provenance
 from datumflow.storage_service.store.store import Store
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, Field
 
 __all__ = ["BranchIn", "build_router"]
@@ -26,7 +27,10 @@ def build_router(store: Store, roles: Roles) -> APIRouter:
         return [b.to_dict() for b in store.list_branches(repo)]
 
     @api.put("/repos/{repo}/branches/{branch}", dependencies=[roles.writer])
-    def create_branch(repo: str, branch: str, body: BranchIn) -> dict[str, Any]:
+    def create_branch(
+        repo: str, branch: str, body: BranchIn, who: Principal = Depends(roles.principal)
+    ) -> dict[str, Any]:
+        require_provenance(store, who, body.provenance, commits=False)
         return store.create_branch(
             repo, branch, head=body.head, provenance=body.provenance, owner=body.owner
         ).to_dict()

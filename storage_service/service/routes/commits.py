@@ -8,7 +8,7 @@ from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.model.core import Commit, Origin
 from datumflow.storage_service.service.auth import Principal
 from datumflow.storage_service.service.long_poll import long_poll
-from datumflow.storage_service.service.routes.access import Roles
+from datumflow.storage_service.service.routes.access import Roles, hidden_entry, require_provenance
 from datumflow.storage_service.store.store import Store
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
@@ -45,7 +45,8 @@ def _commit_routes(api: APIRouter, store: Store, roles: Roles) -> None:
         return {"id": store.resolve(repo, ref)}
 
     @api.post("/repos/{repo}/commits", tags=["commits"], status_code=201, dependencies=[roles.writer])
-    def start_commit(repo: str, body: CommitIn) -> dict[str, Any]:
+    def start_commit(repo: str, body: CommitIn, who: Principal = Depends(roles.principal)) -> dict[str, Any]:
+        require_provenance(store, who, body.provenance, commits=True)
         return store.start_commit(
             repo, body.branch, parent=body.parent, description=body.description,
             metadata=body.metadata, origin=_origin(body.origin), provenance=body.provenance,
@@ -92,12 +93,17 @@ def _provenance_routes(api: APIRouter, store: Store, roles: Roles) -> None:
     principal = roles.principal
 
     @api.get("/repos/{repo}/commits/{ref}/provenance", tags=["provenance"], dependencies=[roles.reader])
-    def provenance(repo: str, ref: str, depth: int | None = Query(None, ge=0)) -> list[dict[str, Any]]:
-        return [e.to_dict() for e in store.provenance(repo, ref, depth=depth)]
+    def provenance(
+        repo: str, ref: str, depth: int | None = Query(None, ge=0), who: Principal = Depends(principal)
+    ) -> list[dict[str, Any]]:
+        """Every commit this one came from; those in repos the caller cannot read are shown hidden."""
+        return [hidden_entry(e.to_dict(), who) for e in store.provenance(repo, ref, depth=depth)]
 
     @api.get("/repos/{repo}/commits/{ref}/subvenance", tags=["provenance"], dependencies=[roles.reader])
-    def subvenance(repo: str, ref: str, depth: int | None = Query(None, ge=0)) -> list[dict[str, Any]]:
-        return [e.to_dict() for e in store.subvenance(repo, ref, depth=depth)]
+    def subvenance(
+        repo: str, ref: str, depth: int | None = Query(None, ge=0), who: Principal = Depends(principal)
+    ) -> list[dict[str, Any]]:
+        return [hidden_entry(e.to_dict(), who) for e in store.subvenance(repo, ref, depth=depth)]
 
     @api.get("/commit-sets/{set_id}", tags=["provenance"])
     def commit_set(set_id: str, who: Principal = Depends(principal)) -> list[dict[str, Any]]:

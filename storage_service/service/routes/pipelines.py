@@ -6,10 +6,12 @@ through the app's one handler (``PipelineNotFound``/``JobNotFound`` → 404,
 an invalid spec → 400 naming every bad field on its own line).
 
 Roles: a pipeline's output repo carries its name, so a pipeline's checks are
-that repo's — creating, updating or running a pipeline needs ``writer`` on
-its output repo (and ``reader`` on every input repo); deleting it needs
-``owner``; reading it, its jobs, datums and lineage needs ``reader``. The
-worker steps write a job's outputs: ``writer``.
+that repo's — creating or updating one is checked by
+:mod:`.pipeline_access` (writer on the output repo, reader on every input of
+every kind, a cron repo of its own or owned by the caller); running it needs
+``writer``; deleting it ``owner``; reading it, its jobs, datums and lineage
+``reader`` (inputs the caller cannot read are shown hidden). The worker
+steps write a job's outputs: ``writer``.
 
 Worker steps for an executor outside the service (a pod, an Airflow task):
 ``POST /jobs/{job}/plan``, then per datum read its input files with the
@@ -34,9 +36,15 @@ import anyio
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.pipelines.engine import Pipelines
 from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobInfo
-from datumflow.storage_service.pipelines.spec import PfsInput, PipelineSpec, parse_spec
+from datumflow.storage_service.pipelines.spec import parse_spec
 from datumflow.storage_service.service.auth import Principal
 from datumflow.storage_service.service.long_poll import LONG_POLL_MAX, long_poll
+from datumflow.storage_service.service.routes.pipeline_access import (
+    authorize_spec,
+    grant_made,
+    redact_datum,
+    redact_lineage,
+)
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -103,14 +111,12 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
     @api.post("/pipelines", tags=["pipelines"], status_code=201)
     def create_pipeline(body: PipelineIn, who: Principal = Depends(principal)) -> dict[str, Any]:
         """Create a pipeline (409 if it exists, unless ``update``); its output repo carries its name."""
-        spec = _authorized_spec(body.spec, who)
-        return svc.create_pipeline(spec, update=body.update, reprocess=body.reprocess).to_dict()
+        return _create(svc, body, who)
 
     @api.put("/pipelines", tags=["pipelines"])
     def put_pipeline(body: UpsertIn, who: Principal = Depends(principal)) -> dict[str, Any]:
         """Create a pipeline, or update it if it exists (``update`` defaults to true here)."""
-        spec = _authorized_spec(body.spec, who)
-        return svc.create_pipeline(spec, update=body.update, reprocess=body.reprocess).to_dict()
+        return _create(svc, body, who)
 
     @api.get("/pipelines", tags=["pipelines"])
     def list_pipelines(who: Principal = Depends(principal)) -> list[dict[str, Any]]:
@@ -123,10 +129,13 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
     @api.put("/pipelines/{name}", tags=["pipelines"])
     def update_pipeline(name: str, body: UpdateIn, who: Principal = Depends(principal)) -> dict[str, Any]:
         """A new spec for an existing pipeline (404 if there is none)."""
-        spec = _authorized_spec(body.spec, who)
+        spec = parse_spec(body.spec)
         if spec.name != name:
             raise InvalidArgument(f"the spec names pipeline {spec.name}, not {name}")
-        return svc.update_pipeline(spec, reprocess=body.reprocess).to_dict()
+        authorize_spec(svc, spec, who, exists=True)
+        info = svc.update_pipeline(spec, reprocess=body.reprocess)
+        grant_made(svc, spec, who)
+        return info.to_dict()
 
     @api.delete("/pipelines/{name}", tags=["pipelines"], status_code=204, dependencies=[on_pipeline("owner")])
     def delete_pipeline(name: str, force: bool = False) -> Response:
@@ -194,12 +203,14 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
     # -- datums ---------------------------------------------------------------------
 
     @api.get("/jobs/{job}/datums", tags=["datums"])
-    def list_datums(found: JobInfo = job_of("reader")) -> list[dict[str, Any]]:
-        return [d.to_dict() for d in svc.list_datums(found.id)]
+    def list_datums(found: JobInfo = job_of("reader"), who: Principal = Depends(principal)) -> list[dict[str, Any]]:
+        return [redact_datum(d.to_dict(), who) for d in svc.list_datums(found.id)]
 
     @api.get("/jobs/{job}/datums/{datum}", tags=["datums"])
-    def inspect_datum(datum: str, found: JobInfo = job_of("reader")) -> dict[str, Any]:
-        return svc.inspect_datum(found.id, datum).to_dict()
+    def inspect_datum(
+        datum: str, found: JobInfo = job_of("reader"), who: Principal = Depends(principal)
+    ) -> dict[str, Any]:
+        return redact_datum(svc.inspect_datum(found.id, datum).to_dict(), who)
 
     @api.post("/jobs/{job}/datums/{datum}/output", tags=["worker"], openapi_extra=_TAR_BODY)
     async def upload_datum(
@@ -232,7 +243,7 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
     ) -> dict[str, Any]:
         """Which datum, and which input files, wrote ``repo@ref:path`` — upstream through every pipeline."""
         who.require(repo, "reader")
-        return svc.lineage(repo, ref, path, depth=depth).to_dict()
+        return redact_lineage(svc.lineage(repo, ref, path, depth=depth).to_dict(), who)
 
     return api
 
@@ -240,14 +251,13 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _authorized_spec(raw: dict[str, Any] | str, who: Principal) -> PipelineSpec:
-    """The parsed spec, once the caller may write its output repo and read its inputs."""
-    spec = parse_spec(raw)
-    who.require(spec.name, "writer")
-    for leaf in spec.leaves():
-        if isinstance(leaf, PfsInput):
-            who.require(leaf.repo, "reader")
-    return spec
+def _create(svc: Pipelines, body: PipelineIn, who: Principal) -> dict[str, Any]:
+    """Create (or, with ``update``, update) once the caller may run what the spec reaches."""
+    spec = parse_spec(body.spec)
+    authorize_spec(svc, spec, who, exists=svc.exists(spec.name))
+    info = svc.create_pipeline(spec, update=body.update, reprocess=body.reprocess)
+    grant_made(svc, spec, who)
+    return info.to_dict()
 
 
 def _store_output(

@@ -1,9 +1,13 @@
-"""Repos over HTTP: list (those the caller has a role on), create, inspect, delete."""
+"""Repos over HTTP: list (those the caller has a role on), create, inspect, delete.
+
+A repo's creator becomes its owner; grants die with the repo (the store deletes them with it).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from datumflow.storage_service.errors import AlreadyExists
 from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal
 from datumflow.storage_service.service.routes.access import Roles
 from datumflow.storage_service.store.store import Store
@@ -29,8 +33,18 @@ def build_router(store: Store, roles: Roles) -> APIRouter:
 
     @api.post("/repos", status_code=201)
     def create_repo(body: RepoIn, who: Principal = Depends(principal)) -> dict[str, Any]:
-        repo = store.create_repo(body.name, body.description, exist_ok=body.exist_ok)
-        if not who.admin and who is not ANONYMOUS_ADMIN and not who.role_on(repo.name):
+        """Create a repo, its creator its owner; ``exist_ok`` answers an existing one the caller can read.
+
+        ``exist_ok`` never grants anything: on a repo someone else made, the caller needs a role already.
+        """
+        try:
+            repo = store.create_repo(body.name, body.description)
+        except AlreadyExists:
+            if not body.exist_ok:
+                raise
+            who.require(body.name, "reader")
+            return store.inspect_repo(body.name).to_dict()
+        if not who.admin and who is not ANONYMOUS_ADMIN:
             Auth(store.engine).grant(who.name, repo.name, "owner")
         return repo.to_dict()
 

@@ -16,6 +16,7 @@ from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.service.auth import Principal
 from datumflow.storage_service.spouts.config import SpoutConfig
 from datumflow.storage_service.spouts.registry import (
+    SpoutNotFound,
     SpoutStatus,
     claim,
     get_spout,
@@ -76,6 +77,7 @@ def build_router(store: Store, principal: Callable[..., Principal]) -> APIRouter
         """Register the calling process as spout ``name`` (409 while a live process holds it)."""
         config = _config(body.config)
         who.require(config.repo, "writer")
+        _require_name(engine, name, config, who)
         return claim(engine, name, config).to_dict()
 
     @api.post("/spouts/{name}/heartbeat", status_code=204)
@@ -94,6 +96,15 @@ def build_router(store: Store, principal: Callable[..., Principal]) -> APIRouter
         return Response(status_code=204)
 
     return api
+
+
+def _require_name(engine: Any, name: str, config: SpoutConfig, who: Principal) -> None:
+    """A spout name belongs to its repo: reclaiming it needs writer there, moving it elsewhere owner."""
+    try:
+        old = get_spout(engine, name)
+    except SpoutNotFound:
+        return
+    who.require(old.config.repo, "owner" if old.config.repo != config.repo else "writer")
 
 
 def _config(data: dict[str, Any]) -> SpoutConfig:

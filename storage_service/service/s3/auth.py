@@ -1,9 +1,18 @@
-"""AWS Signature Version 4 for the S3 gateway.
+"""AWS Signature Version 4 for the S3 gateway, signed with S3 key pairs.
 
-The access key id is a datumflow token and the secret is the same token (as
-Pachyderm's S3 gateway does): the service stores only token hashes, so the
-key id is what lets it find the secret a request was signed with. Both forms
-are checked: the ``Authorization`` header and a presigned URL's query.
+Requests are signed with an S3 key pair of their user (:mod:`.keys`:
+``datumflow auth s3-key create USER``), never with the bearer token: the
+access key id names the pair, its secret is kept encrypted with the server
+key so that a signature can be checked. Both forms are checked: the
+``Authorization`` header and a presigned URL's query, whose ``X-Amz-Expires``
+is at most 7 days (604800 s), as S3 caps it.
+
+Deprecated, for clients configured before key pairs existed: a header-signed
+request whose access key id *and* secret are a datumflow token is still
+accepted (the token travels in the ``Authorization`` header, as a bearer token
+would, and is never logged). A presigned URL can never use a token: the URL
+would carry it, into logs and browser histories, for as long as it lives.
+
 The payload hash is taken as the client declared it (``x-amz-content-sha256``);
 bodies are streamed to the store, never buffered to re-hash them.
 """
@@ -14,15 +23,23 @@ import datetime as dt
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
+from datumflow.storage_service.errors import Unauthenticated
+from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, TOKEN_PREFIX, Auth, Principal
 from datumflow.storage_service.service.s3.errors import S3Error
+from datumflow.storage_service.service.s3.keys import keys_of
 
-__all__ = ["SignedRequest", "parse_signature", "signature_matches"]
+if TYPE_CHECKING:
+    from datumflow.storage_service.store.store import Store
+
+__all__ = ["MAX_EXPIRES", "S3Authenticator", "SignedRequest", "parse_signature", "signature_matches"]
 
 ALGORITHM = "AWS4-HMAC-SHA256"
+MAX_EXPIRES = 604800  # seconds: S3's limit for a presigned URL (7 days)
 MAX_SKEW = dt.timedelta(minutes=15)
 _AUTH_FIELD = re.compile(r"(\w+)=([^,\s]+)")
 _SPACES = re.compile(r"\s+")
@@ -49,12 +66,16 @@ def parse_signature(headers: Mapping[str, str], query: list[tuple[str, str]]) ->
             raise S3Error("AuthorizationQueryParametersError", "only AWS4-HMAC-SHA256 is supported", 400)
         try:
             key, scope = params["X-Amz-Credential"].split("/", 1)
-            return SignedRequest(
+            signed = SignedRequest(
                 key, scope, params["X-Amz-Date"], tuple(params["X-Amz-SignedHeaders"].split(";")),
-                params["X-Amz-Signature"], True, int(params.get("X-Amz-Expires", "604800")),
+                params["X-Amz-Signature"], True, int(params.get("X-Amz-Expires", str(MAX_EXPIRES))),
             )
         except (KeyError, ValueError) as exc:
             raise S3Error("AuthorizationQueryParametersError", f"malformed presigned query: {exc}", 400) from exc
+        if not 1 <= (signed.expires or 0) <= MAX_EXPIRES:
+            raise S3Error("AuthorizationQueryParametersError",
+                          f"X-Amz-Expires must be between 1 and {MAX_EXPIRES} seconds (7 days)", 400)
+        return signed
     header = headers.get("authorization")
     if not header:
         return None
@@ -123,3 +144,38 @@ def _check_time(signed: SignedRequest, now: dt.datetime) -> None:
             raise S3Error("AccessDenied", "the presigned URL has expired", 403)
     elif abs(now - when) > MAX_SKEW:
         raise S3Error("RequestTimeTooSkewed", "the request time is too far from the server's", 403)
+
+
+class S3Authenticator:
+    """Who signed a request: the user of the S3 key pair (or, deprecated, of a header-signed token)."""
+
+    def __init__(self, get_store: Callable[[], Store], auth: Auth | None) -> None:
+        self.get_store = get_store
+        self.auth = auth
+
+    def principal(self, method: str, path: str, query: list[tuple[str, str]], headers: Mapping[str, str]) -> Principal:
+        signed = parse_signature(headers, query)
+        if self.auth is None or self.auth.open_mode():
+            return ANONYMOUS_ADMIN
+        if signed is None:
+            raise S3Error("AccessDenied", "sign requests with an S3 key pair (datumflow auth s3-key create USER)", 403)
+        who, secret = self._signer(signed)
+        if not signature_matches(signed, secret, method=method, path=path, query=query, headers=headers):
+            raise S3Error("SignatureDoesNotMatch", "the signature does not match the access key's secret", 403)
+        return who
+
+    def _signer(self, signed: SignedRequest) -> tuple[Principal, str]:
+        assert self.auth is not None
+        found = keys_of(self.get_store()).secret_of(signed.access_key)
+        if found is not None:
+            user, secret = found
+            try:
+                return self.auth.principal_of(user), secret
+            except Unauthenticated as exc:
+                raise S3Error("InvalidAccessKeyId", "the access key's user no longer exists", 403) from exc
+        if signed.presigned or not signed.access_key.startswith(TOKEN_PREFIX):
+            raise S3Error("InvalidAccessKeyId", "the access key id is not an S3 key pair of this service", 403)
+        try:  # deprecated: a token as access key id and secret, in a header only
+            return self.auth.authenticate(signed.access_key), signed.access_key
+        except Unauthenticated as exc:
+            raise S3Error("InvalidAccessKeyId", "the access key id is not an S3 key pair of this service", 403) from exc

@@ -22,10 +22,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from datumflow.storage_service.errors import DatumflowError, Unauthenticated
-from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal
+from datumflow.storage_service.errors import DatumflowError
+from datumflow.storage_service.service.auth import Auth, Principal
 from datumflow.storage_service.service.s3 import buckets, objects
-from datumflow.storage_service.service.s3.auth import parse_signature, raw_query_pairs, signature_matches
+from datumflow.storage_service.service.s3.auth import S3Authenticator, raw_query_pairs
 from datumflow.storage_service.service.s3.buckets import Bucket, parse_bucket
 from datumflow.storage_service.service.s3.dispatch import operation
 from datumflow.storage_service.service.s3.errors import S3Error, error_response, s3_error_for
@@ -82,6 +82,7 @@ class _Gateway:
     def __init__(self, get_store: Callable[[], Store], auth: Auth | None) -> None:
         self.get_store = get_store
         self.auth = auth
+        self.signers = S3Authenticator(get_store, auth)
         self._uploads: Multipart | None = None
 
     @property
@@ -174,20 +175,8 @@ class _Gateway:
 
     def _authenticate(self, request: Request) -> Principal:
         query = raw_query_pairs(request.scope.get("query_string", b""))
-        signed = parse_signature(request.headers, query)
-        if self.auth is None:
-            return ANONYMOUS_ADMIN
-        if signed is None:
-            raise S3Error("AccessDenied", "sign requests with a datumflow token as access key and secret", 403)
-        try:
-            who = self.auth.authenticate(signed.access_key)
-        except Unauthenticated as exc:
-            raise S3Error("InvalidAccessKeyId", "the access key id is not a token this service knows", 403) from exc
         path = request.scope.get(SIGNED_PATH) or request.scope.get("raw_path") or quote(request.url.path).encode()
-        if not signature_matches(signed, signed.access_key, method=request.method, path=path.decode("latin-1"),
-                                 query=query, headers=request.headers):
-            raise S3Error("SignatureDoesNotMatch", "the signature does not match (is the secret the token?)", 403)
-        return who
+        return self.signers.principal(request.method, path.decode("latin-1"), query, request.headers)
 
 
 def _query(request: Request) -> dict[str, str]:

@@ -31,6 +31,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('commit', 'position')
     )
     op.create_index('ix_df_commit_parents_parent', 'df_commit_parents', ['parent'], unique=False)
+    op.create_table('df_s3_keys',
+    sa.Column('access_key_id', sa.String(length=32), nullable=False),
+    sa.Column('user', sa.String(length=64), nullable=False),
+    sa.Column('secret', sa.LargeBinary(), nullable=False),
+    sa.Column('created', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('access_key_id')
+    )
+    op.create_index('ix_df_s3_keys_user', 'df_s3_keys', ['user'], unique=False)
+    op.create_table('df_pipeline_repos',
+    sa.Column('pipeline', sa.String(length=64), nullable=False),
+    sa.Column('repo', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('pipeline', 'repo')
+    )
     op.create_table('df_s3_upload_info',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('meta', sa.Text(), nullable=False),
@@ -58,6 +71,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('df_pipeline_repos')
+    op.drop_index('ix_df_s3_keys_user', table_name='df_s3_keys')
+    op.drop_table('df_s3_keys')
     op.drop_column('df_jobs', 'lease_until')
     op.drop_column('df_jobs', 'owner')
     op.drop_index('ix_df_datums_job_state', table_name='df_datums')
