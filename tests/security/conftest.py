@@ -3,7 +3,8 @@
 =================  =======  =========================================================
 fixture            scope    what it gives
 =================  =======  =========================================================
-``svc``            module   a token-protected service logging every request (``.log``)
+``svc``            module   a token-protected service logging every request (``.log``), where
+                            users with the roles may create pipelines
 ``admin``          test     a :class:`Client` of ``svc`` as its admin
 ``make_user``      test     factory: ``make_user() -> User(name, token, client)``
 ``open_svc``       module   a service whose store has no users (open mode)
@@ -12,6 +13,7 @@ fixture            scope    what it gives
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -25,11 +27,13 @@ from pathlib import Path
 import httpx
 import pytest
 from datumflow.storage_service.client.http import Client
+from datumflow.storage_service.service.auth import Auth
+from sqlalchemy import create_engine
 
 from tests.conftest import free_port
 from tests.service.conftest import Service, init_auth, run_cli
 
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 120.0  # a loaded CI machine takes its time importing
 
 
 def launch(root: Path, *, token: str | None, env: dict[str, str] | None = None, log_level: str = "info") -> Service:
@@ -56,6 +60,12 @@ def launch(root: Path, *, token: str | None, env: dict[str, str] | None = None, 
     raise RuntimeError(f"serve did not answer within {STARTUP_TIMEOUT}s:\n{log.read_text()}")
 
 
+@functools.cache
+def auth_of(root: Path) -> Auth:
+    """The users, tokens and roles of a service's store, administered in this process (as the CLI does)."""
+    return Auth(create_engine(f"sqlite:///{root / 'metadata.db'}"))
+
+
 def auth_cli(root: Path, *args: str) -> dict[str, object]:
     done = run_cli("auth", *args, "--root", str(root), "--json")
     assert done.returncode == 0, done.stderr
@@ -74,7 +84,7 @@ class User:
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("sec") / "store"
     token = init_auth(root)
-    service = launch(root, token=token)
+    service = launch(root, token=token, env={"DATUMFLOW_PIPELINE_CREATORS": "users"})
     yield service
     service.stop()
 
@@ -91,8 +101,8 @@ def make_user(svc: Service) -> Iterator[Callable[[], User]]:
 
     def make() -> User:
         name = f"u-{uuid.uuid4().hex[:8]}"
-        auth_cli(svc.root, "user", "create", name)
-        token = str(auth_cli(svc.root, "token", "create", name)["token"])
+        auth_of(svc.root).create_user(name)
+        token = auth_of(svc.root).create_token(name)
         user = User(name, token, Client(svc.url, token=token))
         made.append(user)
         return user

@@ -11,7 +11,7 @@ from datumflow.storage_service.client.http import Client
 
 from tests.service.conftest import Service
 
-from .conftest import User, auth_cli, bearer
+from .conftest import User, auth_of, bearer
 
 
 def test_create_repo_exist_ok_grants_nothing_on_an_existing_repo(
@@ -44,7 +44,7 @@ def test_a_recreated_repo_has_only_its_creators_grant(
 ) -> None:
     old, new = make_user(), make_user()
     admin.create_repo(name)
-    auth_cli(svc.root, "grant", old.name, name, "owner")
+    auth_of(svc.root).grant(old.name, name, "owner")
     admin.delete_repo(name)
     new.client.create_repo(name)
     assert new.client.whoami()["roles"][name] == "owner"

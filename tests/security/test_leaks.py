@@ -13,7 +13,7 @@ from datumflow.storage_service.client.http import Client
 
 from tests.service.conftest import Service
 
-from .conftest import User, auth_cli, bearer
+from .conftest import User, auth_of, bearer
 
 
 def test_provenance_to_an_unreadable_commit_or_branch_is_refused(
@@ -43,7 +43,7 @@ def test_provenance_listings_hide_unreadable_entries(
     c = admin.start_commit(shown, "master", provenance=[up.id])
     admin.put_file(shown, c.id, "x", b"x")
     admin.finish_commit(shown, c.id)
-    auth_cli(svc.root, "grant", reader.name, shown, "reader")
+    auth_of(svc.root).grant(reader.name, shown, "reader")
     body = httpx.get(f"{svc.url}/api/v1/repos/{shown}/commits/{c.id}/provenance", headers=bearer(reader.token))
     assert body.status_code == 200
     text = body.text
@@ -79,7 +79,7 @@ def test_lineage_and_datums_redact_unreadable_inputs(
         "transform": {"cmd": ["sh", "-c", "echo done > /pfs/out/result"]},
     })
     wait_for(lambda: admin.get_file(pipe, "master", "result"))
-    auth_cli(svc.root, "grant", reader.name, pipe, "reader")
+    auth_of(svc.root).grant(reader.name, pipe, "reader")
     head = reader.client.inspect_branch(pipe, "master").head
     lineage = httpx.get(f"{svc.url}/api/v1/repos/{pipe}/commits/{head}/lineage", params={"path": "result"},
                         headers=bearer(reader.token))
@@ -126,5 +126,5 @@ def test_the_console_cookie_is_not_the_token_and_pages_cannot_be_framed(
                             headers={"X-Forwarded-Proto": "https"})
     assert "secure" in behind_tls.headers["set-cookie"].lower()
     # the session dies with the token
-    auth_cli(svc.root, "token", "revoke", user.token)
+    auth_of(svc.root).revoke_token(user.token)
     assert httpx.get(f"{svc.url}/console/", cookies=login.cookies).status_code == 303

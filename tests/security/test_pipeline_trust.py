@@ -12,15 +12,34 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from datumflow.storage_service import errors
 from datumflow.storage_service.client.http import Client
 
-from tests.service.conftest import Service
+from tests.service.conftest import Service, init_auth
 
-from .conftest import User, auth_cli
+from .conftest import User, auth_of, launch
+
+
+def test_by_default_only_admins_create_pipelines(tmp_path: Path) -> None:
+    """While datums run with the service's rights, a user's pipeline would be the service's own code."""
+    root = tmp_path / "store"
+    token = init_auth(root)
+    service = launch(root, token=token)
+    try:
+        auth_of(root).create_user("mallory")
+        theirs = auth_of(root).create_token("mallory")
+        with Client(service.url, token=theirs) as mallory:
+            mallory.create_repo("m-in")
+            with pytest.raises(errors.Forbidden, match="only admins"):
+                mallory.pipelines.create_pipeline(spec("m-p", pfs("m-in")))
+        with Client(service.url, token=token) as admin:
+            admin.pipelines.create_pipeline(spec("a-p", pfs("m-in")))
+    finally:
+        service.stop()
 
 
 def spec(name: str, node: dict[str, Any], cmd: list[str] | None = None) -> dict[str, Any]:
@@ -85,7 +104,7 @@ def test_a_cron_repo_must_be_the_pipelines_own_or_its_creators(
             attacker.client.pipelines.create_pipeline(spec(f"{name}-c{int(overwrite)}", cron("t", victim_repo,
                                                                                                 overwrite)))
     # a reader of the victim's repo may still not wipe it through a cron
-    auth_cli(svc.root, "grant", attacker.name, victim_repo, "writer")
+    auth_of(svc.root).grant(attacker.name, victim_repo, "writer")
     with pytest.raises(errors.Forbidden):
         attacker.client.pipelines.create_pipeline(spec(f"{name}-c2", cron("t", victim_repo, True)))
 
@@ -111,12 +130,38 @@ def test_deleting_a_pipeline_deletes_only_repos_it_made(
 SANDBOX_REASON = "datum sandbox lands with the Pachyderm work"
 
 
-@pytest.mark.xfail(strict=True, reason=SANDBOX_REASON)
-def test_a_datum_cannot_reach_the_store_the_service_env_or_become_admin(
-    svc: Service, make_user: Callable[[], User], name: str
+@pytest.mark.parametrize("field", [
+    {"transform": {"cmd": ["sh"], "secrets": [{"name": "db", "key": "k", "env_var": "DATUMFLOW_SECRET_KEY"}]}},
+    {"egress": {"URL": "file:///tmp/written-by-a-pipeline"}},
+])
+def test_a_pipeline_cannot_read_service_secrets_or_write_its_disk(
+    make_user: Callable[[], User], name: str, field: dict[str, Any]
 ) -> None:
-    """The attack of item 2: a datum rewrites metadata.db and reads the service's environment."""
     attacker = make_user()
+    mine = f"{name}-mine"
+    attacker.client.create_repo(mine)
+    with pytest.raises(errors.Forbidden):
+        attacker.client.pipelines.create_pipeline({**spec(f"{name}-p", pfs(mine)), **field})
+
+
+@pytest.mark.xfail(strict=True, reason=SANDBOX_REASON)
+def test_a_datum_cannot_reach_the_store_the_service_env_or_become_admin(tmp_path: Path, name: str) -> None:
+    """The attack of item 2: a datum rewrites metadata.db and reads the service's environment.
+
+    On a service of its own: if the attack works, every user of that store is an admin.
+    """
+    root = tmp_path / "store"
+    svc = launch(root, token=init_auth(root), env={"DATUMFLOW_PIPELINE_CREATORS": "users"})
+    auth_of(root).create_user("mallory")
+    attacker = User("mallory", "", Client(svc.url, token=auth_of(root).create_token("mallory")))
+    try:
+        _attack(svc, attacker, name)
+    finally:
+        attacker.client.close()
+        svc.stop()
+
+
+def _attack(svc: Service, attacker: User, name: str) -> None:
     data = f"{name}-in"
     attacker.client.create_repo(data)
     attacker.client.put_file(data, "master", "x", b"x")
@@ -124,7 +169,7 @@ def test_a_datum_cannot_reach_the_store_the_service_env_or_become_admin(
     script = (
         "import os, sqlite3, sys\n"
         f"db = {str(db)!r}\n"
-        "out = open('/pfs/out/report', 'w')\n"
+        "out = open(os.path.join(os.environ.get('DATUMFLOW_PFS', '/pfs'), 'out', 'report'), 'w')\n"
         "out.write('db:%s\\n' % os.path.exists(db))\n"
         "out.write('env:%s\\n' % ('DATUMFLOW_FSYNC' in os.environ))\n"
         "try:\n"

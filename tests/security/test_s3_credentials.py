@@ -28,12 +28,14 @@ def s3_client(url: str, key: str, secret: str) -> Any:
 @pytest.fixture
 def s3_user(svc: Service, make_user: Callable[[], User]) -> tuple[User, dict[str, Any]]:
     user = make_user()
+    made = httpx.post(f"{svc.url}/api/v1/users/{user.name}/s3-keys", headers=bearer(user.token))
+    assert made.status_code == 201, made.text
+    return user, made.json()
+
+
+def test_s3_key_pairs_are_created_listed_and_revoked(svc: Service, make_user: Callable[[], User]) -> None:
+    user = make_user()
     pair = auth_cli(svc.root, "s3-key", "create", user.name)
-    return user, pair
-
-
-def test_s3_key_pairs_are_created_listed_and_revoked(svc: Service, s3_user: tuple[User, dict[str, Any]]) -> None:
-    user, pair = s3_user
     key, secret = str(pair["access_key_id"]), str(pair["secret_access_key"])
     assert key != secret and user.token not in (key, secret)
     listed = run_cli("auth", "s3-key", "list", user.name, "--root", str(svc.root), "--json")

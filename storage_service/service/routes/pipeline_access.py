@@ -3,6 +3,10 @@
 A pipeline runs code with the service's means, so creating or updating one
 needs (checked on create and on update, before anything is written):
 
+- while datums run unsandboxed on the local executor, admin — unless the
+  operator sets ``DATUMFLOW_PIPELINE_CREATORS=users`` (on a service whose
+  datums run on Kubernetes, or once the datum sandbox is in place);
+
 - ``writer`` on its output repo — the repo carries its name; a pipeline that
   creates it (the normal case) makes its creator the repo's owner;
 - ``reader`` on every ``pfs`` input, however deeply it sits in a cross,
@@ -10,7 +14,11 @@ needs (checked on create and on update, before anything is written):
 - for a cron input, a cron repo the pipeline made itself, or ``owner`` on an
   existing one (each tick writes into it and ``overwrite`` empties it);
 - admin for an egress to the service's own file system (``file://`` or a
-  bare path), which would write where the service runs.
+  bare path), which would write where the service runs;
+- admin for a ``transform.secrets`` entry, unless its name is one the
+  operator lets pipelines use (``DATUMFLOW_PIPELINE_SECRETS``, comma-separated,
+  naming both the secret and its ``env_var``): the local executor reads a
+  secret's ``env_var`` from the service's own environment.
 
 Deleting a pipeline deletes only the repos it made (:meth:`Pipelines.repos_made`).
 
@@ -21,6 +29,7 @@ commit ids, paths or content hashes.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from datumflow.storage_service.errors import Forbidden, RepoNotFound
@@ -31,6 +40,8 @@ from datumflow.storage_service.service.auth import Auth, Principal
 __all__ = ["authorize_spec", "grant_made", "redact_datum", "redact_lineage"]
 
 HIDDEN = "(hidden)"
+SECRETS_ENV = "DATUMFLOW_PIPELINE_SECRETS"
+CREATORS_ENV = "DATUMFLOW_PIPELINE_CREATORS"
 _LOCAL_SCHEMES = ("file:", "local:", "memory:")
 
 
@@ -38,6 +49,10 @@ def authorize_spec(svc: Pipelines, spec: PipelineSpec, who: Principal, *, exists
     """Refuse (Forbidden) a spec the caller may not run; ``exists``: the pipeline is being updated."""
     if who.admin:
         return
+    if os.environ.get(CREATORS_ENV, "admins").strip().lower() != "users":
+        raise Forbidden(f"user {who.name} may not create or update pipelines: on this service only admins may, "
+                        f"since a datum runs with the service's own rights ({CREATORS_ENV}=users lets users "
+                        "with the roles below do it)")
     if exists or _repo_exists(svc, spec.name):
         who.require(spec.name, "writer")
     made = svc.repos_made(spec.name) if exists else set()
@@ -48,6 +63,12 @@ def authorize_spec(svc: Pipelines, spec: PipelineSpec, who: Principal, *, exists
             repo = spec.cron_repo(leaf)
             if repo not in made and _repo_exists(svc, repo):
                 who.require(repo, "owner")
+    allowed = {n.strip() for n in os.environ.get(SECRETS_ENV, "").split(",") if n.strip()}
+    for secret in spec.transform.secrets:
+        for wanted in (secret.name, secret.env_var):
+            if wanted and wanted not in allowed:
+                raise Forbidden(f"user {who.name} may not use secret {wanted!r}: an admin lists the secrets "
+                                f"(and variables) pipelines may use in {SECRETS_ENV}")
     egress = spec.egress.URL if spec.egress is not None else ""
     if egress and ("://" not in egress or egress.lower().startswith(_LOCAL_SCHEMES)):
         raise Forbidden(f"user {who.name} may not egress to {egress!r}: local paths need an admin")
