@@ -28,7 +28,7 @@ from datumflow.storage_service.client.http import Client
 
 from tests.conftest import free_port
 
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 90.0  # loaded machines take a while to import the service
 
 
 @dataclass
