@@ -82,7 +82,7 @@ def write(
 ) -> str:
     """Commit the file or folder ``source`` to ``repo@branch`` (under ``dest``); returns the commit id.
 
-    Nothing is committed unless every file uploaded: a failure deletes the open commit.
+    Nothing is committed unless every file uploaded: a failure fails the commit (nothing half-written shows).
     """
     path = Path(source)
     if not source or not path.exists():
@@ -92,15 +92,9 @@ def write(
     store = connect_from_env()
     store.create_repo(repo, exist_ok=True)
     target = dest.strip("/") or (path.name if path.is_file() else "")
-    commit = store.start_commit(
-        repo, branch, description=description, metadata=metadata or {}, provenance=list(provenance or []),
-    )
-    try:
+    with store.writing(repo, branch, description=description, metadata=metadata,
+                       provenance=provenance or [], what="upload") as commit:
         store.put_files(repo, commit.id, [(target, str(path))])
-        store.finish_commit(repo, commit.id)
-    except BaseException:
-        store.delete_commit(repo, commit.id)
-        raise
     return str(commit.id)
 
 

@@ -64,14 +64,11 @@ class DatumflowBaseOperator(BaseOperator):
             commit_id = commit["commit"] if isinstance(commit, dict) else str(commit)
             work(commit_id)
             return self.done(context, client.inspect_commit(repo, commit_id))
-        opened = client.start_commit(repo, branch, description=description, metadata=self.metadata(context),
-                                     provenance=list(provenance))
-        try:
+        with client.writing(repo, branch, description=description, metadata=self.metadata(context),
+                            provenance=provenance, what=self.task_id) as opened:
             work(opened.id)
-        except BaseException as exc:
-            client.finish_commit(repo, opened.id, error=f"{self.task_id} failed: {type(exc).__name__}: {exc}")
-            raise
-        return self.done(context, client.finish_commit(repo, opened.id))
+        assert opened.finished is not None
+        return self.done(context, opened.finished)
 
 
 def commit_id_of(value: Any) -> str:

@@ -304,10 +304,13 @@ def _provenance_table(out: TextIO, entries: list[ProvenanceEntry]) -> None:
 def _register_maintenance(commands: Commands) -> None:
     fsck = add_json(commands.add_parser("fsck", help="verify every reachable chunk and index node"))
     fsck.add_argument("--fast", action="store_true", help="check that chunks exist, do not re-read them")
+    fsck.add_argument("--repair", action="store_true",
+                      help="first fail abandoned open commits (lease expired or writer gone)")
     fsck.set_defaults(run=fsck_store)
     gc = add_json(commands.add_parser("gc", help="delete what no commit references"))
     gc.add_argument("--grace", type=float, metavar="SECONDS",
-                    help="spare objects younger than this (default: one hour)")
+                    help="spare unreferenced objects younger than this (default: one hour); "
+                    "writes in flight are safe whatever it is, 0 included")
     gc.set_defaults(run=gc_store)
 
 
@@ -315,7 +318,7 @@ def fsck_store(ctx: Context, args: argparse.Namespace) -> int:
     # A full check re-reads every chunk (size unknown up front: a counter); --fast reads none.
     with byte_progress(ctx, "verifying", 0 if args.fast else None) as tick:
         extra = {"progress": tick} if tick else {}
-        report = ctx.store.fsck(verify_content=not args.fast, **extra)
+        report = ctx.store.fsck(verify_content=not args.fast, repair=args.repair, **extra)
     emit(ctx, args, report, _fsck_lines)
     if report["ok"]:
         return 0
@@ -324,6 +327,8 @@ def fsck_store(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _fsck_lines(out: TextIO, report: dict[str, Any]) -> None:
+    for commit in report.get("repaired", []):
+        out.write(f"repaired: failed abandoned open commit {commit}\n")
     for error in report["errors"]:
         out.write(f"error: {error}\n")
     verdict = "ok" if report["ok"] else "FAILED"

@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import httpx
@@ -40,6 +41,7 @@ from datumflow.storage_service.model.core import (
     ProvenanceEntry,
     Repo,
 )
+from datumflow.storage_service.model.lifecycle import OpenCommit, writing
 from datumflow.storage_service.model.sync import SyncResult
 from datumflow.storage_service.sync import engine
 
@@ -194,12 +196,21 @@ class Client(_Endpoint, HistoryCalls):
     def start_commit(
         self, repo: str, branch: str, *, parent: str | None = None, description: str = "",
         metadata: dict[str, Any] | None = None, origin: Origin | str = Origin.USER, provenance: Iterable[str] = (),
+        owner: str | None = None, lease: float | None = None,
     ) -> Commit:
         body = {
             "branch": branch, "parent": parent, "description": description, "metadata": metadata or {},
-            "origin": _origin_value(origin), "provenance": list(provenance),
+            "origin": _origin_value(origin), "provenance": list(provenance), "owner": owner, "lease": lease,
         }
         return Commit.from_dict(self._json("POST", f"/repos/{_q(repo)}/commits", json=body))
+
+    def writing(
+        self, repo: str, branch: str, *, description: str = "", metadata: dict[str, Any] | None = None,
+        origin: Origin | str = Origin.USER, provenance: Iterable[str] = (), what: str = "write",
+    ) -> AbstractContextManager[OpenCommit]:
+        """A commit for a ``with`` block: finished at its end, failed if it raises (see :mod:`~.lifecycle`)."""
+        return writing(self, repo, branch, description=description, metadata=metadata, origin=origin,
+                       provenance=provenance, what=what)
 
     def finish_commit(
         self, repo: str, ref: str, *, description: str | None = None, metadata: dict[str, Any] | None = None,
@@ -380,8 +391,8 @@ class Client(_Endpoint, HistoryCalls):
 
     # -- maintenance ----------------------------------------------------------------------
 
-    def fsck(self, *, verify_content: bool = True, progress: Any = None) -> dict[str, Any]:
-        return dict(self._json("POST", "/fsck", json={"verify_content": verify_content}))
+    def fsck(self, *, verify_content: bool = True, progress: Any = None, repair: bool = False) -> dict[str, Any]:
+        return dict(self._json("POST", "/fsck", json={"verify_content": verify_content, "repair": repair}))
 
     def gc(self, *, grace_seconds: float = 3600.0) -> dict[str, int]:
         return dict(self._json("POST", "/gc", json={"grace_seconds": grace_seconds}))

@@ -27,6 +27,7 @@ from datumflow.storage_service.core.chunking import (
     hash_bytes,
 )
 from datumflow.storage_service.core.db import insert_ignore
+from datumflow.storage_service.core.inflight import PACK_PREFIX, Pins, gc_lock
 from datumflow.storage_service.core.objects import LocalObjects, ObjectStore
 from datumflow.storage_service.core.schema import chunks, packs
 from datumflow.storage_service.errors import CorruptObject, ObjectNotFound
@@ -49,9 +50,24 @@ class ChunkStore:
         self.engine = engine
         self.objects = objects
         self.fsync = fsync
+        self.pins = Pins(engine)
 
-    def writer(self, *, relocate: bool = False) -> ChunkWriter:
-        return ChunkWriter(self, relocate=relocate)
+    def writer(self, *, relocate: bool = False, write_id: str | None = None) -> ChunkWriter:
+        """A writer; with ``write_id`` (see :class:`Pins`) every chunk it counts on is pinned."""
+        return ChunkWriter(self, relocate=relocate, write_id=write_id)
+
+    def locate_pinned(self, hashes: Iterable[str], write_id: str) -> dict[str, tuple[str, int, int]]:
+        """Pin ``hashes`` for a write, then look them up, in one transaction (see :mod:`.inflight`)."""
+        wanted = list(dict.fromkeys(hashes))
+        found: dict[str, tuple[str, int, int]] = {}
+        with self.engine.begin() as conn:
+            gc_lock(conn, exclusive=False)
+            self.pins.pin(conn, write_id, wanted)
+            for i in range(0, len(wanted), _LOOKUP_BATCH):
+                query = select(chunks.c.hash, chunks.c.pack, chunks.c.offset, chunks.c.length)
+                for row in conn.execute(query.where(chunks.c.hash.in_(wanted[i:i + _LOOKUP_BATCH]))):
+                    found[row[0]] = (row[1], row[2], row[3])
+        return found
 
     def locate(self, hashes: Iterable[str]) -> dict[str, tuple[str, int, int]]:
         """hash -> (pack, offset, length) for the hashes that are stored."""
@@ -97,9 +113,10 @@ class ChunkWriter:
     leaving it on an exception discards everything.
     """
 
-    def __init__(self, store: ChunkStore, *, relocate: bool = False) -> None:
+    def __init__(self, store: ChunkStore, *, relocate: bool = False, write_id: str | None = None) -> None:
         self.store = store
         self.relocate = relocate  # gc's repack: rows of stored chunks move to the new pack
+        self.write_id = write_id
         self.seen: set[str] = set()
         self.pending: list[tuple[str, bytes]] = []
         self.pending_bytes = 0
@@ -176,7 +193,7 @@ class ChunkWriter:
     def flush(self) -> None:
         if not self.pending:
             return
-        known = self.store.locate(h for h, _ in self.pending)
+        known = self._locate(h for h, _ in self.pending)
         for h, data in self.pending:
             if h not in known:
                 self._append(h, data)
@@ -187,7 +204,7 @@ class ChunkWriter:
         """Copy the unknown chunks among the pending ranges of file ``fd`` into the pack."""
         if not self._ranges:
             return
-        known = self.store.locate(h for h, _, _ in self._ranges)
+        known = self._locate(h for h, _, _ in self._ranges)
         for h, offset, length in self._ranges:
             if h not in known:
                 pack = self._open_pack()
@@ -195,6 +212,11 @@ class ChunkWriter:
                 _copy_range(fd, pack.fileno(), offset, length)
                 self._record(h, length)
         self._ranges.clear()
+
+    def _locate(self, hashes: Iterable[str]) -> dict[str, tuple[str, int, int]]:
+        if self.write_id is None:
+            return self.store.locate(hashes)
+        return self.store.locate_pinned(hashes, self.write_id)
 
     def copy_chunk(self, h: str, data: bytes) -> None:
         """Append a chunk known to be stored elsewhere (repacking), without a lookup."""
@@ -207,6 +229,8 @@ class ChunkWriter:
     def _open_pack(self) -> BinaryIO:
         if self._pack is None:
             self._pack_id = uuid.uuid4().hex
+            if self.write_id is not None:  # gc must not sweep the spool file or the unrecorded object
+                self.store.pins.pin_now(self.write_id, [PACK_PREFIX + self._pack_id])
             self._pack_path = os.path.join(self.store.objects.spool_dir(), f"{self._pack_id}.tmp")
             self._pack = open(self._pack_path, "wb")  # noqa: SIM115 (closed in _seal)
             self._pack_size = 0

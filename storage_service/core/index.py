@@ -86,9 +86,10 @@ class NodeStore:
     def put(self, node: Node) -> str:
         data = node.encode()
         h = blake3.blake3(data).hexdigest()
-        if h not in self._cache:
-            self._pending[h] = data
-            self._remember(h, node)
+        # Written even if cached: gc may have removed an unreachable node this process still
+        # remembers, and a new tree must never count on it (the insert skips existing rows).
+        self._pending[h] = data
+        self._remember(h, node)
         return h
 
     def flush(self) -> list[tuple[str, bytes]]:

@@ -24,13 +24,16 @@ __all__ = [
     "branch_provenance",
     "branches",
     "chunks",
+    "commit_leases",
     "commit_provenance",
     "commits",
     "metadata",
     "nodes",
     "packs",
+    "pins",
     "repos",
     "roles",
+    "writes",
 ]
 
 metadata = MetaData()
@@ -131,4 +134,34 @@ roles = Table(
     Column("user", String(64), primary_key=True),
     Column("repo", String(64), primary_key=True),
     Column("role", String(16), nullable=False),
+)
+
+# Who holds an open commit: a lease renewed by every write into it, and/or the process
+# that opened it ("host:pid:start"). An abandoned commit is failed, never written into.
+commit_leases = Table(
+    "df_commit_leases",
+    metadata,
+    Column("commit", String(32), primary_key=True),
+    Column("owner", String(256), nullable=True),  # a process identity, or None for lease only
+    Column("expires", Float, nullable=True),  # None: no time limit (tied to the owner alone)
+    Column("ttl", Float, nullable=True),  # each write into the commit renews it for this long
+    Index("ix_df_commit_leases_expires", "expires"),
+)
+
+# Writes in flight and the chunks (and packs) they count on: gc spares every pinned key.
+writes = Table(
+    "df_writes",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("started", Float, nullable=False),
+    Column("expires", Float, nullable=False),
+)
+
+pins = Table(
+    "df_pins",
+    metadata,
+    Column("write", String(32), primary_key=True),
+    Column("key", String(64), primary_key=True),  # a chunk hash, or "pack:" + pack id
+    Index("ix_df_pins_key", "key"),
 )

@@ -52,13 +52,13 @@ def next_tick(spec: str, after: dt.datetime) -> dt.datetime:
 def tick(store: Store, repo: str, when: dt.datetime, *, overwrite: bool) -> str:
     """Commit one tick file (named by its UTC time) into a cron repo; returns the commit id."""
     name = when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    commit = store.start_commit(repo, "master", description=f"cron tick {name}")
     try:
-        if overwrite:
-            for old in list(store.walk_files(repo, commit.id)):
-                store.delete_file(repo, commit.id, old.path)
-        store.put_file(repo, commit.id, name, name.encode())
+        with store.writing(repo, "master", description=f"cron tick {name}", what="cron tick") as commit:
+            if overwrite:
+                for old in list(store.walk_files(repo, commit.id)):
+                    store.delete_file(repo, commit.id, old.path)
+            store.put_file(repo, commit.id, name, name.encode())
     except Exception as exc:
-        store.finish_commit(repo, commit.id, error=f"cron tick failed: {exc}")
         raise InvalidArgument(f"cron tick into {repo} failed: {exc}") from exc
-    return store.finish_commit(repo, commit.id).id
+    assert commit.finished is not None
+    return commit.finished.id

@@ -211,16 +211,11 @@ class PipelineRegistry:
 
     def _commit_spec(self, spec: PipelineSpec, *, reprocess: bool) -> None:
         version = (self.row(spec.name).version or 0) + 1
-        commit = self.store.start_commit(
+        with self.store.writing(
             spec.name, SPEC_BRANCH, origin=Origin.SPEC, metadata={"version": version, "reprocess": reprocess},
-            description=f"pipeline {spec.name} spec v{version}",
-        )
-        try:
+            description=f"pipeline {spec.name} spec v{version}", what="spec upload",
+        ) as commit:
             self.store.put_file(spec.name, commit.id, SPEC_FILE, spec.to_json().encode())
-        except BaseException as exc:
-            self.store.finish_commit(spec.name, commit.id, error=f"spec upload failed: {exc}")
-            raise
-        self.store.finish_commit(spec.name, commit.id)
         with self.store.engine.begin() as conn:
             conn.execute(
                 update(pipelines_table).where(pipelines_table.c.name == spec.name)

@@ -18,6 +18,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from datumflow.storage_service.core.migrations import ensure_tables
 from datumflow.storage_service.core.schema import metadata, roles
 from datumflow.storage_service.errors import AlreadyExists, Forbidden, InvalidArgument, NotFound, Unauthenticated
 from datumflow.storage_service.names import check_repo_name
@@ -82,7 +83,7 @@ class Auth:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._closed = False  # latched once users exist: open mode never comes back
-        metadata.create_all(engine, tables=[users, tokens, roles])
+        ensure_tables(engine, [users, tokens, roles])
 
     def open_mode(self) -> bool:
         """Whether the database has no users (so requests run as the anonymous admin)."""

@@ -18,12 +18,13 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from contextlib import suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from datumflow.storage_service.errors import Conflict, DatumflowError, InvalidArgument, PathNotFound
+from datumflow.storage_service.errors import Conflict, InvalidArgument, PathNotFound
 from datumflow.storage_service.model.core import Commit, Origin, Repo
+from datumflow.storage_service.model.lifecycle import OpenCommit
 from datumflow.storage_service.spouts.config import SpoutConfig
 from datumflow.storage_service.spouts.layout import Message, layout_batch, record_size
 from datumflow.storage_service.spouts.offsets import CommitReader, abort_open_head, find_resume_point, offsets_metadata
@@ -42,10 +43,10 @@ class SpoutStore(CommitReader, Protocol):
     """The store methods a spout uses (the embedded Store and the HTTP client both have them)."""
 
     def create_repo(self, name: str, description: str = "", *, exist_ok: bool = False) -> Repo: ...
-    def start_commit(
+    def writing(
         self, repo: str, branch: str, *, description: str = "", metadata: dict[str, Any] | None = None,
-        origin: Origin = Origin.USER,
-    ) -> Commit: ...
+        origin: Origin | str = Origin.USER, provenance: Iterable[str] = (), what: str = "write",
+    ) -> AbstractContextManager[OpenCommit]: ...
     def put_files(self, repo: str, target: str, items: Iterable[tuple[str, Source]]) -> Commit: ...
     def delete_file(self, repo: str, target: str, path: str) -> Commit: ...
     def finish_commit(self, repo: str, ref: str, *, error: str | None = None) -> Commit: ...
@@ -218,20 +219,17 @@ class KafkaSpout:
         self._check_sole_writer()
         files = layout_batch(cfg.topic, records, cfg.format, cfg.layout)
         offsets = {**self._offsets, **{r.partition: r.offset + 1 for r in records}}
-        commit = self.store.start_commit(
-            cfg.repo, cfg.branch, origin=Origin.SPOUT,
+        with self.store.writing(
+            cfg.repo, cfg.branch, origin=Origin.SPOUT, what="spout batch",
             description=f"kafka {cfg.topic}: {len(records)} messages",
             metadata=offsets_metadata(cfg.topic, offsets, len(records), files.dead_letters),
-        )
-        try:
+        ) as commit:
             if files.puts:
                 self.store.put_files(cfg.repo, commit.id, sorted(files.puts.items()))
             for path in files.deletes:
                 self._delete_if_present(commit.id, path)
-            finished = self.store.finish_commit(cfg.repo, commit.id)
-        except BaseException as exc:
-            self._fail(commit.id, exc)
-            raise
+        finished = commit.finished
+        assert finished is not None
         self._offsets, self._last_commit = offsets, finished.id
         log.info("committed %s: %d messages, offsets %s", finished, len(records), offsets)
         if cfg.commit_group and self._source is not None:  # only after the commit: the repo is the truth
@@ -242,12 +240,6 @@ class KafkaSpout:
     def _delete_if_present(self, commit_id: str, path: str) -> None:
         with suppress(PathNotFound):  # a tombstone for a key never written
             self.store.delete_file(self.config.repo, commit_id, path)
-
-    def _fail(self, commit_id: str, exc: BaseException) -> None:
-        try:
-            self.store.finish_commit(self.config.repo, commit_id, error=f"spout batch failed: {exc}")
-        except DatumflowError as again:  # the next start deletes the open commit anyway
-            log.warning("could not fail commit %s: %s", commit_id, again)
 
     def _check_sole_writer(self) -> None:
         """Refuse to commit if another writer stored offsets for this topic meanwhile."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from datumflow.storage_service.errors import BranchNotFound, CommitOpen, CorruptOffsets
+from datumflow.storage_service.errors import BranchNotFound, CorruptOffsets
 from datumflow.storage_service.model.core import Branch, Commit, CommitState, Origin
 
 __all__ = [
@@ -76,7 +76,8 @@ def find_resume_point(store: CommitReader, repo: str, branch: str, topic: str) -
 def abort_open_head(store: CommitReader, repo: str, branch: str, topic: str) -> str | None:
     """Delete the open head commit a crashed spout of this topic left; return its id.
 
-    An open head that some other writer owns is not ours to drop: refuse.
+    An open head that some other writer owns is not ours to drop: it is left
+    alone, and the spout's commits land beside it (docs/concurrency.md).
     """
     head = branch_head(store, repo, branch)
     if head is None:
@@ -85,10 +86,7 @@ def abort_open_head(store: CommitReader, repo: str, branch: str, topic: str) -> 
     if commit.state is not CommitState.OPEN:
         return None
     if commit.origin is not Origin.SPOUT or _declared_topic(commit) != topic:
-        raise CommitOpen(
-            f"branch {repo}@{branch} has an open commit {commit.id} that this spout did not make; "
-            "finish or delete it first"
-        )
+        return None
     store.delete_commit(repo, commit.id)
     return commit.id
 

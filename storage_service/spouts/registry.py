@@ -21,6 +21,7 @@ import time
 import weakref
 from typing import Any
 
+from datumflow.storage_service.core.migrations import ensure_tables
 from datumflow.storage_service.core.schema import metadata
 from datumflow.storage_service.errors import AlreadyExists, InvalidArgument, SpoutNotFound
 from datumflow.storage_service.model.spout import SpoutConfig, SpoutStatus
@@ -67,7 +68,7 @@ _CREATED: weakref.WeakSet[Engine] = weakref.WeakSet()
 def _ready(engine: Engine) -> Engine:
     # This module may be imported after the store ran ``create_all``: make the table on first use.
     if engine not in _CREATED:
-        spouts.create(engine, checkfirst=True)
+        ensure_tables(engine, [spouts])
         _CREATED.add(engine)
     return engine
 

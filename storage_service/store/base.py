@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from datumflow.storage_service.core.chunks import ChunkStore
     from datumflow.storage_service.core.index import NodeStore, Tree
     from datumflow.storage_service.core.objects import FsspecObjects, LocalObjects
@@ -28,6 +30,7 @@ class StoreBase:
         chunks: ChunkStore
         nodes: NodeStore
         tree: Tree
+        on_commit_finished: list[Callable[[Commit], None]]
 
         def resolve(self, repo: str, ref: str) -> str: ...
 
@@ -36,7 +39,7 @@ class StoreBase:
         def start_commit(
             self, repo: str, branch: str, *, parent: str | None = None, description: str = "",
             metadata: dict[str, Any] | None = None, origin: Origin | str = ...,
-            provenance: Any = (),
+            provenance: Any = (), owner: str | None = None, lease: float | None = None,
         ) -> Commit: ...
 
         def finish_commit(
@@ -61,7 +64,9 @@ class StoreBase:
         def inspect_branch(self, repo: str, name: str) -> Branch: ...
 
         def write_entries(self, repo: str, target: str, edits_for: Any, *, verb: str = ...,
-                          description: str = ...) -> Commit: ...
+                          description: str = ..., check: Any = ...) -> Commit: ...
+
+        def _upstream_branches(self, conn: Connection, ref: BranchRef) -> list[BranchRef]: ...
 
         def _open_downstream(self, conn: Connection, ref: BranchRef, commit_set: str) -> None: ...
 

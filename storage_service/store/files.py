@@ -11,13 +11,14 @@ a copy). Folders are implied by the paths under them, as in S3 and Pachyderm.
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, BinaryIO, Union
 
 from datumflow.storage_service.core import globs
 from datumflow.storage_service.core.chunks import ChunkWriter
 from datumflow.storage_service.core.index import MAX_KEY
+from datumflow.storage_service.core.inflight import gc_lock
 from datumflow.storage_service.core.schema import commits
 from datumflow.storage_service.errors import (
     CommitFinished,
@@ -28,8 +29,10 @@ from datumflow.storage_service.errors import (
 )
 from datumflow.storage_service.model.core import ChunkRef, Commit, CommitState, DiffEntry, FileInfo
 from datumflow.storage_service.names import check_branch_name, is_commit_id, normalize_path
-from datumflow.storage_service.store.base import StoreBase
-from sqlalchemy import select, update
+from datumflow.storage_service.store.clash import refuse_file_folder_clash
+from datumflow.storage_service.store.leases import Abandoned, Leases
+from datumflow.storage_service.store.publish import Edits, OutsideWork, Publishing
+from sqlalchemy import Connection, select, update
 
 __all__ = ["FileOps", "MetaSource", "Precondition", "Source"]
 
@@ -42,19 +45,8 @@ Precondition = Callable[[FileInfo | None], None]
 
 MAX_META_BYTES = 8 * 1024
 
-_EDIT_LOCK = threading.Lock()
-_TURNS: dict[tuple[str, str], threading.Lock] = {}
-_TURNS_LOCK = threading.Lock()
-
-
-def _writer_turn(repo: str, target: str) -> threading.Lock:
-    """Writers of single versions (the S3 gateway) on one branch take turns to commit in this process.
-
-    Their bytes are already stored, so a turn is an index edit and one commit;
-    without it, two of them would race to open the branch's next commit.
-    """
-    with _TURNS_LOCK:
-        return _TURNS.setdefault((repo, target), threading.Lock())
+WRITE_TTL = 24 * 3600.0  # a write's pins outlive a dead writer this long at most (less on this host)
+Check = Callable[[str | None], None]  # runs on the root an edit applies to, in its transaction
 
 
 def entry_of(size: int, h: str, refs: list[ChunkRef] | tuple[ChunkRef, ...],
@@ -92,7 +84,7 @@ def check_meta(meta: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-class FileOps(StoreBase):
+class FileOps(Publishing, Leases):
     """File operations of :class:`Store` (a mixin; state lives on the store)."""
 
     # -- writing -----------------------------------------------------------------
@@ -108,39 +100,63 @@ class FileOps(StoreBase):
         self, repo: str, target: str, items: Iterable[tuple[str, Source]], *,
         append: bool = False, description: str = "", progress: Any = None,
     ) -> Commit:
-        """Write many files as one change: one commit, unless ``target`` names an open one.
+        """Write many files as one change: a commit of its own, unless ``target`` is an open commit id.
 
         Folders (``os.PathLike`` to a directory) are written recursively under
         the destination path; a source of ``None`` removes the file or folder
         at its path (if there is one) in the same change. ``progress(bytes)``
         is called as data is stored.
+        The bytes are stored first (pinned against gc); the commit comes after.
         """
-        if isinstance(items, (list, tuple)):  # validate every path before opening a commit
+        self._check_target(repo, target)
+        if isinstance(items, (list, tuple)):  # validate every path before storing anything
             items = [_checked_item(normalize_path(dest, allow_root=True), src) for dest, src in items]
         else:  # a stream of items (e.g. the members of a tar upload): consumed one by one
             items = ((normalize_path(dest, allow_root=True), src) for dest, src in items)
-
-        def store_items(commit_id: str) -> dict[str, Any]:
+        with self._in_flight() as write_id:
             edits: dict[str, Any] = {}
-            with self.chunks.writer() as writer:
+            removed: list[str] = []
+            with self.chunks.writer(write_id=write_id) as writer:
                 for dest, src in items:
-                    if src is None:  # a removal, in the same change
-                        edits.update(dict.fromkeys(self._paths_under(self._root_of(commit_id), dest)))
+                    if src is None:  # a removal, in the same change (of what the root it lands on holds)
+                        removed.append(dest)
                         continue
                     for path, entry in self._store_source(writer, dest, src, progress):
-                        if append:
-                            entry = self._appended(writer, repo, commit_id, path, entry)
                         edits[path] = entry
-            return edits
+            stored = self._appending(edits, write_id) if append else (lambda _root: edits)
 
-        return self.write_entries(repo, target, store_items, verb="write", description=description)
+            def edits_for(root: str | None) -> dict[str, Any]:
+                gone = {p: None for dest in removed for p in self._paths_under(root, dest)}
+                return {**gone, **stored(root)}
+
+            return self.write_entries(repo, target, edits_for, verb="write", description=description)
+
+    def _check_target(self, repo: str, target: str) -> None:
+        """Refuse a write that cannot land before storing its bytes."""
+        if is_commit_id(target):
+            commit = self.inspect_commit(repo, target)
+            if commit.is_finished:
+                raise CommitFinished(f"commit {repo}@{target} is {commit.state.value}; writes need an open commit")
+            return
+        check_branch_name(target)
+        with self.engine.connect() as conn:
+            self._require_repo(conn, repo)
+
+    @contextmanager
+    def _in_flight(self, ttl: float = WRITE_TTL) -> Iterator[str]:
+        """Register a write (its id pins what it stores or finds stored) for the ``with`` block."""
+        write_id = self.chunks.pins.begin(ttl)
+        try:
+            yield write_id
+        finally:
+            self.chunks.pins.release(write_id)
 
     def delete_file(self, repo: str, target: str, path: str) -> Commit:
         """Delete a file, or a folder with everything under it."""
         path = normalize_path(path, allow_root=True)
 
-        def doomed(commit_id: str) -> dict[str, Any]:
-            found = {p: None for p in self._paths_under(self._root_of(commit_id), path)}
+        def doomed(root: str | None) -> dict[str, Any]:
+            found = {p: None for p in self._paths_under(root, path)}
             if not found:
                 raise PathNotFound(f"{repo}@{target}: no file or folder {path!r}")
             return found
@@ -150,17 +166,25 @@ class FileOps(StoreBase):
     def copy_file(
         self, src_repo: str, src_ref: str, src_path: str, dst_repo: str, dst_target: str, dst_path: str
     ) -> Commit:
-        """Copy a file or folder; no bytes move, the entries share their chunks."""
+        """Copy a file or folder; no bytes move, the entries share their chunks.
+
+        The source is read inside the destination's write transaction, so gc
+        (which waits for it) sees the copy or finds the source still there.
+        """
         src_path = normalize_path(src_path, allow_root=True)
         dst_path = normalize_path(dst_path, allow_root=True)
-        root = self._root_of(self.resolve(src_repo, src_ref))
-        edits: dict[str, Any] = {}
-        for key, entry in self._entries_under(root, src_path):
-            rest = key[len(src_path):].lstrip("/") if src_path else key
-            edits["/".join(p for p in (dst_path, rest) if p)] = entry
-        if not edits:
-            raise PathNotFound(f"{src_repo}@{src_ref}: no file or folder {src_path!r}")
-        return self.write_entries(dst_repo, dst_target, lambda _: edits, verb="copy")
+        src_root = self._root_of(self.resolve(src_repo, src_ref))
+
+        def copied(_root: str | None) -> dict[str, Any]:
+            edits: dict[str, Any] = {}
+            for key, entry in self._entries_under(src_root, src_path):
+                rest = key[len(src_path):].lstrip("/") if src_path else key
+                edits["/".join(p for p in (dst_path, rest) if p)] = entry
+            if not edits:
+                raise PathNotFound(f"{src_repo}@{src_ref}: no file or folder {src_path!r}")
+            return edits
+
+        return self.write_entries(dst_repo, dst_target, copied, verb="copy")
 
     # -- in-process writes of single versions (the S3 gateway) --------------------------
 
@@ -176,15 +200,17 @@ class FileOps(StoreBase):
         in the commit the write lands in, in the transaction that applies it.
         """
         path = _need_path(normalize_path(path))
+        self._check_target(repo, target)
         if precondition is not None:  # refuse early, before the body is read
             precondition(self._version_at(self._current_root(repo, target), path))
-        with self.chunks.writer() as writer:  # the bytes are stored before any commit is opened
-            ((_, entry),) = self._store_source(writer, path, source, None)
-        given = meta() if callable(meta) else meta
-        entry = entry_of(entry[0], entry[1], chunks_of(entry), check_meta(given or {}))
-        check = None if precondition is None else (lambda root: precondition(self._version_at(root, path)))
-        with _writer_turn(repo, target):
-            commit = self.write_entries(repo, target, lambda _: {path: entry}, description=description, check=check)
+        with self._in_flight() as write_id:
+            with self.chunks.writer(write_id=write_id) as writer:
+                ((_, entry),) = self._store_source(writer, path, source, None)
+            given = meta() if callable(meta) else meta
+            entry = entry_of(entry[0], entry[1], chunks_of(entry), check_meta(given or {}))
+            check = None if precondition is None else (lambda root: precondition(self._version_at(root, path)))
+            commit = self.write_entries(repo, target, lambda _root: {path: entry}, verb="write",
+                                        description=description, check=check)
         return commit, file_info(path, entry)
 
     def copy_version(
@@ -198,7 +224,10 @@ class FileOps(StoreBase):
         entry = entry_of(version.size, version.hash, version.chunks,
                          check_meta(version.meta if meta is None else meta))
         check = None if precondition is None else (lambda root: precondition(self._version_at(root, dst_path)))
-        with _writer_turn(dst_repo, dst_target):
+        with self._in_flight() as write_id:  # the version's chunks are pinned until the copy lands
+            refs = chunks_of(entry)
+            if len(self.chunks.locate_pinned((r.hash for r in refs), write_id)) < len({r.hash for r in refs}):
+                raise PathNotFound(f"{version.path}: the version's content is no longer stored")
             commit = self.write_entries(dst_repo, dst_target, lambda _: {dst_path: entry}, verb="copy", check=check)
         return commit, file_info(dst_path, entry)
 
@@ -212,12 +241,10 @@ class FileOps(StoreBase):
         if not any(self.tree.get(head, p) is not None for p in wanted):
             return None
 
-        def doomed(commit_id: str) -> dict[str, Any]:
-            root = self._root_of(commit_id)
+        def doomed(root: str | None) -> dict[str, Any]:
             return {p: None for p in wanted if self.tree.get(root, p) is not None}
 
-        with _writer_turn(repo, target):
-            return self.write_entries(repo, target, doomed, verb="delete", check=None)
+        return self.write_entries(repo, target, doomed, verb="delete", check=None)
 
     def _version_at(self, root: str | None, path: str) -> FileInfo | None:
         entry = self.tree.get(root, path)
@@ -230,43 +257,23 @@ class FileOps(StoreBase):
             return None
 
     def write_entries(
-        self, repo: str, target: str, edits_for: Callable[[str], dict[str, Any]], *,
-        verb: str = "write", description: str = "", check: Callable[[str | None], None] | None = None,
+        self, repo: str, target: str, edits_for: Edits, *,
+        verb: str = "write", description: str = "", check: Check | None = None,
     ) -> Commit:
-        """Apply ``edits_for(commit_id)`` (``{path: entry or None}``) to ``target``.
+        """Apply ``edits_for(root)`` (``{path: entry or None}``) to ``target``.
 
-        ``target`` is a branch (one new commit, finished here) or an open commit
-        id. If anything fails, a commit opened here is failed with the error, so
-        no partial change is ever visible. ``check(root)``, if given, runs in the
-        transaction that applies the edits, on the root they apply to.
+        ``target`` is a branch (a new commit of this write alone, see
+        :mod:`.publish`) or an open commit id the caller holds. ``edits_for``
+        gets the root the edit applies to and may be called again if another
+        writer moved it first. If anything fails, nothing is visible.
+        ``check(root)``, if given, runs in the transaction that applies the
+        edits, on the root they apply to.
         """
-        commit_id, auto = self._write_target(repo, target)
-        if not auto:
-            self._refuse_write_into(repo, commit_id)
-        try:
-            commit = self._apply_edits(repo, commit_id, edits_for(commit_id), check)
-        except BaseException as exc:
-            if auto:
-                self.finish_commit(repo, commit_id, error=f"{verb} failed: {exc}")
-            raise
-        return self.finish_commit(repo, commit_id, description=description or None) if auto else commit
-
-    def _write_target(self, repo: str, target: str) -> tuple[str, bool]:
-        """(open commit id, whether we opened it ourselves)."""
+        self._check_target(repo, target)
         if is_commit_id(target):
-            commit = self.inspect_commit(repo, target)
-            if commit.is_finished:
-                raise CommitFinished(f"commit {repo}@{target} is {commit.state.value}; writes need an open commit")
-            return commit.id, False
-        check_branch_name(target)
-        with self.engine.connect() as conn:
-            self._require_repo(conn, repo)
-            row = self._branch_row(conn, repo, target)
-            head = row.head if row else None
-            state = conn.execute(select(commits.c.state).where(commits.c.id == head)).scalar() if head else None
-        if head and state == CommitState.OPEN.value:
-            return head, False
-        return self.start_commit(repo, target).id, True
+            self._refuse_write_into(repo, target)
+            return self._apply_edits(repo, target, edits_for, check)
+        return self._publish_edits(repo, target, edits_for, description=description, check=check)
 
     def _store_source(
         self, writer: ChunkWriter, dest: str, src: Source, progress: Any
@@ -307,39 +314,51 @@ class FileOps(StoreBase):
                 _tick(progress, size)
                 yield normalize_path("/".join(parts)), entry_of(size, h, refs)
 
-    def _appended(
-        self, writer: ChunkWriter, repo: str, commit_id: str, path: str, entry: list[Any]
-    ) -> list[Any]:
-        old = self.tree.get(self._root_of(commit_id), path)
-        if old is None:
-            return entry
-        # The new chunks may still sit in the writer's buffer or unsealed pack: publish them first.
-        writer.close()
-        data = b"".join(self.chunks.read_all(chunks_of(old))) + b"".join(self.chunks.read_all(chunks_of(entry)))
-        h, refs = writer.add_bytes(data)
+    def _appending(self, edits: dict[str, Any], write_id: str) -> Edits:
+        """Edits that append each entry to the file already at its path (in the root they apply to)."""
+        joined: dict[tuple[str, str], list[Any]] = {}
+
+        def edits_for(root: str | None) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for path, entry in edits.items():
+                old = self.tree.get(root, path)
+                if old is None:
+                    out[path] = entry
+                elif (path, old[1]) in joined:
+                    out[path] = joined[(path, old[1])]
+                else:  # storing bytes needs its own transactions: done outside this one, then again
+                    raise OutsideWork(lambda p=path, o=old, e=entry: joined.__setitem__(
+                        (p, o[1]), self._joined(o, e, write_id)))
+            return out
+
+        return edits_for
+
+    def _joined(self, old: list[Any], new: list[Any], write_id: str) -> list[Any]:
+        data = b"".join(self.chunks.read_all(chunks_of(old))) + b"".join(self.chunks.read_all(chunks_of(new)))
+        with self.chunks.writer(write_id=write_id) as writer:
+            h, refs = writer.add_bytes(data)
         return entry_of(len(data), h, refs)
 
-    def _apply_edits(
-        self, repo: str, commit_id: str, edits: dict[str, Any], check: Callable[[str | None], None] | None = None,
-    ) -> Commit:
-        """Move the open commit's root by compare-and-swap, in one transaction."""
-        with _EDIT_LOCK, self.engine.begin() as conn:
-            query = select(commits.c.root, commits.c.state).where(commits.c.id == commit_id)
-            if self.engine.dialect.name == "postgresql":
+    def _apply_edits(self, repo: str, commit_id: str, edits_for: Edits, check: Check | None = None) -> Commit:
+        """Edit an open commit the caller holds: move its root by compare-and-swap."""
+
+        def once(conn: Connection) -> None:
+            gc_lock(conn, exclusive=False)
+            query = select(commits).where(commits.c.id == commit_id)
+            if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
-            row = conn.execute(query).one()
+            row = conn.execute(query).first()
+            if row is None or row.repo != repo:
+                raise CommitNotFound(f"commit {commit_id} not found in repo {repo}")
             if row.state != CommitState.OPEN.value:
-                raise CommitFinished(f"commit {repo}@{commit_id} was finished before the write landed")
+                raise CommitFinished(f"commit {repo}@{commit_id} is {row.state}; writes need an open commit")
+            self._renew_lease(conn, commit_id)
             if check is not None:
                 check(row.root)
-            try:
-                new_root = self.tree.edit(row.root, edits)
-                _refuse_file_folder_clash(self.tree, row.root, new_root, edits)
-                files, size = self.tree.stats(new_root)
-                self._write_nodes(conn)
-            except BaseException:
-                self.nodes.discard()
-                raise
+            edits = edits_for(row.root)
+            new_root = self.tree.edit(row.root, edits)
+            refuse_file_folder_clash(self.tree, row.root, new_root, edits)
+            files, size = self.tree.stats(new_root)
             moved = conn.execute(
                 update(commits)
                 .where(commits.c.id == commit_id, commits.c.state == CommitState.OPEN.value,
@@ -347,8 +366,15 @@ class FileOps(StoreBase):
                 .values(root=new_root, file_count=files, size_bytes=size)
             ).rowcount
             if moved != 1:
-                raise ConcurrentUpdate(f"commit {repo}@{commit_id} changed during the write; retry")
-        return self.inspect_commit(repo, commit_id)
+                raise ConcurrentUpdate(f"commit {repo}@{commit_id} changed during the write; retrying")
+
+        try:
+            return self._transact(repo, commit_id, once, finished=False)
+        except Abandoned as exc:
+            self._fail_abandoned(repo, commit_id, str(exc))
+            raise CommitFinished(
+                f"commit {repo}@{commit_id} was abandoned ({exc}) and has been failed; nothing was written"
+            ) from None
 
     # -- reading -----------------------------------------------------------------
 
@@ -561,34 +587,6 @@ class FileOps(StoreBase):
         if not path:
             return self.tree.stats(root)
         return self.tree.range_stats(root, path + "/", path + "/" + MAX_KEY)
-
-
-def _refuse_file_folder_clash(tree: Any, old: str | None, new: str | None, edits: dict[str, Any]) -> None:
-    """A path is a file or a folder, never both: ``a`` and ``a/b`` cannot sit in one commit.
-
-    Cheap for the common writes: one lookup per folder the edits touch, and a
-    per-file lookup only for a new file in a folder that existed before.
-    """
-    added = [p for p, entry in edits.items() if entry is not None]
-    parents = {p.rsplit("/", 1)[0] if "/" in p else "" for p in added}
-    folders = set()
-    for folder in parents:
-        while folder and folder not in folders:
-            folders.add(folder)
-            folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
-    for folder in folders:
-        if tree.get(new, folder) is not None:
-            raise InvalidArgument(f"{folder!r} is a file: it cannot also be a folder")
-    existed = {f for f in parents if f == "" or _has_under(tree, old, f)}
-    for path in added:
-        parent = path.rsplit("/", 1)[0] if "/" in path else ""
-        clash = path in folders or (parent in existed and _has_under(tree, new, path))
-        if clash:
-            raise InvalidArgument(f"{path!r} is a folder: it cannot also be a file")
-
-
-def _has_under(tree: Any, root: str | None, folder: str) -> bool:
-    return next(tree.items(root, folder + "/", folder + "/" + MAX_KEY), None) is not None
 
 
 def _checked_item(dest: str, src: Source) -> tuple[str, Source]:

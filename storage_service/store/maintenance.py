@@ -1,9 +1,10 @@
 """Integrity and space: ``fsck`` proves every reachable byte, ``gc`` frees the rest.
 
 Reachability starts at the root of every commit (open ones included) and
-walks index nodes down to chunks. Garbage collection spares anything younger
-than a grace period, so a write in flight (chunks stored, commit not yet
-updated) is never collected under it.
+walks index nodes down to chunks. Garbage collection also spares every chunk
+and pack a write in flight pinned (found stored or newly written, commit not
+yet made), so it is safe with any grace period; the grace only keeps recent
+garbage around a while longer.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 import blake3
 from datumflow.storage_service.core.chunks import pack_key
+from datumflow.storage_service.core.inflight import PACK_PREFIX, gc_lock
 from datumflow.storage_service.core.schema import chunks, commits, nodes, packs
 from datumflow.storage_service.errors import CorruptObject, DatumflowError
 from datumflow.storage_service.model.core import ChunkRef
@@ -29,13 +31,17 @@ REPACK_BELOW = 0.5  # rewrite a pack whose live bytes fall under this share
 
 
 class Maintenance(StoreBase):
-    def _reachable(self) -> tuple[set[str], dict[str, int]]:
-        """(index node hashes, chunk hash -> length) reachable from any commit."""
+    def _reachable(self) -> tuple[set[str], dict[str, int], set[str]]:
+        """(index node hashes, chunk hash -> length, roots) reachable from any commit."""
         with self.engine.connect() as conn:
             roots = set(conn.execute(select(commits.c.root).where(commits.c.root.is_not(None))).scalars())
         seen: set[str] = set()
         live: dict[str, int] = {}
-        stack = list(roots)
+        self._walk(roots, seen, live)
+        return seen, live, roots
+
+    def _walk(self, roots: set[str], seen: set[str], live: dict[str, int]) -> None:
+        stack = [r for r in roots if r not in seen]
         while stack:
             h = stack.pop()
             if h in seen:
@@ -47,13 +53,17 @@ class Maintenance(StoreBase):
                 continue
             for entry in node.vals:
                 live.update((c.hash, c.size) for c in chunks_of(entry))
-        return seen, live
 
-    def fsck(self, *, verify_content: bool = True, progress: Any = None) -> dict[str, Any]:
-        """Check every reachable index node and chunk; returns a report with ``errors``."""
+    def fsck(self, *, verify_content: bool = True, progress: Any = None, repair: bool = False) -> dict[str, Any]:
+        """Check every reachable index node and chunk; returns a report with ``errors``.
+
+        With ``repair``, abandoned open commits (lease expired, writer gone) are
+        failed first and listed under ``repaired``.
+        """
+        repaired = self._reap_abandoned() if repair else []
         errors: list[str] = []
         try:
-            node_hashes, live = self._reachable()
+            node_hashes, live, _ = self._reachable()
         except DatumflowError as exc:
             return {"ok": False, "errors": [f"index: {exc}"], "nodes": 0, "chunks": 0, "bytes": 0}
         for h, data in self._node_rows(node_hashes):
@@ -75,7 +85,7 @@ class Maintenance(StoreBase):
                 progress(length)
         return {
             "ok": not errors, "errors": errors, "nodes": len(node_hashes),
-            "chunks": len(live), "bytes": checked,
+            "chunks": len(live), "bytes": checked, "repaired": repaired,
         }
 
     def _node_rows(self, hashes: set[str]) -> Iterator[tuple[str, bytes]]:
@@ -87,17 +97,18 @@ class Maintenance(StoreBase):
                     yield h, bytes(data)
 
     def gc(self, *, grace_seconds: float = GC_GRACE_SECONDS) -> dict[str, int]:
-        """Delete unreachable index nodes, chunks and packs older than the grace period."""
+        """Delete unreachable index nodes, chunks and packs older than the grace period.
+
+        Safe with writes in flight whatever the grace (0 included): what to delete is
+        decided in one transaction holding the gc lock alone, after walking the commits
+        made since the first walk and adding every key a live write pinned (see
+        :mod:`~datumflow.storage_service.core.inflight`). Rows go first, bytes after,
+        so a write that looks a chunk up later finds it gone and stores it again.
+        """
         cutoff = time.time() - grace_seconds
-        node_hashes, live = self._reachable()
+        node_hashes, live, roots = self._reachable()
         report = {"nodes_deleted": 0, "chunks_deleted": 0, "packs_deleted": 0,
                   "packs_rewritten": 0, "bytes_reclaimed": 0}
-        with self.engine.begin() as conn:
-            stale = [h for h in conn.execute(select(nodes.c.hash).where(nodes.c.created < cutoff)).scalars()
-                     if h not in node_hashes]
-            for i in range(0, len(stale), 500):
-                conn.execute(delete(nodes).where(nodes.c.hash.in_(stale[i:i + 500])))
-            report["nodes_deleted"] = len(stale)
         with self.engine.connect() as conn:
             old_packs = {r.id: r.size for r in conn.execute(select(packs).where(packs.c.created < cutoff))}
             rows = conn.execute(
@@ -108,33 +119,39 @@ class Maintenance(StoreBase):
         for row in rows:
             if row.pack in old_packs:
                 by_pack.setdefault(row.pack, []).append(row)
+        with self.engine.begin() as conn:
+            gc_lock(conn, exclusive=True)
+            now_roots = set(conn.execute(select(commits.c.root).where(commits.c.root.is_not(None))).scalars())
+            self._walk(now_roots - roots, node_hashes, live)  # commits made since the first walk
+            pinned = self.chunks.pins.held(conn)
+            stale = [h for h in conn.execute(select(nodes.c.hash).where(nodes.c.created < cutoff)).scalars()
+                     if h not in node_hashes]
+            for i in range(0, len(stale), 500):
+                conn.execute(delete(nodes).where(nodes.c.hash.in_(stale[i:i + 500])))
+            report["nodes_deleted"] = len(stale)
+            dead = [r.hash for members in by_pack.values() for r in members
+                    if r.hash not in live and r.hash not in pinned]
+            for i in range(0, len(dead), 500):
+                conn.execute(delete(chunks).where(chunks.c.hash.in_(dead[i:i + 500])))
+            report["chunks_deleted"] = len(dead)
+        gone = set(dead)
         for pack_id, size in old_packs.items():
-            members = by_pack.get(pack_id, [])
-            alive = [r for r in members if r.hash in live]
-            dead = [r.hash for r in members if r.hash not in live]
+            if PACK_PREFIX + pack_id in pinned:
+                continue
+            alive = [r for r in by_pack.get(pack_id, []) if r.hash not in gone]
             live_bytes = sum(r.length for r in alive)
             if alive and live_bytes >= REPACK_BELOW * size:
-                if dead:
-                    self._forget_chunks(dead)
-                    report["chunks_deleted"] += len(dead)
                 continue
             if alive:
                 self._repack(alive)
                 report["packs_rewritten"] += 1
-            self._forget_chunks(dead)
-            report["chunks_deleted"] += len(dead)
             with self.engine.begin() as conn:
                 conn.execute(delete(packs).where(packs.c.id == pack_id))
             self.objects.delete(pack_key(pack_id))
             report["packs_deleted"] += 1
             report["bytes_reclaimed"] += size - live_bytes
-        report["bytes_reclaimed"] += self._sweep_orphans(cutoff)
+        report["bytes_reclaimed"] += self._sweep_orphans(cutoff, pinned)
         return report
-
-    def _forget_chunks(self, hashes: list[str]) -> None:
-        with self.engine.begin() as conn:
-            for i in range(0, len(hashes), 500):
-                conn.execute(delete(chunks).where(chunks.c.hash.in_(hashes[i:i + 500])))
 
     def _repack(self, alive: list[Any]) -> None:
         """Copy a pack's live chunks into new packs; their rows move when each is published."""
@@ -143,19 +160,21 @@ class Maintenance(StoreBase):
                 data = self.chunks.read(ChunkRef(row.hash, row.length), (row.pack, row.offset, row.length))
                 writer.copy_chunk(row.hash, data)
 
-    def _sweep_orphans(self, cutoff: float) -> int:
+    def _sweep_orphans(self, cutoff: float, pinned: set[str]) -> int:
         """Pack objects no row names (a crash between upload and record) and stale spool files."""
         with self.engine.connect() as conn:
             known = set(conn.execute(select(packs.c.id)).scalars())
         freed = 0
         for key, size in list(self.objects.list("packs")):
             pack_id = os.path.basename(key)
-            if pack_id not in known and self._older_than(key, cutoff):
+            if pack_id not in known and PACK_PREFIX + pack_id not in pinned and self._older_than(key, cutoff):
                 self.objects.delete(key)
                 freed += size
         spool = self.objects.spool_dir()
         for name in os.listdir(spool):
             full = os.path.join(spool, name)
+            if PACK_PREFIX + name.split(".", 1)[0] in pinned:
+                continue
             try:
                 if os.path.getmtime(full) < cutoff:
                     freed += os.path.getsize(full)

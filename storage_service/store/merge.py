@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from datumflow.storage_service.core.history_schema import commit_parents
+from datumflow.storage_service.core.inflight import gc_lock
 from datumflow.storage_service.core.merge import STRATEGIES, three_way
 from datumflow.storage_service.core.schema import branches, commit_provenance, commits
 from datumflow.storage_service.errors import (
@@ -43,7 +44,8 @@ from datumflow.storage_service.model.bisect import run_command
 from datumflow.storage_service.model.core import Branch, BranchRef, Commit, CommitState, Origin
 from datumflow.storage_service.model.history import MergeResult, PathConflict
 from datumflow.storage_service.store.base import StoreBase
-from datumflow.storage_service.store.files import _EDIT_LOCK, file_info
+from datumflow.storage_service.store.files import file_info
+from datumflow.storage_service.store.publish import EDIT_LOCK as _EDIT_LOCK
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 __all__ = ["MERGE_ATTEMPTS", "Merging"]
@@ -228,6 +230,7 @@ class Merging(StoreBase):
             "merged_by": who, "conflicts_resolved": len(plan.conflicts),
         }}
         with _EDIT_LOCK, self.engine.begin() as conn:
+            gc_lock(conn, exclusive=False)  # its index nodes may be ones gc is about to collect
             try:
                 root = self.tree.edit(plan.ours_root, plan.edits)
                 files, size = self.tree.stats(root)
@@ -312,8 +315,7 @@ class Merging(StoreBase):
         commit = self.start_commit(repo, on, description=message or f"Revert {target.id}",
                                    metadata={"reverts": target.id})
 
-        def edits_for(commit_id: str) -> dict[str, Any]:
-            root = self._root_of(commit_id)
+        def edits_for(root: str | None) -> dict[str, Any]:
             edits, clashes = {}, []
             for key, now, before in undo:
                 current = self.tree.get(root, key)

@@ -17,6 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 from datumflow.storage_service.core.chunks import ChunkStore
@@ -40,7 +41,6 @@ from datumflow.storage_service.errors import (
     BranchNotFound,
     CommitFinished,
     CommitNotFound,
-    CommitOpen,
     Conflict,
     InvalidArgument,
     ProtectedBranch,
@@ -48,6 +48,7 @@ from datumflow.storage_service.errors import (
     Timeout,
 )
 from datumflow.storage_service.model.core import Branch, BranchRef, Commit, CommitState, Origin, ProvenanceEntry, Repo
+from datumflow.storage_service.model.lifecycle import OpenCommit, writing
 from datumflow.storage_service.names import check_branch_name, check_repo_name, is_commit_id, parse_ancestry
 from datumflow.storage_service.store.bisect import Bisecting
 from datumflow.storage_service.store.files import FileOps
@@ -90,6 +91,7 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
         self.tree = Tree(self.nodes)
         # Called with each commit finish_commit finishes (e.g. airflow_push); errors are not caught.
         self.on_commit_finished: list[Callable[[Commit], None]] = []
+        self._reap_abandoned()  # commits of writers that died since the last start
 
     def close(self) -> None:
         self.engine.dispose()
@@ -410,15 +412,24 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
         metadata: dict[str, Any] | None = None,
         origin: Origin | str = Origin.USER,
         provenance: Iterable[str] = (),
+        owner: str | None = None,
+        lease: float | None = None,
     ) -> Commit:
-        """Open a commit at the head of a branch (created if missing).
+        """Open a commit at the head of a branch (created if missing), for the caller alone.
 
         Branches provenant on this one get an open commit in the same commit
-        set, so that pipelines downstream know work is coming.
+        set, so that pipelines downstream know work is coming. If the branch's
+        head is already open (someone else's commit), this one is *detached*:
+        it starts from the newest finished commit and finishing it rebases its
+        changes onto the head (see :mod:`.publish`). The commit is abandoned
+        once ``lease`` seconds pass without a write (``None``: the store's default,
+        ``DATUMFLOW_COMMIT_LEASE``, an hour; ``0``: no time limit), or when ``owner``
+        (a process identity) has exited; abandoned commits are failed.
         """
         origin = Origin(origin)
         metadata = _check_metadata(metadata)
         check_branch_name(branch)
+        self._reap_abandoned()
         with self.engine.begin() as conn:
             self._require_repo(conn, repo)
             self._refuse_direct(conn, repo, branch, "a direct commit", origin)
@@ -435,6 +446,8 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
                 conn, repo, branch, commit_id, commit_set=commit_id, parent=parent,
                 description=description, metadata=metadata, origin=origin, provenance=list(provenance),
             )
+            if origin is not Origin.AUTO:
+                self._grant_lease(conn, commit_id, owner, lease)
             self._open_downstream(conn, BranchRef(repo, branch), commit_id)
         return self.inspect_commit(repo, commit_id)
 
@@ -454,11 +467,14 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
     ) -> None:
         row = self._branch_row(conn, repo, branch)
         head = row.head
-        if head is not None and parent is None:
-            state = conn.execute(select(commits.c.state).where(commits.c.id == head)).scalar()
-            if state == CommitState.OPEN.value and origin is not Origin.AUTO:
-                raise CommitOpen(f"branch {repo}@{branch} already has an open commit {head}; finish it first")
         parent_id = self._resolve(conn, repo, parent) if parent else head
+        detached = False
+        if head is not None and parent is None and origin is not Origin.AUTO:
+            while parent_id is not None:  # someone else's open commit on top: start beside it
+                above = conn.execute(select(commits.c.state, commits.c.parent).where(commits.c.id == parent_id)).one()
+                if above.state != CommitState.OPEN.value:
+                    break
+                detached, parent_id = True, above.parent
         parent_row = conn.execute(select(commits).where(commits.c.id == parent_id)).first() if parent_id else None
         upstream = set(provenance)
         for up in self._upstream_branches(conn, BranchRef(repo, branch)):
@@ -482,6 +498,8 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
         )
         for up_id in sorted(upstream):
             conn.execute(insert(commit_provenance), {"commit": commit_id, "upstream": up_id})
+        if detached:
+            return
         moved = conn.execute(
             update(branches)
             .where(branches.c.repo == repo, branches.c.name == branch, _is(branches.c.head, head))
@@ -498,6 +516,14 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
                 conn, down.repo, down.branch, uuid.uuid4().hex, commit_set=commit_set, parent=None,
                 description="", metadata={}, origin=Origin.AUTO, provenance=[],
             )
+
+    def writing(
+        self, repo: str, branch: str, *, description: str = "", metadata: dict[str, Any] | None = None,
+        origin: Origin | str = Origin.USER, provenance: Iterable[str] = (), what: str = "write",
+    ) -> AbstractContextManager[OpenCommit]:
+        """A commit for a ``with`` block: finished at its end, failed if it raises (see :mod:`~.lifecycle`)."""
+        return writing(self, repo, branch, description=description, metadata=metadata, origin=origin,
+                       provenance=provenance, what=what)
 
     def finish_commit(
         self,
@@ -526,13 +552,18 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
                 values["description"] = description
             if extra:
                 values["meta"] = json.dumps({**json.loads(row.meta), **extra}, sort_keys=True)
-            if error is None:
-                values["state"] = CommitState.FINISHED.value
-            else:
-                values.update(self._failed_values(conn, row, error))
-            conn.execute(update(commits).where(commits.c.id == commit_id).values(**values))
-            if error is None:
-                self._finish_aliases(conn, row.commit_set)
+            self._drop_lease(conn, commit_id)
+            detached = error is None and self._is_detached(conn, row)
+            if not detached:
+                if error is None:
+                    values["state"] = CommitState.FINISHED.value
+                else:
+                    values.update(self._failed_values(conn, row, error))
+                conn.execute(update(commits).where(commits.c.id == commit_id).values(**values))
+                if error is None:
+                    self._finish_aliases(conn, row.commit_set)
+        if detached:  # its own changes, rebased onto the branch head as it is now
+            return self._publish_detached(repo, row, values)
         finished = self.inspect_commit(repo, commit_id)
         for callback in self.on_commit_finished:
             callback(finished)

@@ -13,8 +13,11 @@ def test_commit_start_put_finish_inspect(cli: Cli) -> None:
                        "--meta", "dag_id=daily", "--meta", "run=a=b").strip()
     assert len(commit_id) == 32
 
-    # The branch head is open: put writes into it instead of opening another commit.
-    assert cli.ok("put", "sales@master:a.txt", "-", input=b"a").strip() == commit_id
+    # A put to the branch is a commit of its own, never a write into someone's open commit:
+    # it lands beneath the open commit, which shows it too.
+    own = cli.ok("put", "sales@master:a.txt", "-", input=b"a").strip()
+    assert own != commit_id
+    assert Commit.from_dict(cli.json("commit", "inspect", f"sales@{own}")).state is CommitState.FINISHED
     assert cli.ok("put", f"sales@{commit_id}:b.txt", "-", input=b"b").strip() == commit_id
     assert Commit.from_dict(cli.json("commit", "inspect", "sales@master")).state is CommitState.OPEN
 
@@ -34,7 +37,7 @@ def test_commit_finish_with_error_fails_it_and_drops_its_data(cli: Cli) -> None:
     cli.ok("repo", "create", "sales")
     first = cli.ok("put", "sales@master:a.txt", "-", input=b"old").strip()
     second = cli.ok("commit", "start", "sales@master").strip()
-    cli.ok("put", "sales@master:a.txt", "-", input=b"half written")
+    cli.ok("put", f"sales@{second}:a.txt", "-", input=b"half written")
     cli.ok("commit", "finish", f"sales@{second}", "--error", "upstream broke")
 
     failed = Commit.from_dict(cli.json("commit", "inspect", f"sales@{second}"))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from datumflow.storage_service import CommitState, Origin, Store
-from datumflow.storage_service.errors import CommitNotFound, CommitOpen, InvalidArgument, ServiceUnavailable
+from datumflow.storage_service.errors import CommitNotFound, InvalidArgument, ServiceUnavailable
 from datumflow.storage_service.spouts.config import SpoutConfig
 from datumflow.storage_service.spouts.kafka import KafkaSpout
 from datumflow.storage_service.spouts.offsets import CorruptOffsets, offsets_metadata
@@ -47,9 +47,13 @@ def test_an_open_commit_of_another_writer_is_left_alone(
     topic = kafka_topic(partitions=1)
     store.create_repo("events")
     theirs = store.start_commit("events", "master", description="someone else's upload")
-    with pytest.raises(CommitOpen, match=theirs.id):
-        KafkaSpout(store, replace(config, topic=topic)).run(stop_after_idle=0.5)
+    sent = produce(config.bootstrap, topic, [(0, None, b"m0"), (0, None, b"m1")])
+    commits = KafkaSpout(store, replace(config, topic=topic)).run(stop_after_idle=1.0)
+    assert commits and all(c.state is CommitState.FINISHED for c in commits)  # beside theirs, not in it
     assert store.inspect_commit("events", theirs.id).state is CommitState.OPEN
+    assert store.inspect_commit("events", theirs.id).file_count == 0
+    store.finish_commit("events", theirs.id)
+    assert as_sent(ingested(store, "events", topic)) == by_partition(sent)
 
 
 @pytest.mark.parametrize(

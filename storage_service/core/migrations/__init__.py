@@ -19,6 +19,7 @@ SQLite the write transaction (BEGIN IMMEDIATE) does the same.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from datumflow.storage_service.core.schema import metadata
 from datumflow.storage_service.errors import SchemaMismatch
-from sqlalchemy import Connection, Engine, inspect, text
+from sqlalchemy import Connection, Engine, Table, inspect, text
 
-__all__ = ["LEGACY_REVISION", "current", "ensure_schema", "head", "upgrade"]
+__all__ = ["LEGACY_REVISION", "current", "ensure_schema", "ensure_tables", "head", "upgrade"]
 
 LEGACY_REVISION = "0001"  # what a 0.1 store without an alembic_version table is at
 _LOCK_KEY = 0x6466_7363_6865_6D61  # "dfschema": the advisory lock of schema changes (PostgreSQL)
@@ -71,6 +72,14 @@ def ensure_schema(engine: Engine) -> None:
         if not _has_version_table(conn):  # a 0.1 store already at the newest revision
             _stamp(conn, revision)
         metadata.create_all(conn)  # tables of optional parts (created on first use) stay idempotent
+
+
+def ensure_tables(engine: Engine, tables: Sequence[Table]) -> None:
+    """Create the missing tables among ``tables`` (of parts that make theirs on first use), under
+    the same lock, so replicas that get there together do not race on ``CREATE TABLE``."""
+    with engine.begin() as conn:
+        _lock(conn)
+        metadata.create_all(conn, tables=list(tables))
 
 
 def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:

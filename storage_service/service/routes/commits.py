@@ -24,6 +24,8 @@ class CommitIn(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     origin: str = "user"
     provenance: list[str] = Field(default_factory=list)
+    owner: str | None = Field(None, max_length=256)  # a process identity: the commit is abandoned when it exits
+    lease: float | None = None  # seconds without a write before it is abandoned (None: the default, 0: none)
 
 
 class FinishIn(BaseModel):
@@ -50,6 +52,7 @@ def _commit_routes(api: APIRouter, store: Store, roles: Roles) -> None:
         return store.start_commit(
             repo, body.branch, parent=body.parent, description=body.description,
             metadata=body.metadata, origin=_origin(body.origin), provenance=body.provenance,
+            owner=body.owner, lease=body.lease,
         ).to_dict()
 
     @api.get("/repos/{repo}/commits", tags=["commits"], dependencies=[roles.reader])

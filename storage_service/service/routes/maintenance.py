@@ -15,6 +15,7 @@ __all__ = ["FsckIn", "GcIn", "build_router"]
 
 class FsckIn(BaseModel):
     verify_content: bool = True
+    repair: bool = False
 
 
 class GcIn(BaseModel):
@@ -26,7 +27,8 @@ def build_router(store: Store, roles: Roles) -> APIRouter:
 
     @api.post("/fsck", tags=["maintenance"], dependencies=[roles.admin])
     def fsck(body: FsckIn | None = None) -> dict[str, Any]:
-        return store.fsck(verify_content=(body or FsckIn()).verify_content)
+        body = body or FsckIn()
+        return store.fsck(verify_content=body.verify_content, repair=body.repair)
 
     @api.post("/gc", tags=["maintenance"], dependencies=[roles.admin])
     def gc(request: Request, body: GcIn | None = None) -> dict[str, int]:

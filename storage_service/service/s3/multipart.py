@@ -7,9 +7,9 @@ the parts' chunks through ``put_file`` as one file. Chunk boundaries are a
 function of the whole file's bytes (so equal content has an equal hash
 however it was uploaded); content-defined cuts resynchronize after a part
 edge, so nearly every chunk deduplicates against the parts' and only those
-around the edges are stored anew. An aborted or abandoned upload leaves only unreferenced chunks,
-which ``gc`` reclaims once they are older than its grace period (the same
-rule that protects every write in flight).
+around the edges are stored anew. An upload pins its parts' chunks against
+``gc`` (as every write in flight does) until it completes, is aborted, or is
+left for ``UPLOAD_TTL``; then they are ordinary garbage.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from datumflow.storage_service.core.migrations import ensure_tables
 from datumflow.storage_service.core.schema import metadata
 from datumflow.storage_service.model.core import ChunkRef
 from datumflow.storage_service.service.s3.errors import S3Error
@@ -68,6 +69,7 @@ upload_info = Table(
 
 MAX_PART_NUMBER = 10000
 MIN_PART_SIZE = 5 * 1024 * 1024  # every part but the last, as S3
+UPLOAD_TTL = 7 * 24 * 3600.0  # an upload left unfinished this long no longer holds its parts against gc
 
 
 @dataclass(frozen=True)
@@ -118,10 +120,12 @@ class Multipart:
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        metadata.create_all(store.engine, tables=[uploads, parts, upload_info])
+        ensure_tables(store.engine, [uploads, parts, upload_info])
 
     def create(self, repo: str, branch: str, key: str, meta: dict[str, str] | None = None) -> Upload:
         upload = Upload(uuid.uuid4().hex, repo, branch, key, time.time())
+        # The parts' chunks are pinned against gc until the upload completes or is aborted.
+        self.store.chunks.pins.begin(UPLOAD_TTL, write_id=upload.id, owner=f"s3-upload:{upload.id}")
         with self.store.engine.begin() as conn:
             conn.execute(insert(uploads), upload.__dict__)
             conn.execute(insert(upload_info), {"id": upload.id, "meta": json.dumps(meta or {}),
@@ -158,7 +162,7 @@ class Multipart:
         if not 1 <= number <= MAX_PART_NUMBER:
             raise S3Error("InvalidArgument", f"part number must be 1..{MAX_PART_NUMBER}", 400)
         reader = _Md5Reader(body)
-        with self.store.chunks.writer() as writer:
+        with self.store.chunks.writer(write_id=upload.id) as writer:
             _, refs, size = writer.add_stream(reader)  # type: ignore[arg-type,unused-ignore]
         part = Part(number, size, reader.md5.hexdigest(), time.time())
         with self.store.engine.begin() as conn:
@@ -180,6 +184,7 @@ class Multipart:
             conn.execute(delete(parts).where(parts.c.upload == upload.id))
             conn.execute(delete(uploads).where(uploads.c.id == upload.id))
             conn.execute(delete(upload_info).where(upload_info.c.id == upload.id))
+            self.store.chunks.pins.release(upload.id, conn)
 
     def complete(self, upload: Upload, wanted: list[tuple[int, str]],
                  stamp: Callable[[dict[str, str], str], dict[str, str]]) -> Completed:
@@ -195,6 +200,7 @@ class Multipart:
             conn.execute(delete(uploads).where(uploads.c.id == upload.id))
             conn.execute(update(upload_info).where(upload_info.c.id == upload.id).values(
                 parts=json.dumps([[n, e.strip('"')] for n, e in wanted]), etag=etag, commit=commit.id))
+            self.store.chunks.pins.release(upload.id, conn)
         return Completed(etag, commit.id)
 
     def _meta(self, upload_id: str) -> dict[str, str]:

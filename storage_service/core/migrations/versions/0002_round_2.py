@@ -68,9 +68,35 @@ def upgrade() -> None:
     op.create_index('ix_df_datums_job_state', 'df_datums', ['job', 'state'], unique=False)
     op.add_column('df_jobs', sa.Column('owner', sa.String(length=80), nullable=True))
     op.add_column('df_jobs', sa.Column('lease_until', sa.Float(), nullable=True))
+    op.create_table('df_commit_leases',
+    sa.Column('commit', sa.String(length=32), nullable=False),
+    sa.Column('owner', sa.String(length=256), nullable=True),
+    sa.Column('expires', sa.Float(), nullable=True),
+    sa.Column('ttl', sa.Float(), nullable=True),
+    sa.PrimaryKeyConstraint('commit')
+    )
+    op.create_index('ix_df_commit_leases_expires', 'df_commit_leases', ['expires'], unique=False)
+    op.create_table('df_writes',
+    sa.Column('id', sa.String(length=32), nullable=False),
+    sa.Column('owner', sa.String(length=256), nullable=False),
+    sa.Column('started', sa.Float(), nullable=False),
+    sa.Column('expires', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    op.create_table('df_pins',
+    sa.Column('write', sa.String(length=32), nullable=False),
+    sa.Column('key', sa.String(length=64), nullable=False),
+    sa.PrimaryKeyConstraint('write', 'key')
+    )
+    op.create_index('ix_df_pins_key', 'df_pins', ['key'], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index('ix_df_pins_key', table_name='df_pins')
+    op.drop_table('df_pins')
+    op.drop_table('df_writes')
+    op.drop_index('ix_df_commit_leases_expires', table_name='df_commit_leases')
+    op.drop_table('df_commit_leases')
     op.drop_table('df_pipeline_repos')
     op.drop_index('ix_df_s3_keys_user', table_name='df_s3_keys')
     op.drop_table('df_s3_keys')
