@@ -26,6 +26,7 @@ from datumflow.storage_service.errors import (
     ConcurrentUpdate,
     InvalidArgument,
     PathNotFound,
+    ProtectedBranch,
 )
 from datumflow.storage_service.model.core import ChunkRef, Commit, CommitState, DiffEntry, FileInfo
 from datumflow.storage_service.names import check_branch_name, is_commit_id, normalize_path
@@ -141,6 +142,9 @@ class FileOps(Publishing, Leases):
         check_branch_name(target)
         with self.engine.connect() as conn:
             self._require_repo(conn, repo)
+            self._refuse_direct(conn, repo, target, "a direct write")
+            if self._branch_row(conn, repo, target) is None and self._tag_row(conn, repo, target) is not None:
+                raise ProtectedBranch(f"{repo}@{target} is a tag: tags are read-only")
 
     @contextmanager
     def _in_flight(self, ttl: float = WRITE_TTL) -> Iterator[str]:

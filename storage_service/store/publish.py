@@ -30,7 +30,7 @@ from typing import Any
 from datumflow.storage_service.core.db import insert_ignore
 from datumflow.storage_service.core.inflight import gc_lock
 from datumflow.storage_service.core.schema import branches, commit_provenance, commits
-from datumflow.storage_service.errors import ConcurrentUpdate
+from datumflow.storage_service.errors import ConcurrentUpdate, ProtectedBranch
 from datumflow.storage_service.model.core import BranchRef, Commit, CommitState, Origin
 from datumflow.storage_service.store.base import StoreBase
 from datumflow.storage_service.store.clash import refuse_file_folder_clash
@@ -160,6 +160,8 @@ class Publishing(StoreBase):
             query = query.with_for_update()
         row = conn.execute(query).first()
         if row is None:
+            if self._tag_row(conn, repo, branch) is not None:
+                raise ProtectedBranch(f"{repo}@{branch} is a tag: tags are read-only")
             conn.execute(insert_ignore(self.engine, branches),
                          {"repo": repo, "name": branch, "head": None, "created": time.time()})
             row = conn.execute(query).one()
