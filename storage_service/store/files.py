@@ -31,8 +31,8 @@ from datumflow.storage_service.errors import (
 from datumflow.storage_service.model.core import ChunkRef, Commit, CommitState, DiffEntry, FileInfo
 from datumflow.storage_service.names import check_branch_name, is_commit_id, normalize_path
 from datumflow.storage_service.store.clash import refuse_file_folder_clash
-from datumflow.storage_service.store.leases import Abandoned, Leases
-from datumflow.storage_service.store.publish import Edits, OutsideWork, Publishing
+from datumflow.storage_service.store.leases import Leases, _Abandoned
+from datumflow.storage_service.store.publish import Edits, Publishing, _OutsideWork
 from sqlalchemy import Connection, select, update
 
 __all__ = ["FileOps", "MetaSource", "Precondition", "Source"]
@@ -331,7 +331,7 @@ class FileOps(Publishing, Leases):
                 elif (path, old[1]) in joined:
                     out[path] = joined[(path, old[1])]
                 else:  # storing bytes needs its own transactions: done outside this one, then again
-                    raise OutsideWork(lambda p=path, o=old, e=entry: joined.__setitem__(
+                    raise _OutsideWork(lambda p=path, o=old, e=entry: joined.__setitem__(
                         (p, o[1]), self._joined(o, e, write_id)))
             return out
 
@@ -374,7 +374,7 @@ class FileOps(Publishing, Leases):
 
         try:
             return self._transact(repo, commit_id, once, finished=False)
-        except Abandoned as exc:
+        except _Abandoned as exc:
             self._fail_abandoned(repo, commit_id, str(exc))
             raise CommitFinished(
                 f"commit {repo}@{commit_id} was abandoned ({exc}) and has been failed; nothing was written"

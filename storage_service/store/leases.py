@@ -27,14 +27,14 @@ from datumflow.storage_service.model.core import CommitState
 from datumflow.storage_service.store.base import StoreBase
 from sqlalchemy import Connection, delete, insert, select, update
 
-__all__ = ["DEFAULT_LEASE", "Abandoned", "Leases"]
+__all__ = ["DEFAULT_LEASE", "Leases"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = float(os.environ.get("DATUMFLOW_COMMIT_LEASE", "3600"))
 
 
-class Abandoned(Exception):
+class _Abandoned(Exception):
     """The open commit's lease expired or its owner process is gone."""
 
 
@@ -48,13 +48,13 @@ class Leases(StoreBase):
         conn.execute(insert(commit_leases), {"commit": commit_id, "owner": owner, "expires": expires, "ttl": ttl})
 
     def _renew_lease(self, conn: Connection, commit_id: str) -> None:
-        """Extend the lease of a commit being written into; raise :class:`Abandoned` if it lapsed."""
+        """Extend the lease of a commit being written into; raise :class:`_Abandoned` if it lapsed."""
         row = conn.execute(select(commit_leases).where(commit_leases.c.commit == commit_id)).first()
         if row is None:
             return
         reason = _abandoned(row, time.time())
         if reason:
-            raise Abandoned(reason)
+            raise _Abandoned(reason)
         if row.ttl is not None:
             conn.execute(update(commit_leases).where(commit_leases.c.commit == commit_id)
                          .values(expires=time.time() + row.ttl))

@@ -37,7 +37,7 @@ from datumflow.storage_service.store.clash import refuse_file_folder_clash
 from sqlalchemy import Connection, func, insert, select, update
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["EDIT_LOCK", "Edits", "OutsideWork", "Publishing"]
+__all__ = ["EDIT_LOCK", "Edits", "Publishing"]
 
 # One index edit at a time per process: the node store's pending nodes are shared.
 EDIT_LOCK = threading.RLock()
@@ -46,7 +46,7 @@ _ATTEMPTS = 100
 Edits = Callable[[str | None], dict[str, Any]]  # base root -> {path: entry or None}
 
 
-class OutsideWork(Exception):
+class _OutsideWork(Exception):
     """Raised by an edit that first needs work of its own transactions (storing bytes):
     the transaction is dropped, ``work`` runs, and the edit is tried again."""
 
@@ -138,7 +138,7 @@ class Publishing(StoreBase):
                         self.nodes.discard()
                         raise
                 break
-            except OutsideWork as pending:
+            except _OutsideWork as pending:
                 pending.work()
             except (ConcurrentUpdate, DBAPIError) as exc:
                 if attempt == _ATTEMPTS - 1 or not _retryable(exc):
