@@ -167,3 +167,27 @@ def test_two_processes_share_one_postgres(
         w.put_file("shared", open_commit.id, "y.csv", b"y")
         assert r.finish_commit("shared", open_commit.id).file_count == 2
         assert [c.id for c in w.list_commits("shared", "master")] == [open_commit.id, commit.id]
+
+
+def test_contents_batch_and_tar_removals(http: httpx.Client, client: Client, repo_name: str) -> None:
+    client.create_repo(repo_name)
+    client.put_files(repo_name, "master", [("a", b"aa"), ("d/b", b"bbb"), ("d/c", b"c")])
+    url = f"/api/v1/repos/{repo_name}/commits/master/contents"
+    assert http.post(url, json={"paths": ["d/b", "a", "d/b"]}).content == b"bbbaabbb"
+    assert http.post(url, json={"paths": ["d"]}).status_code == 400  # a folder
+    assert http.post(url, json={"paths": ["nope"]}).status_code == 404
+    assert http.post(url, json={"paths": ["a"] * 1001}).status_code == 422  # bounded
+    # A tar member flagged DATUMFLOW.delete removes its path; one that also has content is refused.
+    commit = client.put_files(repo_name, "master", [("d", None), ("e", b"e")])
+    assert sorted((e.change, e.path) for e in client.diff(repo_name, None, commit.id)) == [
+        ("added", "e"), ("deleted", "d/b"), ("deleted", "d/c"),
+    ]
+    member = tarfile.TarInfo("a")
+    member.size = 1
+    member.pax_headers = {"DATUMFLOW.delete": "1"}
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(member, io.BytesIO(b"x"))
+    bad = http.post(f"/api/v1/repos/{repo_name}/commits/master/tar", content=body.getvalue())
+    assert bad.status_code == 400 and "removes its path" in bad.text
+    assert client.get_file(repo_name, "master", "a") == b"aa"

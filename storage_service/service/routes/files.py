@@ -23,11 +23,12 @@ from datumflow.storage_service.service.tar_upload import tar_members
 from datumflow.storage_service.store.store import Store
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 __all__ = ["LIST_PAGE", "CopyIn", "build_router"]
 
 LIST_PAGE = 1000
+CONTENTS_BATCH = 1000  # files per read_contents request
 T = TypeVar("T")
 
 _BINARY_BODY: dict[str, Any] = {
@@ -36,6 +37,10 @@ _BINARY_BODY: dict[str, Any] = {
 _TAR_BODY: dict[str, Any] = {
     "requestBody": {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}}}
 }
+
+
+class ContentsIn(BaseModel):
+    paths: list[str] = Field(max_length=CONTENTS_BATCH)
 
 
 class CopyIn(BaseModel):
@@ -117,6 +122,22 @@ def _read_routes(api: APIRouter, store: Store, roles: Roles) -> None:
         first = next(found, None)  # raises now (404…) rather than mid-stream
         lines = (json.dumps(f.to_dict()) + "\n" for f in _chain(first, found))
         return StreamingResponse(lines, media_type="application/x-ndjson")
+
+    @api.post("/repos/{repo}/commits/{ref}/contents", dependencies=[roles.reader],
+              responses={200: {"content": {"application/octet-stream": {}}}})
+    def read_contents(repo: str, ref: str, body: ContentsIn) -> StreamingResponse:
+        """The bytes of several files of one commit, concatenated in the order asked (a restore's batch).
+
+        Every path is looked up before the first byte is sent (a missing one or a folder is a 4xx);
+        sizes come from the caller's walk, so the reader splits the stream itself.
+        """
+        commit = store.resolve(repo, ref)
+        infos = [store.inspect_file(repo, commit, p) for p in body.paths]
+        for info in infos:
+            if info.is_dir:
+                raise InvalidArgument(f"{repo}@{ref}:{info.path} is a folder, not a file")
+        pieces = (piece for content in store.read_contents(infos) for piece in content)
+        return StreamingResponse(pieces, media_type="application/octet-stream")
 
     @api.get("/repos/{repo}/commits/{ref}/glob", dependencies=[roles.reader])
     def glob_files(repo: str, ref: str, pattern: str) -> list[dict[str, Any]]:
