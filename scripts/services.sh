@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes sure the machine services the tests talk to are there:
-# PostgreSQL on 127.0.0.1:5432 (started when stopped) and Debian's headless
-# Chromium (installed when /usr/bin/chromium is missing). Fast when both
-# are already in place. The S3 and Kafka servers are started by the tests.
+# PostgreSQL on 127.0.0.1:5432 (started when stopped), Debian's headless
+# Chromium (installed when /usr/bin/chromium is missing) and bubblewrap
+# (bwrap: the datum sandbox of the local executor). Fast when all are
+# already in place. The S3 and Kafka servers are started by the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -33,9 +34,21 @@ install_chromium() {
     [ -x /usr/bin/chromium ] || die "apt-get installed chromium, yet /usr/bin/chromium is missing"
 }
 
+install_bwrap() {
+    command -v bwrap >/dev/null 2>&1 && return
+    take_lock apt
+    command -v bwrap >/dev/null 2>&1 && return
+    log "installing Debian's bubblewrap (bwrap: datums run in their own filesystem view)"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get -qq -o DPkg::Lock::Timeout=300 update
+    as_root apt-get -qq -o DPkg::Lock::Timeout=300 install -y bubblewrap >/dev/null
+    command -v bwrap >/dev/null 2>&1 || die "apt-get installed bubblewrap, yet bwrap is not on PATH"
+}
+
 case "${1:-all}" in
     postgres) start_postgres ;;
     chromium) install_chromium ;;
-    all) start_postgres; install_chromium ;;
-    *) die "usage: $0 [postgres|chromium|all]" ;;
+    bwrap) install_bwrap ;;
+    all) start_postgres; install_chromium; install_bwrap ;;
+    *) die "usage: $0 [postgres|chromium|bwrap|all]" ;;
 esac

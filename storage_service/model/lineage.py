@@ -21,11 +21,12 @@ class LineageNode:
     job: str | None = None
     datum: str | None = None
     inputs: tuple[LineageNode, ...] = field(default=())
+    datums: tuple[str, ...] = field(default=())  # every datum that wrote a part of the file (merged outputs)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"repo": self.repo, "commit": self.commit, "path": self.path, "hash": self.hash}
         if self.pipeline is not None:
-            out.update(pipeline=self.pipeline, job=self.job, datum=self.datum)
+            out.update(pipeline=self.pipeline, job=self.job, datum=self.datum, datums=list(self.datums))
             out["inputs"] = [i.to_dict() for i in self.inputs]
         return out
 
@@ -35,6 +36,7 @@ class LineageNode:
             repo=data["repo"], commit=data["commit"], path=data["path"], hash=data.get("hash"),
             pipeline=data.get("pipeline"), job=data.get("job"), datum=data.get("datum"),
             inputs=tuple(cls.from_dict(i) for i in data.get("inputs", ())),
+            datums=tuple(data.get("datums", ())),
         )
 
     def walk(self) -> Iterable[tuple[int, LineageNode]]:

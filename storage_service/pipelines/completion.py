@@ -1,20 +1,21 @@
 """Ending a job: its output commit finished with the union of the datum outputs, or failed.
 
-Either the commit gets every datum's output (two datums writing one path is
-an error), per-file lineage and the datum counters, and the datums that ran
-enter the datum cache; or the commit fails, naming the first failed datum
-and the end of its log, and nothing of the job is visible.
+Either the commit gets every datum's output (several datums writing one path
+are merged in datum id order, as Pachyderm merges them), per-file lineage
+and the datum counters, and the datums that ran enter the datum cache; or
+the commit fails, naming the first failed datum and the end of its log, and
+nothing of the job is visible.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.model.core import CommitState
 from datumflow.storage_service.pipelines.cache import CachedOutput, DatumCache
 from datumflow.storage_service.pipelines.jobs import DatumState, JobInfo, JobState, JobTable
 from datumflow.storage_service.pipelines.lineage import record_lineage
+from datumflow.storage_service.pipelines.outputs import merge_parts
 from datumflow.storage_service.store import queries
 from datumflow.storage_service.store.store import Store
 
@@ -34,15 +35,17 @@ class JobCompletion:
         if failed:
             return self.fail(job, JobState.FAILURE, self._failure_reason(job, failed))
         union: dict[str, Any] = {}
-        writers: dict[str, str] = {}
-        for datum_id, _, outputs in results:
+        writers: dict[str, list[str]] = {}
+        parts: dict[str, list[Any]] = {}
+        for datum_id, _, outputs in results:  # in datum id order
             for path, entry in outputs.items():
-                if path in writers:
-                    raise InvalidArgument(
-                        f"output file {path} was written by two datums: {self._describe(job, writers[path])} "
-                        f"and {self._describe(job, datum_id)}"
-                    )
-                union[path], writers[path] = entry, datum_id
+                if path in writers:  # several datums wrote one path: Pachyderm merges the parts
+                    parts.setdefault(path, [union[path]]).append(entry)
+                    writers[path].append(datum_id)
+                else:
+                    union[path], writers[path] = entry, [datum_id]
+        for path, pieces in parts.items():
+            union[path] = merge_parts(self.store, pieces)
         self._write_output(job, union)
         record_lineage(self.store.engine, job.output_commit, job.id, writers)
         counters = self.jobs.counters(job.id)

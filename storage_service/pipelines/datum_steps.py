@@ -8,9 +8,11 @@ import time
 from pathlib import Path
 
 from datumflow.storage_service.pipelines import worker
+from datumflow.storage_service.pipelines.executors.local import datum_env
 from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobTable, datum_of
 from datumflow.storage_service.pipelines.planning import recorder
 from datumflow.storage_service.pipelines.registry import PipelineRegistry
+from datumflow.storage_service.pipelines.sandbox import sandbox_from_env
 from datumflow.storage_service.store.store import Store
 
 __all__ = ["DatumSteps"]
@@ -49,8 +51,8 @@ class DatumSteps:
         job = self.jobs.get(info.job)
         spec = self.registry.job_spec(job)
         outcome = worker.run_datum(
-            self.store, spec.transform, worker.DatumEnv(job.id, datum_of(info), job.output_commit), Path(pfs),
-            tries=spec.datum_tries, timeout=spec.timeout_seconds,
+            self.store, spec.transform, datum_env(spec, job.id, datum_of(info), job.output_commit), Path(pfs),
+            tries=spec.datum_tries, timeout=spec.timeout_seconds, sandbox=sandbox_from_env(hidden=[self.store.root]),
         )
         recorder(self.jobs, job)(datum_of(info), outcome)
         return self.jobs.datum(info.job, info.id)

@@ -13,6 +13,7 @@ A datum's **id** hashes its input files (input name, path, content hash); its
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
@@ -51,17 +52,27 @@ class DatumInput:
     commit: str
     path: str  # the matched file or folder ("" = the whole commit)
     files: tuple[FileRef, ...]
+    join_on: str = ""  # the join key this match had (PACH_DATUM_<name>_JOIN_ON)
+    group_by: str = ""  # the group key (PACH_DATUM_<name>_GROUP_BY)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "name": self.name, "repo": self.repo, "commit": self.commit, "path": self.path,
             "files": [[f.path, f.hash, f.size] for f in self.files],
         }
+        out.update(self._keys())
+        return out
+
+    def _keys(self) -> dict[str, str]:
+        return {k: v for k, v in (("join_on", self.join_on), ("group_by", self.group_by)) if v}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DatumInput:
         files = tuple(FileRef(p, h, s) for p, h, s in data["files"])
-        return cls(data["name"], data["repo"], data["commit"], data["path"], files)
+        return cls(
+            data["name"], data["repo"], data["commit"], data["path"], files,
+            data.get("join_on", ""), data.get("group_by", ""),
+        )
 
 
 @dataclass(frozen=True)
@@ -96,9 +107,10 @@ class Datum:
                 if type(f.size) is not int:  # bool, float…: leave it to json
                     return json.dumps([x.to_dict() for x in self.inputs])
                 files.append(f"[{_str(f.path)}, {_str(f.hash)}, {f.size!r}]")
+            keys = "".join(f", {_str(k)}: {_str(v)}" for k, v in i._keys().items())
             parts.append(
                 f'{{"name": {_str(i.name)}, "repo": {_str(i.repo)}, "commit": {_str(i.commit)}, '
-                f'"path": {_str(i.path)}, "files": [{", ".join(files)}]}}'
+                f'"path": {_str(i.path)}, "files": [{", ".join(files)}]{keys}}}'
             )
         return f"[{', '.join(parts)}]"
 
@@ -187,8 +199,10 @@ def _keyed(
     template = node.pfs.join_on if kind == "join" else node.pfs.group_by
     assert template is not None
     out: dict[str, list[DatumInput]] = {}
+    field = "join_on" if kind == "join" else "group_by"
     for m in _matches(store, spec, node, commits):
-        out.setdefault(expand(template, m.groups), []).append(m.input)
+        key = expand(template, m.groups)
+        out.setdefault(key, []).append(dataclasses.replace(m.input, **{field: key}))
     return out
 
 

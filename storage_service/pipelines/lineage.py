@@ -2,7 +2,10 @@
 
 Every job records, for each file of its output commit, the datum that wrote
 it (``df_lineage``: (commit, path) -> job, datum); the datum's row names its
-input files with their commits and content hashes. A query walks upstream
+input files with their commits and content hashes. A file several datums
+wrote (their parts merged, as Pachyderm merges them) has one row per further
+datum under the key ``<path>//<n>`` (``//`` never occurs in a stored path), so
+its lineage names every datum. A query walks upstream
 one level at a time with batched, indexed lookups, so its cost follows the
 size of the answer, not the number of datums in the jobs it crosses.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from datumflow.storage_service.core.pipeline_schema import bulk_insert, datums, jobs, lineage
@@ -28,9 +31,13 @@ _MAX_HOPS = 1000  # ancestors walked to find the commit that wrote a file's vers
 _BATCH = 500
 
 
-def record_lineage(engine: Engine, commit: str, job: str, writers: Mapping[str, str]) -> None:
-    """Record that datum ``writers[path]`` of ``job`` wrote each ``path`` of ``commit``."""
-    rows = [(commit, p, job, d) for p, d in writers.items()]
+def record_lineage(engine: Engine, commit: str, job: str, writers: Mapping[str, str | Sequence[str]]) -> None:
+    """Record that datum ``writers[path]`` (or each of several datums) of ``job`` wrote ``path`` of ``commit``."""
+    rows = []
+    for p, d in writers.items():
+        ids = [d] if isinstance(d, str) else list(d)
+        rows.append((commit, p, job, ids[0]))
+        rows += [(commit, f"{p}//{n}", job, other) for n, other in enumerate(ids[1:], 1)]
     with engine.begin() as conn:
         conn.execute(delete(lineage).where(lineage.c.commit == commit))
         bulk_insert(conn, lineage, ("commit", "path", "job", "datum"), rows)
@@ -52,7 +59,7 @@ def file_lineage(store: Store, repo: str, ref: str, path: str, *, depth: int | N
         commit = _written_in(store, conn, repo, commit, info.path, info.hash)
     key = (repo, commit, info.path, info.hash)
     children: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
-    writer: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+    writer: dict[tuple[Any, ...], tuple[str, str, tuple[str, ...]]] = {}
     level, frontier = 0, [key]
     seen = {key}
     with store.engine.connect() as conn:
@@ -60,8 +67,8 @@ def file_lineage(store: Store, repo: str, ref: str, path: str, *, depth: int | N
             level += 1
             found = _writers(conn, frontier)
             nxt = []
-            for node, (pipeline, job, datum, inputs) in found.items():
-                writer[node] = (pipeline, job, datum)
+            for node, (pipeline, job, datum_ids, inputs) in found.items():
+                writer[node] = (pipeline, job, datum_ids)
                 kids = children.setdefault(node, [])
                 for inp in inputs:
                     for fpath, fhash, _size in inp["files"]:
@@ -90,11 +97,13 @@ def _written_in(store: Store, conn: Any, repo: str, commit: str, path: str, cont
     return commit
 
 
-def _writers(conn: Any, nodes: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[str, str, str, list[Any]]]:
+def _writers(
+    conn: Any, nodes: list[tuple[Any, ...]]
+) -> dict[tuple[Any, ...], tuple[str, str, tuple[str, ...], list[Any]]]:
     by_commit: dict[str, dict[str, tuple[Any, ...]]] = defaultdict(dict)
     for node in nodes:
         by_commit[node[1]][node[2]] = node
-    hits: dict[tuple[Any, ...], tuple[str, str]] = {}
+    hits: dict[tuple[Any, ...], tuple[str, list[str]]] = {}
     for commit, paths in by_commit.items():
         names = list(paths)
         for i in range(0, len(names), _BATCH):
@@ -103,15 +112,22 @@ def _writers(conn: Any, nodes: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], t
                 .where(lineage.c.commit == commit, lineage.c.path.in_(names[i:i + _BATCH]))
             ).all()
             for r in rows:
-                hits[paths[r.path]] = (r.job, r.datum)
+                hits[paths[r.path]] = (r.job, [r.datum])
+        for path, node in paths.items():
+            if node in hits:  # further datums of a merged file: keys <path>//<n>, exactly the range [p//, p/0)
+                more = conn.execute(
+                    select(lineage.c.path, lineage.c.datum).where(
+                        lineage.c.commit == commit, lineage.c.path >= path + "//", lineage.c.path < path + "/0")
+                ).all()
+                hits[node][1].extend(r.datum for r in sorted(more, key=lambda r: int(r.path.rsplit("//", 1)[1])))
     by_job: dict[str, set[str]] = defaultdict(set)
-    for job, datum in hits.values():
-        by_job[job].add(datum)
+    for job, ids in hits.values():
+        by_job[job].update(ids)
     inputs: dict[tuple[str, str], list[Any]] = {}
     pipelines: dict[str, str] = {}
-    for job, ids in by_job.items():
+    for job, datum_ids in by_job.items():
         pipelines[job] = conn.execute(select(jobs.c.pipeline).where(jobs.c.id == job)).scalar() or ""
-        id_list = sorted(ids)
+        id_list = sorted(datum_ids)
         for i in range(0, len(id_list), _BATCH):
             rows = conn.execute(
                 select(datums.c.id, datums.c.inputs).where(datums.c.job == job, datums.c.id.in_(id_list[i:i + _BATCH]))
@@ -119,18 +135,18 @@ def _writers(conn: Any, nodes: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], t
             for r in rows:
                 inputs[(job, r.id)] = json.loads(r.inputs)
     return {
-        node: (pipelines[job], job, datum, inputs.get((job, datum), []))
-        for node, (job, datum) in hits.items()
+        node: (pipelines[job], job, tuple(ids), [x for d in ids for x in inputs.get((job, d), [])])
+        for node, (job, ids) in hits.items()
     }
 
 
 def _build(
     key: tuple[Any, ...], children: dict[tuple[Any, ...], list[tuple[Any, ...]]],
-    writer: dict[tuple[Any, ...], tuple[str, str, str]], trail: frozenset[tuple[Any, ...]] = frozenset(),
+    writer: dict[tuple[Any, ...], tuple[str, str, tuple[str, ...]]], trail: frozenset[tuple[Any, ...]] = frozenset(),
 ) -> LineageNode:
     repo, commit, path, hsh = key
     if key not in writer or key in trail:
         return LineageNode(repo, commit, path, hsh)
-    pipeline, job, datum = writer[key]
+    pipeline, job, datum_ids = writer[key]
     kids = tuple(_build(k, children, writer, trail | {key}) for k in children.get(key, []))
-    return LineageNode(repo, commit, path, hsh, pipeline, job, datum, kids)
+    return LineageNode(repo, commit, path, hsh, pipeline, job, datum_ids[0], kids, datum_ids)

@@ -18,9 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from datumflow.storage_service.errors import CommitNotFound, InvalidArgument
 from datumflow.storage_service.pipelines.datums import compute_datums, input_branches
+from datumflow.storage_service.pipelines.executors.local import datum_env
+from datumflow.storage_service.pipelines.sandbox import Sandbox, SandboxUnavailable, sandbox_from_env
 from datumflow.storage_service.pipelines.spec import PipelineSpec, parse_spec
 from datumflow.storage_service.pipelines.worker import (
     DatumEnv,
+    RunResult,
     _output_files,
     clear,
     fetch,
@@ -66,7 +69,8 @@ class LocalRun:
 
 
 def run_local(
-    store: Store, spec: PipelineSpec | dict[str, Any] | str, *, sample: int | None = None, out_dir: str | None = None
+    store: Store, spec: PipelineSpec | dict[str, Any] | str, *, sample: int | None = None,
+    out_dir: str | None = None, sandbox: Sandbox | None = None,
 ) -> LocalRun:
     spec = parse_spec(spec)
     if sample is not None and sample < 1:
@@ -77,18 +81,25 @@ def run_local(
     target = Path(out_dir or tempfile.mkdtemp(prefix=f"datumflow-local-{spec.name}-")).resolve()
     target.mkdir(parents=True, exist_ok=True)
     job_id = "local-" + uuid.uuid4().hex[:12]
+    output_commit = "local-" + uuid.uuid4().hex  # no commit is made; the variable is set as in a job
     runs = []
+    box = sandbox or sandbox_from_env(hidden=[store.root])
     with tempfile.TemporaryDirectory(prefix="datumflow-pfs-") as work:
         for datum in chosen:
-            runs.append(_one(store, spec, DatumEnv(job_id, datum), Path(work) / "pfs", target / datum.id[:12]))
+            env = datum_env(spec, job_id, datum, output_commit)
+            runs.append(_one(store, spec, env, Path(work) / "pfs", target / datum.id[:12], box))
     return LocalRun(spec.name, len(datums), str(target), runs)
 
 
-def _one(store: Store, spec: PipelineSpec, env: DatumEnv, pfs: Path, dest: Path) -> LocalDatumRun:
+def _one(store: Store, spec: PipelineSpec, env: DatumEnv, pfs: Path, dest: Path, box: Sandbox) -> LocalDatumRun:
     clear(pfs)
-    fetch(store, env.datum, pfs)
+    fetch(store, env.datum, pfs, empty=env.empty_inputs)
     before = snapshot(pfs)
-    result = run_transform(spec.transform, env, pfs, timeout=spec.timeout_seconds, secrets=secret_env(spec.transform))
+    try:
+        result = run_transform(spec.transform, env, pfs, timeout=spec.timeout_seconds,
+                               secrets=secret_env(spec.transform), sandbox=box)
+    except SandboxUnavailable as exc:
+        result = RunResult(False, None, "", str(exc))
     error = result.error
     outputs: list[str] = []
     if error is None and (outside := written_outside(before, snapshot(pfs))):

@@ -8,9 +8,11 @@ returns the file entries. The local executor calls them in-process; a
 Kubernetes pod calls ``datumflow worker fetch`` in its init container and
 ``datumflow worker upload`` after the user's container.
 
-Commands written for Pachyderm name ``/pfs/...``; when the pfs folder is
-elsewhere (the local executor's temporary folder), ``/pfs`` in ``cmd``,
-``stdin`` and ``working_dir`` is rewritten to it.
+Commands written for Pachyderm name ``/pfs/...``: on this host the command
+runs in the datum's own filesystem view (:mod:`.sandbox`), where the datum's
+folder *is* ``/pfs``. Only with the explicit ``DATUMFLOW_SANDBOX=none``
+fallback does it run on the host, with ``/pfs`` in ``cmd``, ``stdin`` and
+``working_dir`` rewritten to the folder.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.pipelines.datums import Datum
+from datumflow.storage_service.pipelines.sandbox import Sandbox, SandboxUnavailable
 from datumflow.storage_service.pipelines.spec import Transform
 from datumflow.storage_service.store.files import entry_of
 
@@ -39,16 +42,19 @@ if TYPE_CHECKING:
 __all__ = ["DatumEnv", "RunResult", "fetch", "run_transform", "snapshot", "upload", "written_outside"]
 
 LOG_LIMIT = 64 * 1024
+SECRETS_ENV = "DATUMFLOW_SECRETS"  # a folder of <secret name>/<key> files
 _PFS_WORD = re.compile(r"(?<![\w./-])/pfs(?=/|\b|$)")
 
 
 @dataclass(frozen=True)
 class DatumEnv:
-    """What a datum's process is told about itself."""
+    """What a datum's process is told about itself (Pachyderm's variables, and datumflow's names for them)."""
 
     job_id: str
     datum: Datum
     output_commit: str = ""
+    pipeline: str = ""
+    empty_inputs: frozenset[str] = frozenset()  # inputs with empty_files: names only, no content
 
     def variables(self, pfs: Path) -> dict[str, str]:
         env = {
@@ -56,9 +62,16 @@ class DatumEnv:
             "PACH_DATUM_ID": self.datum.id, "DATUMFLOW_DATUM_ID": self.datum.id,
             "PACH_OUTPUT_COMMIT_ID": self.output_commit, "DATUMFLOW_PFS": str(pfs),
         }
+        if self.pipeline:
+            env["PPS_PIPELINE_NAME"] = self.pipeline
         for inp in self.datum.inputs:
+            # Input names go in as given, hyphens included (as Pachyderm's worker sets them).
             env[inp.name] = str(pfs / inp.name / inp.path) if inp.path else str(pfs / inp.name)
             env[f"{inp.name}_COMMIT"] = inp.commit
+            if inp.join_on:
+                env[f"PACH_DATUM_{inp.name}_JOIN_ON"] = inp.join_on
+            if inp.group_by:
+                env[f"PACH_DATUM_{inp.name}_GROUP_BY"] = inp.group_by
         return env
 
 
@@ -70,8 +83,11 @@ class RunResult:
     error: str | None = None
 
 
-def fetch(store: Store, datum: Datum, pfs: Path) -> None:
-    """Write the datum's inputs under ``pfs`` and create an empty ``pfs/out``."""
+def fetch(store: Store, datum: Datum, pfs: Path, *, empty: frozenset[str] = frozenset()) -> None:
+    """Write the datum's inputs under ``pfs`` and create an empty ``pfs/out``.
+
+    Inputs named in ``empty`` (``empty_files: true``) get their files' names with no content.
+    """
     for inp in datum.inputs:
         base = pfs / inp.name
         base.mkdir(parents=True, exist_ok=True)
@@ -79,20 +95,38 @@ def fetch(store: Store, datum: Datum, pfs: Path) -> None:
             dest = base / f.path
             dest.parent.mkdir(parents=True, exist_ok=True)
             with open(dest, "wb") as out:
+                if inp.name in empty:
+                    continue
                 for block in store.open_file(inp.repo, inp.commit, f.path):
                     out.write(block)
     (pfs / "out").mkdir(parents=True, exist_ok=True)
 
 
 def run_transform(
-    transform: Transform, env: DatumEnv, pfs: Path, *, timeout: float | None = None, secrets: Mapping[str, str] = {}
+    transform: Transform, env: DatumEnv, pfs: Path, *, timeout: float | None = None,
+    secrets: Mapping[str, str] = {}, sandbox: Sandbox | None = None,
 ) -> RunResult:
-    """Run the command with stdin; kill its whole process group after ``timeout`` seconds."""
+    """Run the command with stdin; kill its whole process group after ``timeout`` seconds.
+
+    With a ``sandbox`` that isolates, the command sees ``pfs`` as ``/pfs`` and nothing of this
+    host's files or environment beyond the sandbox's; without one it runs here (``/pfs`` rewritten).
+    """
     pfs = pfs.resolve()
-    cmd = [_rebase(arg, pfs) for arg in transform.cmd]
-    stdin = "".join(_rebase(line, pfs) + "\n" for line in transform.stdin)
-    cwd = _rebase(transform.working_dir, pfs) if transform.working_dir else str(pfs)
-    variables = {**os.environ, **transform.env, **secrets, **env.variables(pfs)}
+    if sandbox is not None and sandbox.isolated:
+        sandbox.check()
+        mounts = secret_mounts(transform)
+        inside = {**transform.env, **secrets, **env.variables(Path("/pfs"))}
+        inputs = [i.name for i in env.datum.inputs]
+        cmd = sandbox.argv(transform.cmd, pfs, inputs, env=inside, working_dir=transform.working_dir, mounts=mounts)
+        stdin = "".join(line + "\n" for line in transform.stdin)
+        cwd, variables = str(pfs), {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    else:
+        if sandbox is not None:
+            sandbox.check()
+        cmd = [_rebase(arg, pfs) for arg in transform.cmd]
+        stdin = "".join(_rebase(line, pfs) + "\n" for line in transform.stdin)
+        cwd = _rebase(transform.working_dir, pfs) if transform.working_dir else str(pfs)
+        variables = {**os.environ, **transform.env, **secrets, **env.variables(pfs)}
     with tempfile.TemporaryFile() as log:
         try:
             proc = subprocess.Popen(
@@ -218,7 +252,7 @@ class DatumOutcome:
 
 def run_datum(
     store: Store, transform: Transform, env: DatumEnv, pfs: Path, *,
-    tries: int = 1, timeout: float | None = None,
+    tries: int = 1, timeout: float | None = None, sandbox: Sandbox | None = None,
 ) -> DatumOutcome:
     """Fetch, run and upload one datum, up to ``tries`` times; ``pfs`` is emptied first each time."""
     import time
@@ -228,9 +262,13 @@ def run_datum(
     error: str | None = None
     for attempt in range(1, tries + 1):
         clear(pfs)
-        fetch(store, env.datum, pfs)
+        fetch(store, env.datum, pfs, empty=env.empty_inputs)
         before = snapshot(pfs)
-        result = run_transform(transform, env, pfs, timeout=timeout, secrets=secret_env(transform))
+        try:
+            secrets = secret_env(transform)
+            result = run_transform(transform, env, pfs, timeout=timeout, secrets=secrets, sandbox=sandbox)
+        except SandboxUnavailable as exc:
+            return DatumOutcome(False, {}, "", str(exc), attempt, started, time.time())
         logs.append(result.log if tries == 1 else f"--- try {attempt}/{tries} ---\n{result.log}")
         error = result.error
         if error is None:
@@ -250,5 +288,36 @@ def run_datum(
 
 
 def secret_env(transform: Transform) -> dict[str, str]:
-    """Secrets with ``env_var``: taken from this host's environment variable of that name."""
-    return {s.env_var: os.environ[s.env_var] for s in transform.secrets if s.env_var and s.env_var in os.environ}
+    """Secrets with ``env_var``: the key's file under ``$DATUMFLOW_SECRETS/<name>/``, else this host's variable."""
+    out = {}
+    for s in transform.secrets:
+        if not s.env_var:
+            continue
+        stored = _secret_dir(s.name) / (s.key or "") if s.key and os.environ.get(SECRETS_ENV) else None
+        if stored is not None and stored.is_file():
+            out[s.env_var] = stored.read_text().rstrip("\n")
+        elif s.env_var in os.environ:
+            out[s.env_var] = os.environ[s.env_var]
+    return out
+
+
+def secret_mounts(transform: Transform) -> dict[str, Path]:
+    """{mount_path: host folder} of secrets with ``mount_path``: ``$DATUMFLOW_SECRETS/<name>``, one file per key."""
+    mounts: dict[str, Path] = {}
+    for s in transform.secrets:
+        if s.mount_path is None:
+            continue
+        if not os.environ.get(SECRETS_ENV):
+            raise SandboxUnavailable(
+                f"secret {s.name} has mount_path {s.mount_path}: set {SECRETS_ENV} to a folder holding "
+                f"{s.name}/<key> files (as Kubernetes mounts a secret)"
+            )
+        folder = _secret_dir(s.name)
+        if not folder.is_dir():
+            raise SandboxUnavailable(f"secret {s.name} not found: {folder} is not a folder")
+        mounts[s.mount_path] = folder
+    return mounts
+
+
+def _secret_dir(name: str) -> Path:
+    return Path(os.environ[SECRETS_ENV]) / name

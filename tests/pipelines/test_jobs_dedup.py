@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from datumflow.storage_service.model.core import CommitState
 from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.pipelines.executors.local import LocalExecutor
+from datumflow.storage_service.pipelines.sandbox import Sandbox
 from datumflow.storage_service.store.store import Store
 
 from .conftest import pfs, spec
@@ -66,12 +70,15 @@ def test_any_earlier_run_is_reused_not_just_the_last(store: Store, pipelines: Pi
     assert store.get_file("upper", "master", "w1.txt") == b"WORD 1"
 
 
-def test_failed_datums_run_again_next_job(store: Store, pipelines: Pipelines) -> None:
+def test_failed_datums_run_again_next_job(store: Store, tmp_path: Path) -> None:
+    fixes = tmp_path / "fixes"  # a host folder the datums see (read-only): the "fix" appears there
+    fixes.mkdir()
+    pipelines = Pipelines(store, executor=LocalExecutor(store, sandbox=Sandbox(binds=(str(fixes),))))
     store.create_repo("nums")
     store.put_files("nums", "master", [("ok", b"1"), ("bad", b"2")])
     flaky = ["sh", "-c", "for f in /pfs/nums/*; do [ -e /pfs/nums/bad ] && [ ! -e \"$FIXED\" ] && exit 3; "
              "cp $f /pfs/out/; done"]
-    marker = store.root + "/fixed"
+    marker = str(fixes / "fixed")
     pipelines.create_pipeline(spec("n", pfs("nums"), flaky, datum_tries=1,
                                    **{"transform": {"cmd": flaky, "env": {"FIXED": marker}}}))
     (failed,) = pipelines.process()

@@ -2,8 +2,11 @@
 
 Each datum gets its own temporary pfs folder; the worker's ``run_datum``
 does the fetch, run (with ``datum_tries`` and ``datum_timeout``) and upload.
-The transform's image is recorded with the job but not used: the command
-runs on the host.
+The command runs in the datum's own filesystem view (:mod:`..sandbox`):
+that folder is its ``/pfs``, its ``/tmp`` is private, and the store's root,
+database and the service's environment do not exist for it. The
+transform's image is recorded with the job but not pulled: the host's
+system folders stand in for it.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from datumflow.storage_service.pipelines.datums import Datum
-from datumflow.storage_service.pipelines.spec import PipelineSpec
+from datumflow.storage_service.pipelines.sandbox import Sandbox, sandbox_from_env
+from datumflow.storage_service.pipelines.spec import PfsInput, PipelineSpec
 from datumflow.storage_service.pipelines.worker import DatumEnv, DatumOutcome, run_datum
 
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store
 
-__all__ = ["JobRun", "LocalExecutor"]
+__all__ = ["JobRun", "LocalExecutor", "datum_env"]
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,13 @@ class JobRun:
 
 
 class LocalExecutor:
-    def __init__(self, store: Store, *, workdir: str | None = None, keep: bool = False) -> None:
+    def __init__(
+        self, store: Store, *, workdir: str | None = None, keep: bool = False, sandbox: Sandbox | None = None
+    ) -> None:
         self.store = store
         self.workdir = workdir
         self.keep = keep  # keep each datum's pfs folder (for debugging)
+        self.sandbox = sandbox or sandbox_from_env(hidden=[store.root])
 
     def run(
         self, run: JobRun, pending: Sequence[Datum], on_done: Callable[[Datum, DatumOutcome], None]
@@ -58,12 +65,18 @@ class LocalExecutor:
                 shutil.rmtree(base, ignore_errors=True)
 
     def _one(self, run: JobRun, datum: Datum, folder: Path) -> DatumOutcome:
-        env = DatumEnv(run.job_id, datum, run.output_commit)
+        env = datum_env(run.spec, run.job_id, datum, run.output_commit)
         try:
             return run_datum(
                 self.store, run.spec.transform, env, folder / "pfs",
-                tries=run.spec.datum_tries, timeout=run.spec.timeout_seconds,
+                tries=run.spec.datum_tries, timeout=run.spec.timeout_seconds, sandbox=self.sandbox,
             )
         finally:
             if not self.keep:
                 shutil.rmtree(folder, ignore_errors=True)
+
+
+def datum_env(spec: PipelineSpec, job_id: str, datum: Datum, output_commit: str = "") -> DatumEnv:
+    """What one datum of ``spec`` is told about itself."""
+    empty = frozenset(x.name for x in spec.leaves() if isinstance(x, PfsInput) and x.empty_files)
+    return DatumEnv(job_id, datum, output_commit, spec.name, empty)
