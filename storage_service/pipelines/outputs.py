@@ -43,5 +43,5 @@ def merge_parts(store: Store, entries: Sequence[list[Any]]) -> list[Any]:
     """The file entry of ``entries``' contents concatenated in the order given."""
     blocks = (block for entry in entries for block in store.chunks.read_all(chunks_of(entry)))
     with store.chunks.writer() as writer:
-        h, refs, size = writer.add_stream(_Concat(blocks))  # type: ignore[arg-type]  # only read() is used
+        h, refs, size = writer.add_stream(_Concat(blocks))  # only read() is used
     return entry_of(size, h, refs)
