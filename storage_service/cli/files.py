@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from datumflow.storage_service.cli.base import Commands, Context, add_json, commit_arg, file_arg, write_arg
+from datumflow.storage_service.cli.embedded import drive
 from datumflow.storage_service.cli.output import byte_progress, emit, human_size, print_table
 from datumflow.storage_service.cli.store import commit_id_line
 from datumflow.storage_service.errors import InvalidArgument, PathNotFound
@@ -44,6 +45,8 @@ def _register_put(commands: Commands) -> None:
     put.add_argument("-r", "--recursive", action="store_true", help="write folders and everything under them")
     put.add_argument("-m", "--message", metavar="MSG", default="", help="description of the commit")
     put.add_argument("--append", action="store_true", help="append to existing files instead of replacing them")
+    put.add_argument("--no-run", action="store_true",
+                     help="embedded store: leave the jobs this commit opens downstream for later (DATUMFLOW_NO_RUN=1)")
     put.set_defaults(run=put_files)
 
 
@@ -54,6 +57,7 @@ def put_files(ctx: Context, args: argparse.Namespace) -> None:
     with byte_progress(ctx, "uploading", total) as tick:
         extra = {"progress": tick} if tick else {}
         commit = ctx.store.put_files(repo, target, items, append=args.append, description=args.message, **extra)
+    drive(ctx.store, no_run=args.no_run)
     emit(ctx, args, commit, commit_id_line)
 
 
@@ -183,7 +187,8 @@ def file_table(out: TextIO, infos: list[FileInfo]) -> None:
 
 def _register_changes(commands: Commands) -> None:
     diff = add_json(commands.add_parser("diff", help="what changed: against the parent, or from OLD to NEW"))
-    diff.add_argument("refs", metavar="REPO@REF", nargs="+", help="NEW, or OLD NEW")
+    diff.add_argument("refs", metavar="REPO@REF[:PATH]", nargs="+",
+                      help="NEW, or OLD NEW; a :PATH on the last one keeps the changes at or under that path")
     diff.set_defaults(run=diff_commits)
     rm = add_json(commands.add_parser("rm", help="delete a file, or a folder and everything under it"))
     rm.add_argument("target", metavar="REPO@BRANCH:PATH")
@@ -197,9 +202,16 @@ def _register_changes(commands: Commands) -> None:
 def diff_commits(ctx: Context, args: argparse.Namespace) -> None:
     if len(args.refs) > 2:
         raise InvalidArgument("diff takes one reference (against its parent) or two (OLD NEW)")
-    repo, new = commit_arg(args.refs[-1])
-    old_repo, old = commit_arg(args.refs[0]) if len(args.refs) == 2 else (repo, None)
-    emit(ctx, args, list(ctx.store.diff(repo, old, new, old_repo=old_repo)), diff_table)
+    last, _, path = args.refs[-1].partition(":")
+    first = args.refs[0].partition(":")[0]
+    repo, new = commit_arg(last)
+    old_repo, old = commit_arg(first) if len(args.refs) == 2 else (repo, None)
+    path = path.strip("/")
+    changes = [
+        c for c in ctx.store.diff(repo, old, new, old_repo=old_repo)
+        if not path or c.path == path or c.path.startswith(path + "/")
+    ]
+    emit(ctx, args, changes, diff_table)
 
 
 def diff_table(out: TextIO, entries: list[DiffEntry]) -> None:

@@ -32,6 +32,12 @@ def register(commands: Commands) -> None:
     lineage.add_argument("--depth", type=int, help="levels of pipelines to follow upstream")
     lineage.set_defaults(run=lineage_cmd)
     _worker(subcommands(commands.add_parser("worker", help="run one datum's steps (what a pod runs)")))
+    logs = add_json(commands.add_parser("logs", help="datum logs of a job, of one datum, or of a pipeline's last job"))
+    which = logs.add_mutually_exclusive_group(required=True)
+    which.add_argument("--job", metavar="JOB")
+    which.add_argument("--pipeline", metavar="NAME")
+    logs.add_argument("--datum", metavar="DATUM", help="only this datum (with --job)")
+    logs.set_defaults(run=logs_cmd)
 
 
 def _verb(verbs: Commands, name: str, help: str, run: Any, *, json: bool = True) -> argparse.ArgumentParser:
@@ -58,6 +64,10 @@ def _pipeline(verbs: Commands) -> None:
     run.add_argument("name")
     run.add_argument("--reprocess", action="store_true", help="ignore the datum cache")
     run.add_argument("--no-wait", action="store_true", help="do not run the job before returning")
+    cron = _verb(verbs, "run-cron", "tick a pipeline's cron inputs now (and run the job)", run_cron_cmd)
+    cron.add_argument("name")
+    validate = _verb(verbs, "validate", "check pipeline specs without creating anything", validate_cmd)
+    validate.add_argument("-f", dest="spec", required=True, metavar="SPEC", help="YAML or JSON spec(s); - is stdin")
     local = _verb(verbs, "run-local", "run a spec on real data without committing", run_local_cmd)
     local.add_argument("-f", dest="spec", required=True, metavar="SPEC")
     local.add_argument("--sample", type=int, metavar="N", help="run only the first N datums")
@@ -74,6 +84,9 @@ def _job(verbs: Commands) -> None:
 
 def _datum(verbs: Commands) -> None:
     _verb(verbs, "list", "list the datums of a job", datum_list_cmd).add_argument("job")
+    restart = _verb(verbs, "restart", "run a job's failed datums again, in a new job", datum_restart_cmd)
+    restart.add_argument("job")
+    restart.add_argument("datum", nargs="?", help="(any failed datum of the job reruns; the others are reused)")
     inspect = _verb(verbs, "inspect", "show a datum, with its log", datum_inspect_cmd)
     inspect.add_argument("job")
     inspect.add_argument("datum")
@@ -144,6 +157,77 @@ def run_cmd(ctx: Context, args: argparse.Namespace) -> int:
     job = svc.job_for_commit(commit)
     emit(ctx, args, job, _render_job)
     return 1 if job.state.value in ("failure", "killed") else 0
+
+
+def run_cron_cmd(ctx: Context, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from datumflow.storage_service.pipelines.cron import tick
+    from datumflow.storage_service.pipelines.spec import CronInput
+    from datumflow.storage_service.store.store import Store
+
+    svc = service(ctx)
+    spec = svc.inspect_pipeline(args.name).parsed
+    crons = [leaf for leaf in spec.leaves() if isinstance(leaf, CronInput)]
+    if not crons:
+        raise InvalidArgument(f"pipeline {args.name} has no cron input")
+    if not isinstance(ctx.store, Store):
+        raise InvalidArgument("run-cron ticks an embedded store (file://); a service ticks its crons by itself")
+    now = dt.datetime.now(dt.timezone.utc)
+    ticks = [tick(ctx.store, spec.cron_repo(c), now, overwrite=c.overwrite) for c in crons]
+    svc.process()
+    job = svc.job_for_commit(_output_of(ctx.store, args.name, spec.cron_repo(crons[-1]), ticks[-1]))
+    emit(ctx, args, job, _render_job)
+    return 1 if job.state.value in ("failure", "killed") else 0
+
+
+def _output_of(store: Any, pipeline: str, repo: str, input_commit: str) -> str:
+    """The output commit of ``pipeline`` in the commit set an input commit started."""
+    commit_set = store.commit_set(store.inspect_commit(repo, input_commit).commit_set)
+    return str(next(c.id for c in commit_set if c.repo == pipeline))
+
+
+def validate_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    specs = load_specs(args.spec)  # every bad field of every spec refused here, nothing created
+    emit(ctx, args, [{"name": s.name, "valid": True} for s in specs], _render_valid)
+
+
+def _render_valid(out: TextIO, items: list[dict[str, Any]]) -> None:
+    for item in items:
+        out.write(f"{item['name']}: valid\n")
+
+
+def datum_restart_cmd(ctx: Context, args: argparse.Namespace) -> int:
+    svc = service(ctx)
+    job = svc.inspect_job(args.job)
+    if args.datum is not None:
+        svc.inspect_datum(job.id, args.datum)  # a datum of that job, or a clear not-found
+    commit = svc.run_pipeline(job.pipeline)
+    _drive(svc, args)
+    again = svc.job_for_commit(commit)
+    emit(ctx, args, again, _render_job)
+    return 1 if again.state.value in ("failure", "killed") else 0
+
+
+def logs_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    svc = service(ctx)
+    if args.pipeline is not None:
+        jobs = svc.list_jobs(args.pipeline)
+        if not jobs:
+            raise InvalidArgument(f"pipeline {args.pipeline} has no jobs yet")
+        job_id = jobs[0].id
+    else:
+        job_id = args.job
+    datums = [svc.inspect_datum(job_id, args.datum)] if args.datum else svc.list_datums(job_id)
+    rows = [{"job": d.job, "datum": d.id, "state": d.state.value, "log": d.log or ""} for d in datums]
+    emit(ctx, args, rows, _render_logs)
+
+
+def _render_logs(out: TextIO, rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        out.write(f"--- datum {row['datum'][:12]} ({row['state']}) ---\n{row['log']}")
+        if row["log"] and not row["log"].endswith("\n"):
+            out.write("\n")
 
 
 def run_local_cmd(ctx: Context, args: argparse.Namespace) -> int:

@@ -16,7 +16,9 @@ from datumflow.storage_service.cli.base import (
     meta_args,
     subcommands,
 )
+from datumflow.storage_service.cli.embedded import drive
 from datumflow.storage_service.cli.output import byte_progress, emit, human_size, human_time, print_fields, print_table
+from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.model.core import Branch, Commit, ProvenanceEntry, Repo
 
 __all__ = ["register"]
@@ -171,6 +173,12 @@ def _register_commit(commands: Commands) -> None:
     listing.add_argument("--limit", type=int, metavar="N")
     listing.add_argument("--state", choices=("open", "finished", "failed"))
     listing.set_defaults(run=commit_list)
+    sub = add_json(verbs.add_parser("subscribe", help="print each finished commit of a branch as it arrives"))
+    sub.add_argument("branch", metavar="REPO@BRANCH")
+    sub.add_argument("--new", action="store_true", help="only commits finished from now on")
+    sub.add_argument("--count", type=int, metavar="N", help="stop after N commits")
+    sub.add_argument("--timeout", type=float, metavar="SECONDS", help="stop after this long")
+    sub.set_defaults(run=commit_subscribe)
 
 
 def _describe(parser: argparse.ArgumentParser) -> None:
@@ -197,7 +205,35 @@ def commit_inspect(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def commit_wait(ctx: Context, args: argparse.Namespace) -> None:
+    drive(ctx.store)
     emit(ctx, args, ctx.store.wait_commit(*commit_arg(args.commit), timeout=args.timeout), commit_fields)
+
+
+def commit_subscribe(ctx: Context, args: argparse.Namespace) -> None:
+    """Oldest first; with --json one list at the end (so --count or --timeout is required)."""
+    import time
+
+    if args.json and args.count is None and args.timeout is None:
+        raise InvalidArgument("commit subscribe --json prints one document at the end: give --count or --timeout")
+    repo, branch = branch_arg(args.branch)
+    seen = {c.id for c in ctx.store.list_commits(repo, branch, state="finished")} if args.new else set()
+    deadline = None if args.timeout is None else time.monotonic() + args.timeout
+    found: list[Commit] = []
+    while args.count is None or len(found) < args.count:
+        drive(ctx.store)
+        for commit in reversed(ctx.store.list_commits(repo, branch, state="finished")):
+            if commit.id not in seen and (args.count is None or len(found) < args.count):
+                seen.add(commit.id)
+                found.append(commit)
+                if not args.json:
+                    ctx.stdout.write(commit.id + "\n")
+                    ctx.stdout.flush()
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        if args.count is None or len(found) < args.count:
+            time.sleep(0.2)
+    if args.json:
+        emit(ctx, args, found, commit_table)
 
 
 def commit_delete(ctx: Context, args: argparse.Namespace) -> None:
@@ -254,6 +290,7 @@ def commit_set_inspect(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def commit_set_wait(ctx: Context, args: argparse.Namespace) -> None:
+    drive(ctx.store)
     emit(ctx, args, ctx.store.wait_commit_set(args.id, timeout=args.timeout), _commit_set_table)
 
 
