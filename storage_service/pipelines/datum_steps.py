@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 from datumflow.storage_service.pipelines import worker
-from datumflow.storage_service.pipelines.executors.local import datum_env
 from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobTable, datum_of
 from datumflow.storage_service.pipelines.planning import recorder
 from datumflow.storage_service.pipelines.registry import PipelineRegistry
@@ -26,7 +25,10 @@ class DatumSteps:
 
     def fetch(self, info: DatumInfo, pfs: str) -> DatumInfo:
         """Write a datum's inputs under ``pfs`` (and an empty ``pfs/out``)."""
-        worker.fetch(self.store, datum_of(info), Path(pfs))
+        job = self.jobs.get(info.job)
+        env = worker.datum_env(self.registry.job_spec(job), job.id, datum_of(info), job.output_commit)
+        worker.fetch(self.store, datum_of(info), Path(pfs), empty=env.empty_inputs)
+        worker.write_env_file(env, Path(pfs))
         return info
 
     def upload(self, info: DatumInfo, pfs: str, *, log: str | None = None) -> DatumInfo:
@@ -51,7 +53,7 @@ class DatumSteps:
         job = self.jobs.get(info.job)
         spec = self.registry.job_spec(job)
         outcome = worker.run_datum(
-            self.store, spec.transform, datum_env(spec, job.id, datum_of(info), job.output_commit), Path(pfs),
+            self.store, spec.transform, worker.datum_env(spec, job.id, datum_of(info), job.output_commit), Path(pfs),
             tries=spec.datum_tries, timeout=spec.timeout_seconds, sandbox=sandbox_from_env(hidden=[self.store.root]),
         )
         recorder(self.jobs, job)(datum_of(info), outcome)

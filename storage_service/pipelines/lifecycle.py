@@ -16,6 +16,7 @@ from datumflow.storage_service.pipelines.cache import DatumCache
 from datumflow.storage_service.pipelines.completion import JobCompletion
 from datumflow.storage_service.pipelines.datums import compute_datums
 from datumflow.storage_service.pipelines.discovery import JobDiscovery
+from datumflow.storage_service.pipelines.egress import egress
 from datumflow.storage_service.pipelines.executors.base import Executor
 from datumflow.storage_service.pipelines.executors.local import JobRun
 from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobInfo, JobState, JobTable, datum_of
@@ -94,7 +95,7 @@ class JobRunner:
         if job.state is not JobState.RUNNING:
             raise InvalidArgument(f"job {job.id} is {job.state.value}, not running")
         try:
-            return self.completion.complete(job)
+            return self._egress(self.completion.complete(job))
         except DatumflowError as exc:
             return self.completion.fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
 
@@ -117,6 +118,17 @@ class JobRunner:
             if deadline is not None and time.monotonic() > deadline:
                 raise Timeout(f"job {job_id} did not finish within {timeout}s")
             time.sleep(_POLL)
+
+    def _egress(self, job: JobInfo) -> JobInfo:
+        """Copy a successful job's output to ``egress.URL``; a failed copy fails the job, not its commit."""
+        spec = self.registry.job_spec(job) if job.state is JobState.SUCCESS and job.spec_commit else None
+        if spec is None or spec.egress is None:
+            return job
+        try:
+            egress(self.store, job.pipeline, job.output_commit, spec.egress.URL)
+        except (OSError, DatumflowError) as exc:
+            return self.jobs.finish(job.id, JobState.FAILURE, reason=f"egress to {spec.egress.URL} failed: {exc}")
+        return job
 
     def _lapsed_plan(self, pipeline: str | None) -> JobInfo | None:
         """A job whose planner's claim lapsed (it died while planning)."""
@@ -173,7 +185,7 @@ class JobRunner:
         job = self.jobs.get(job_id)
         try:
             with self.leases.renewing(job.id):
-                return self.completion.complete(job)
+                return self._egress(self.completion.complete(job))
         except DatumflowError as exc:
             return self.completion.fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
         except Exception as exc:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 from datumflow.storage_service.errors import CommitNotFound, InvalidArgument
 from datumflow.storage_service.pipelines.datums import compute_datums, input_branches
-from datumflow.storage_service.pipelines.executors.local import datum_env
 from datumflow.storage_service.pipelines.sandbox import Sandbox, SandboxUnavailable, sandbox_from_env
 from datumflow.storage_service.pipelines.spec import PipelineSpec, parse_spec
 from datumflow.storage_service.pipelines.worker import (
@@ -26,6 +25,7 @@ from datumflow.storage_service.pipelines.worker import (
     RunResult,
     _output_files,
     clear,
+    datum_env,
     fetch,
     run_transform,
     secret_env,

@@ -33,16 +33,20 @@ from typing import TYPE_CHECKING, Any
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.pipelines.datums import Datum
 from datumflow.storage_service.pipelines.sandbox import Sandbox, SandboxUnavailable
-from datumflow.storage_service.pipelines.spec import Transform
+from datumflow.storage_service.pipelines.spec import PfsInput, PipelineSpec, Transform
 from datumflow.storage_service.store.files import entry_of
 
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store
 
-__all__ = ["DatumEnv", "RunResult", "fetch", "run_transform", "snapshot", "upload", "written_outside"]
+__all__ = [
+    "DatumEnv", "RunResult", "datum_env", "fetch", "run_transform", "snapshot", "upload", "write_env_file",
+    "written_outside",
+]
 
 LOG_LIMIT = 64 * 1024
 SECRETS_ENV = "DATUMFLOW_SECRETS"  # a folder of <secret name>/<key> files
+_SHELL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PFS_WORD = re.compile(r"(?<![\w./-])/pfs(?=/|\b|$)")
 
 
@@ -73,6 +77,27 @@ class DatumEnv:
             if inp.group_by:
                 env[f"PACH_DATUM_{inp.name}_GROUP_BY"] = inp.group_by
         return env
+
+
+def datum_env(spec: PipelineSpec, job_id: str, datum: Datum, output_commit: str = "") -> DatumEnv:
+    """What one datum of ``spec`` is told about itself."""
+    empty = frozenset(x.name for x in spec.leaves() if isinstance(x, PfsInput) and x.empty_files)
+    return DatumEnv(job_id, datum, output_commit, spec.name, empty)
+
+
+def write_env_file(env: DatumEnv, pfs: Path) -> Path:
+    """``<pfs>.env``: the datum's variables as ``export NAME='value'`` lines, for a pod's POSIX sh wrapper.
+
+    Names a shell cannot export (a hyphenated input name) are left out of the file:
+    a pod's shell cannot set them (the local sandbox sets them all).
+    """
+    lines = []
+    for key, value in env.variables(Path("/pfs")).items():
+        if _SHELL_NAME.fullmatch(key):
+            lines.append(f"export {key}='" + value.replace("'", "'\\''") + "'\n")
+    target = pfs.with_name(pfs.name + ".env")
+    target.write_text("".join(lines))
+    return target
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,13 @@ def fetch_datum(engine: Any, job_id: str, datum_id: str, pfs: str) -> DatumInfo:
         info: DatumInfo = engine.fetch_datum(job_id, datum_id, pfs)
         return info
     info = engine.inspect_datum(job_id, datum_id)
-    worker.fetch(engine.store, datum_of(info), Path(pfs))
+    job = engine.inspect_job(info.job)
+    if job.spec_commit is None:
+        raise InvalidArgument(f"job {job.id} has no spec commit")
+    spec = parse_spec(json.loads(engine.store.get_file(job.pipeline, job.spec_commit, SPEC_FILE)))
+    env = worker.datum_env(spec, job.id, datum_of(info), job.output_commit)
+    worker.fetch(engine.store, datum_of(info), Path(pfs), empty=env.empty_inputs)
+    worker.write_env_file(env, Path(pfs))  # the pod's wrapper exports these for the user's container
     return info
 
 
@@ -86,12 +92,12 @@ def run_datum(engine: Any, job_id: str, datum_id: str, pfs: str) -> DatumInfo:
         raise InvalidArgument(f"job {job.id} has no spec commit")
     spec = parse_spec(json.loads(remote.store.get_file(job.pipeline, job.spec_commit, SPEC_FILE)))
     datum = datum_of(info)
-    env, folder, tries = worker.DatumEnv(job.id, datum, job.output_commit), Path(pfs), spec.datum_tries
+    env, folder, tries = worker.datum_env(spec, job.id, datum, job.output_commit), Path(pfs), spec.datum_tries
     logs: list[str] = []
     error = "not run"
     for attempt in range(1, tries + 1):
         worker.clear(folder)
-        worker.fetch(remote.store, datum, folder)
+        worker.fetch(remote.store, datum, folder, empty=env.empty_inputs)
         before = worker.snapshot(folder)
         result = worker.run_transform(spec.transform, env, folder, timeout=spec.timeout_seconds,
                                       secrets=worker.secret_env(spec.transform))

@@ -109,3 +109,33 @@ def test_without_bwrap_a_datum_fails_with_the_fix_named(store: Store, code: Path
 def test_a_bind_that_would_show_the_store_is_refused(store: Store) -> None:
     with pytest.raises(SandboxUnavailable, match="would show"):
         Sandbox(binds=(str(Path(store.root).parent),), hidden=(store.root,)).check()
+
+
+def test_egress_copies_the_finished_output_to_a_url(store: Store, tmp_path: Path) -> None:
+    store.create_repo("in")
+    store.put_files("in", "master", [("a", b"A"), ("d/b", b"B")])
+    target = tmp_path / "egress"
+    pipelines = Pipelines(store)
+    pipelines.create_pipeline({
+        "pipeline": {"name": "copy"}, "input": {"pfs": {"repo": "in", "glob": "/"}},
+        "transform": {"cmd": ["sh", "-c", "cp -r /pfs/in/. /pfs/out/"]}, "egress": {"URL": f"file://{target}"},
+    })
+    (job,) = [j for j in pipelines.process() if j.pipeline == "copy"]
+    assert job.state.value == "success", job.reason
+    assert (target / "a").read_bytes() == b"A" and (target / "d" / "b").read_bytes() == b"B"
+
+
+def test_a_pods_wrapper_exports_the_same_variables(store: Store, tmp_path: Path) -> None:
+    import subprocess
+
+    from datumflow.storage_service.pipelines.datums import Datum, DatumInput, FileRef
+    from datumflow.storage_service.pipelines.worker import DatumEnv, write_env_file
+
+    datum = Datum.of([DatumInput("labs", "labs", "c1", "a-h1.csv", (FileRef("a-h1.csv", "h", 1),), group_by="h1"),
+                      DatumInput("more-labs", "m", "c2", "x", (FileRef("x", "h", 1),))])
+    pfs = tmp_path / "d1"
+    pfs.mkdir()
+    env_file = write_env_file(DatumEnv("job1", datum, "out1", "lab"), pfs)
+    shown = subprocess.run(["sh", "-c", f". {env_file}; echo $labs $PACH_DATUM_labs_GROUP_BY $PACH_OUTPUT_COMMIT_ID"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    assert shown == ["/pfs/labs/a-h1.csv", "h1", "out1"]

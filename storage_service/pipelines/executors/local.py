@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 
 from datumflow.storage_service.pipelines.datums import Datum
 from datumflow.storage_service.pipelines.sandbox import Sandbox, sandbox_from_env
-from datumflow.storage_service.pipelines.spec import PfsInput, PipelineSpec
-from datumflow.storage_service.pipelines.worker import DatumEnv, DatumOutcome, run_datum
+from datumflow.storage_service.pipelines.spec import PipelineSpec
+from datumflow.storage_service.pipelines.worker import DatumOutcome, datum_env, run_datum
 
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store
@@ -75,8 +75,3 @@ class LocalExecutor:
             if not self.keep:
                 shutil.rmtree(folder, ignore_errors=True)
 
-
-def datum_env(spec: PipelineSpec, job_id: str, datum: Datum, output_commit: str = "") -> DatumEnv:
-    """What one datum of ``spec`` is told about itself."""
-    empty = frozenset(x.name for x in spec.leaves() if isinstance(x, PfsInput) and x.empty_files)
-    return DatumEnv(job_id, datum, output_commit, spec.name, empty)

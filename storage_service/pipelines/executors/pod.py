@@ -64,6 +64,7 @@ for d in $DATUMFLOW_DATUMS; do
   names=$(ls -A "$dir")
   for n in $names; do mv "$dir/$n" "$DATUMFLOW_PFS/$n"; done
   export PACH_DATUM_ID="$d" DATUMFLOW_DATUM_ID="$d"
+  if [ -f "$dir.env" ]; then . "$dir.env"; fi
   if [ -n "${DATUMFLOW_STDIN:-}" ]; then printf '%s\\n' "$DATUMFLOW_STDIN" | "$@"; else "$@" </dev/null; fi
   code=$?
   for n in $names; do mv "$DATUMFLOW_PFS/$n" "$dir/$n"; done
