@@ -24,7 +24,16 @@ def drive(store: Any, *, no_run: bool = False) -> None:
         return
     from datumflow.storage_service.store.store import Store
 
-    if isinstance(store, Store):
+    if isinstance(store, Store) and _has_pipelines(store):
         from datumflow.storage_service.pipelines.engine import Pipelines
 
         Pipelines(store).process()
+
+
+def _has_pipelines(store: Any) -> bool:
+    """One indexed query, so a store without pipelines never imports the pipeline engine."""
+    from datumflow.storage_service.core.pipeline_schema import pipelines
+    from sqlalchemy import select
+
+    with store.engine.connect() as conn:
+        return conn.execute(select(pipelines.c.name).limit(1)).first() is not None

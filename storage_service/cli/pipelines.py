@@ -18,7 +18,7 @@ from datumflow.storage_service.pipelines.engine import PipelineInfo, Pipelines
 from datumflow.storage_service.pipelines.jobs import DatumInfo, JobInfo
 from datumflow.storage_service.pipelines.lineage import LineageNode
 from datumflow.storage_service.pipelines.run_local import LocalRun
-from datumflow.storage_service.pipelines.spec import load_specs
+from datumflow.storage_service.pipelines.spec import load_specs, parse_spec
 
 __all__ = ["register"]
 
@@ -167,7 +167,7 @@ def run_cron_cmd(ctx: Context, args: argparse.Namespace) -> int:
     from datumflow.storage_service.store.store import Store
 
     svc = service(ctx)
-    spec = svc.inspect_pipeline(args.name).parsed
+    spec = parse_spec(svc.inspect_pipeline(args.name).spec)
     crons = [leaf for leaf in spec.leaves() if isinstance(leaf, CronInput)]
     if not crons:
         raise InvalidArgument(f"pipeline {args.name} has no cron input")
