@@ -183,7 +183,8 @@ class RemotePipelines:
         stores it and marks the datum succeeded. ``pipelines.worker_steps`` builds the members."""
         url = f"/jobs/{_q(job_id)}/datums/{_q(datum_id)}/output"
         params = {} if tries is None else {"tries": tries}
-        data = self._call("POST", url, params=params, content=lambda: _tar_stream(members, None),
+        sent: list[tuple[str, int, Callable[[], Iterator[bytes]] | None]] = list(members)
+        data = self._call("POST", url, params=params, content=lambda: _tar_stream(sent, None),
                           headers={"Content-Type": "application/x-tar"})
         return datum_from_dict(data)
 

@@ -149,8 +149,8 @@ def executor_config(args: argparse.Namespace) -> Any:
 
     path = getattr(args, "executor_config", None)
     config = load_config(path) if path else ExecutorConfig()
-    k8s = {name: getattr(args, f"k8s_{name}", None) for name in _K8S_OPTIONS}
-    k8s = {k: v for k, v in k8s.items() if v not in (None, [])}
+    given: dict[str, Any] = {name: getattr(args, f"k8s_{name}", None) for name in _K8S_OPTIONS}
+    k8s: dict[str, Any] = {k: v for k, v in given.items() if v not in (None, [])}
     if "node_selector" in k8s:
         k8s["node_selector"] = dict(_pair(v) for v in k8s["node_selector"])
     if "tolerations" in k8s:
