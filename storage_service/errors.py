@@ -36,6 +36,7 @@ so a caller catches the same class whether the store is embedded or remote::
     ├── Timeout (TimeoutError)               504  waiting for a commit or job
     ├── ServiceUnavailable (ConnectionError) 503  the service cannot be reached
     ├── SchemaMismatch                       503  the database needs 'datumflow db upgrade'
+    ├── SandboxUnavailable                   500  the datum sandbox cannot be made on this host
     └── S3Error                              its own status: an S3 error code (the S3 gateway's
                                              table in service/s3/errors.py maps the others to codes)
 
@@ -74,6 +75,7 @@ __all__ = [
     "ProtectedBranch",
     "RepoNotFound",
     "S3Error",
+    "SandboxUnavailable",
     "SchemaMismatch",
     "ServiceUnavailable",
     "SpoutNotFound",
@@ -244,6 +246,10 @@ class ServiceUnavailable(DatumflowError, ConnectionError):
 
 class SchemaMismatch(DatumflowError):
     """The metadata database is at a schema revision this release cannot use (``datumflow db upgrade``)."""
+
+
+class SandboxUnavailable(DatumflowError):
+    """The datum sandbox cannot be made on this host (bwrap is missing or refused)."""
 
 
 class S3Error(DatumflowError):

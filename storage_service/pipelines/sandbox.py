@@ -33,7 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datumflow.storage_service.errors import DatumflowError
+from datumflow.storage_service.errors import SandboxUnavailable
 
 __all__ = ["BINDS_ENV", "MODE_ENV", "Sandbox", "SandboxUnavailable", "sandbox_from_env"]
 
@@ -44,10 +44,6 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt")
 _log = logging.getLogger(__name__)
 _warned: list[bool] = []
-
-
-class SandboxUnavailable(DatumflowError):
-    """The datum sandbox cannot be made on this host (bwrap is missing or refused)."""
 
 
 @dataclass(frozen=True)
