@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -25,6 +26,16 @@ __all__ = ["ENV_KEY", "KEY_FILE", "ServerKey"]
 ENV_KEY = "DATUMFLOW_SECRET_KEY"
 KEY_FILE = "server.key"
 _NONCE = 12
+
+
+def _read_key(path: Path) -> bytes:
+    """The key in ``path``; waits a moment if another process has created the file but not yet written it."""
+    for _ in range(100):
+        text = path.read_bytes().strip()
+        if text:
+            return base64.urlsafe_b64decode(text)
+        time.sleep(0.02)
+    raise DatumflowError(f"the server key file {path} is empty")
 
 
 class ServerKey:
@@ -48,13 +59,16 @@ class ServerKey:
         path = Path(root) / KEY_FILE
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
+        except OSError as exc:
+            if not isinstance(exc, FileExistsError):
+                raise DatumflowError(f"cannot create the server key {path} ({exc.strerror}): "
+                                     f"set {ENV_KEY} (32 bytes, urlsafe base64)") from exc
             if path.stat().st_mode & 0o077:
                 raise DatumflowError(f"{path} is readable by others: chmod 600 it") from None
-            return cls(base64.urlsafe_b64decode(path.read_bytes().strip()))
+            return cls(_read_key(path))
         with os.fdopen(fd, "wb") as out:
             out.write(base64.urlsafe_b64encode(secrets.token_bytes(32)) + b"\n")
-        return cls(base64.urlsafe_b64decode(path.read_bytes().strip()))
+        return cls(_read_key(path))
 
     def encrypt(self, secret: str, context: str) -> bytes:
         """nonce + ciphertext of ``secret``, bound to ``context`` (e.g. its access key id)."""

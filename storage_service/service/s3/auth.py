@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote
 from datumflow.storage_service.errors import Unauthenticated
 from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, TOKEN_PREFIX, Auth, Principal
 from datumflow.storage_service.service.s3.errors import S3Error
-from datumflow.storage_service.service.s3.keys import keys_of
+from datumflow.storage_service.service.s3.keys import KEY_PREFIX, keys_of
 
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store
@@ -166,7 +166,8 @@ class S3Authenticator:
 
     def _signer(self, signed: SignedRequest) -> tuple[Principal, str]:
         assert self.auth is not None
-        found = keys_of(self.get_store()).secret_of(signed.access_key)
+        key_pair = signed.access_key.startswith(KEY_PREFIX)
+        found = keys_of(self.get_store()).secret_of(signed.access_key) if key_pair else None
         if found is not None:
             user, secret = found
             try:
