@@ -61,7 +61,7 @@ VERBS: dict[str, str] = {
     **dict.fromkeys(("put", "get", "ls", "glob", "diff", "rm", "cp"), "files"),
     "sync": "sync",
     **dict.fromkeys(("serve", "auth"), "service"),
-    **dict.fromkeys(("pipeline", "job", "datum", "lineage", "worker"), "pipelines"),
+    **dict.fromkeys(("pipeline", "job", "datum", "lineage", "logs", "worker"), "pipelines"),
     "spout": "spout",
     "db": "db",
     **dict.fromkeys(("merge", "revert", "tag", "bisect"), "history"),
