@@ -53,6 +53,18 @@ def test_the_migrations_build_exactly_the_tables_the_code_uses_on_postgresql(pos
     assert _migrated_schema_diff(postgres_url) == []
 
 
+def test_the_known_head_is_the_newest_shipped_revision() -> None:
+    assert migrations.head() == migrations.HEAD
+
+
+def test_opening_a_store_at_the_newest_revision_does_not_load_alembic(tmp_path: Path) -> None:
+    Store(str(tmp_path / "s"), fsync=False).close()
+    probe = ("import sys; from datumflow.storage_service.store.store import Store; "
+             f"Store({str(tmp_path / 's')!r}).close(); print('alembic' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "False", done.stderr
+
+
 def test_a_new_store_is_at_the_newest_revision(tmp_path: Path) -> None:
     with Store(str(tmp_path / "s"), fsync=False) as store:
         assert migrations.current(store.engine) == migrations.head()

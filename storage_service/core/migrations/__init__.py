@@ -21,17 +21,20 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from datumflow.storage_service.core.schema import metadata
 from datumflow.storage_service.errors import SchemaMismatch
 from sqlalchemy import Connection, Engine, Table, inspect, text
 
-__all__ = ["LEGACY_REVISION", "current", "ensure_schema", "ensure_tables", "head", "upgrade"]
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
+__all__ = ["HEAD", "LEGACY_REVISION", "current", "ensure_schema", "ensure_tables", "head", "upgrade"]
+
+# The newest revision, known without loading Alembic (a test checks it is the scripts' head): a
+# store already there is checked with one SELECT, so opening one (every CLI verb does) stays cheap.
+HEAD = "0002"
 
 LEGACY_REVISION = "0001"  # what a 0.1 store without an alembic_version table is at
 _LOCK_KEY = 0x6466_7363_6865_6D61  # "dfschema": the advisory lock of schema changes (PostgreSQL)
@@ -40,6 +43,9 @@ _HERE = Path(__file__).parent
 
 @functools.cache
 def _scripts() -> ScriptDirectory:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     config = Config()
     config.set_main_option("script_location", str(_HERE))
     return ScriptDirectory.from_config(config)
@@ -60,6 +66,8 @@ def current(engine: Engine) -> str | None:
 
 def ensure_schema(engine: Engine) -> None:
     """Create the schema of an empty database; refuse one this release cannot use as it is."""
+    if _at_head(engine):
+        return
     with engine.begin() as conn:
         _lock(conn)
         revision = _current(conn)
@@ -96,6 +104,9 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
 
 
 def _run(conn: Connection, target: str) -> None:
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+
     scripts = _scripts()
 
     def steps(revision: Any, _context: Any) -> Any:
@@ -108,12 +119,24 @@ def _run(conn: Connection, target: str) -> None:
         env.run_migrations()
 
 
+def _at_head(engine: Engine) -> bool:
+    try:
+        with engine.connect() as conn:
+            return bool(conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD)
+    except Exception:  # no such table (a new or a 0.1 database): the full check decides
+        return False
+
+
 def _stamp(conn: Connection, revision: str) -> None:
+    from alembic.runtime.migration import MigrationContext
+
     MigrationContext.configure(conn).stamp(_scripts(), revision)
 
 
 def _current(conn: Connection) -> str | None:
     if _has_version_table(conn):
+        from alembic.runtime.migration import MigrationContext
+
         return MigrationContext.configure(conn).get_current_revision()
     if inspect(conn).has_table("df_repos"):
         return LEGACY_REVISION
