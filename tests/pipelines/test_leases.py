@@ -50,7 +50,8 @@ def _check_output(store: Store, job_id: str, n: int = N) -> None:
     job = Pipelines(store).inspect_job(job_id)
     assert job.state is JobState.SUCCESS, job.reason
     assert job.processed == n and job.failed == 0
-    files = {f.path: store.get_file("copy", job.output_commit, f.path) for f in store.walk_files("copy", job.output_commit)}
+    out = job.output_commit
+    files = {f.path: store.get_file("copy", out, f.path) for f in store.walk_files("copy", out)}
     assert files == {f"in/f{i:03d}.txt": f"line {i}\n".encode() for i in range(n)}
     with store.engine.connect() as conn:
         rows = conn.execute(select(func.count()).select_from(lineage_table)
@@ -71,7 +72,7 @@ def test_two_loops_share_one_job_and_each_datum_runs_once(tmp_path: Path) -> Non
                 while not p.inspect_job(job_id).state.done:
                     p.process()
                     time.sleep(0.01)
-            except BaseException as exc:  # noqa: BLE001  (reported by the assertion below)
+            except BaseException as exc:  # reported by the assertion below
                 errors.append(exc)
 
         threads = [threading.Thread(target=work, args=(p,)) for p in loops]
