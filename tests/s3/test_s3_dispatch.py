@@ -28,7 +28,6 @@ UNSUPPORTED = [
     ("delete_bucket_cors", {}),
     ("get_bucket_acl", {}),
     ("put_bucket_versioning", {"VersioningConfiguration": {"Status": "Enabled"}}),
-    ("list_object_versions", {}),
 ]
 
 
@@ -135,3 +134,17 @@ def test_boto3_keeps_working_after_refused_puts(s3: Any, bucket: str, gateway: S
         s3.put_object(Bucket=bucket, Key=f"yes{i}", Body=body)
         assert s3.get_object(Bucket=bucket, Key=f"yes{i}")["Body"].read() == body
     assert [c["Key"] for c in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["first", "yes0", "yes1", "yes2"]
+
+
+def test_list_object_versions_is_the_unversioned_answer(s3: Any, bucket: str) -> None:
+    """The bucket has no S3 versioning: each current object once, version null, pages with markers."""
+    for key in ("a", "b", "c"):
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+    first = s3.list_object_versions(Bucket=bucket, MaxKeys=2)
+    assert [(v["Key"], v["VersionId"], v["IsLatest"]) for v in first["Versions"]] == [
+        ("a", "null", True), ("b", "null", True)]
+    assert first["IsTruncated"] and first["NextKeyMarker"] == "b"
+    rest = s3.list_object_versions(Bucket=bucket, KeyMarker=first["NextKeyMarker"],
+                                   VersionIdMarker=first["NextVersionIdMarker"])
+    assert [v["Key"] for v in rest["Versions"]] == ["c"] and not rest["IsTruncated"]
+    assert s3.get_bucket_versioning(Bucket=bucket).get("Status") is None

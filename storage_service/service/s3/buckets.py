@@ -169,6 +169,36 @@ def list_objects(store: Store, b: Bucket, commit: Commit | None, q: dict[str, st
     return xml_response(element("ListBucketResult", *head, *contents, *prefixes))
 
 
+def list_versions(store: Store, b: Bucket, commit: Commit | None, q: dict[str, str]) -> Response:
+    """ListObjectVersions as S3 answers it for a bucket without S3 versioning: the current objects,
+    each with version ``null`` (a bucket's history is its branch's commits, read through
+    ``COMMIT.BRANCH.REPO`` buckets or ``versionId=COMMIT``)."""
+    prefix, delimiter = q.get("prefix", ""), q.get("delimiter", "")
+    url = q.get("encoding-type") == "url"
+    try:
+        max_keys = min(int(q.get("max-keys", DEFAULT_MAX_KEYS)), DEFAULT_MAX_KEYS)
+    except ValueError as exc:
+        raise S3Error("InvalidArgument", "max-keys must be an integer", 400) from exc
+    if max_keys < 0:
+        raise S3Error("InvalidArgument", "max-keys must not be negative", 400)
+    start = _after(q.get("key-marker", ""), delimiter)
+    page = _list_page(store, commit, prefix, delimiter, max(start, prefix), max_keys)
+    versions = [
+        element("Version", *leaves(Key=encode_key(f.path, url), VersionId="null", IsLatest="true",
+                                   LastModified=iso_date(modified_of(f, c)), ETag=f'"{etag_of(f)}"', Size=f.size,
+                                   StorageClass="STANDARD"))
+        for f in page.files for c in (commit,) if c is not None
+    ]
+    prefixes = [element("CommonPrefixes", *leaves(Prefix=encode_key(p, url))) for p in page.prefixes]
+    head = leaves(Name=b.name, Prefix=encode_key(prefix, url), KeyMarker=encode_key(q.get("key-marker", ""), url),
+                  VersionIdMarker=q.get("version-id-marker", ""), MaxKeys=max_keys,
+                  Delimiter=encode_key(delimiter, url) or None, EncodingType="url" if url else None,
+                  IsTruncated=str(page.truncated).lower())
+    if page.truncated:
+        head += leaves(NextKeyMarker=encode_key(page.last, url), NextVersionIdMarker="null")
+    return xml_response(element("ListVersionsResult", *head, *versions, *prefixes))
+
+
 @dataclass
 class _Page:
     files: list[FileInfo]

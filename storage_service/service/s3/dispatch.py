@@ -37,6 +37,7 @@ _TABLE: dict[tuple[str, str, frozenset[str]], str] = {
     ("bucket", "GET", frozenset({"location"})): "GetBucketLocation",
     ("bucket", "GET", frozenset({"versioning"})): "GetBucketVersioning",
     ("bucket", "GET", frozenset({"uploads"})): "ListMultipartUploads",
+    ("bucket", "GET", frozenset({"versions"})): "ListObjectVersions",
     ("object", "GET", frozenset()): "GetObject",
     ("object", "HEAD", frozenset()): "HeadObject",
     ("object", "GET", frozenset({"versionId"})): "GetObject",

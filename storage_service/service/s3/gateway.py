@@ -135,6 +135,8 @@ class _Gateway:
             return xml_response(element("VersioningConfiguration"))
         if op == "ListMultipartUploads":
             return await run_in_threadpool(buckets.list_uploads, self.uploads, b)
+        if op == "ListObjectVersions":
+            return await run_in_threadpool(buckets.list_versions, store, b, commit, _query(request))
         return await run_in_threadpool(buckets.list_objects, store, b, commit, _query(request))
 
     async def _object_op(self, op: str, call: Call) -> Response:

@@ -1,0 +1,80 @@
+"""The S3 gateway's small-object request rate under a compiled load generator, against the same server's /healthz.
+
+Figures: requests/s of S3 GetObject and HeadObject of a 1 KiB object (written
+through the gateway, so it carries its MD5 ETag and metadata) under 16
+connections driven by ``wrk`` (Debian's package; the area is skipped without
+it), each as a ratio to ``GET /healthz`` of the same ``serve`` process under
+the same load. Requests are presigned URLs (valid for the run), so every one
+is authenticated as a client's would be.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._procs import datumflow_service
+
+if TYPE_CHECKING:
+    from .run import Context
+
+BUCKET = "master.bench-s3"
+KEY = "small.bin"
+CONNECTIONS = 16
+_RATE = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_NON_2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
+
+
+def run(ctx: Context) -> list[dict[str, Any]]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        ctx.log("wrk is not installed (apt-get install wrk): S3 request rates skipped")
+        return []
+    seconds = ctx.pick(10, 3)
+    with datumflow_service(ctx.workdir / "store", ctx.workdir / "serve.log") as (url, token):
+        s3 = _client(url, token)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=KEY, Body=os.urandom(1024), ContentType="application/octet-stream")
+        get = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY}, ExpiresIn=3600)
+        head = s3.generate_presigned_url("head_object", Params={"Bucket": BUCKET, "Key": KEY}, ExpiresIn=3600,
+                                         HttpMethod="HEAD")
+        script = ctx.workdir / "head.lua"
+        script.write_text('wrk.method = "HEAD"\n')
+        healthz = _wrk(ctx, wrk, url + "/healthz", seconds)
+        out = []
+        for name, target, lua in (("s3_get_object_1kib", get, None), ("s3_head_object_1kib", head, script)):
+            rate = _wrk(ctx, wrk, target, seconds, lua)
+            out.append(ctx.figure(
+                f"s3.{name}_wrk_rps", rate, "req/s",
+                peer=f"same server's /healthz {healthz:.0f} req/s (wrk, {CONNECTIONS} connections, {seconds} s)",
+                ratio=rate / healthz, goal="report (ratio to /healthz)", met=None,
+            ))
+    return out
+
+
+def _client(url: str, token: str) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("s3", endpoint_url=url + "/s3", aws_access_key_id=token, aws_secret_access_key=token,
+                        region_name="us-east-1",
+                        config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
+
+
+def _wrk(ctx: Context, wrk: str, target: str, seconds: int, script: Path | None = None) -> float:
+    cmd = [wrk, "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        cmd += ["-s", str(script)]
+    ctx.log(f"wrk {CONNECTIONS} connections, {seconds} s: {target.split('?')[0]}")
+    done = subprocess.run([*cmd, target], capture_output=True, text=True, timeout=seconds + 60, check=True)
+    bad = _NON_2XX.search(done.stdout)
+    if bad and int(bad.group(1)):
+        raise AssertionError(f"wrk saw {bad.group(1)} failed responses from {target.split('?')[0]}")
+    match = _RATE.search(done.stdout)
+    if match is None:
+        raise AssertionError(f"no rate in wrk's output:\n{done.stdout}")
+    return float(match.group(1))
