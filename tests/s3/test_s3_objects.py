@@ -125,5 +125,8 @@ def test_missing_things(s3: Any, bucket: str) -> None:
         s3.list_objects_v2(Bucket="master.no-such-repo-here")
     assert code(exc) == "NoSuchBucket"
     with pytest.raises(ClientError) as exc:
-        s3.list_objects_v2(Bucket="not-a-branch-dot-repo")
+        s3.list_objects_v2(Bucket="not-a-branch-dot-repo")  # no bucket can have that name
+    assert code(exc) == "NoSuchBucket"
+    with pytest.raises(ClientError) as exc:
+        s3.create_bucket(Bucket="not-a-branch-dot-repo")
     assert code(exc) == "InvalidBucketName"

@@ -116,9 +116,9 @@ def delete_bucket(store: Store, uploads: Multipart, who: Principal, b: Bucket) -
     head = open_bucket(store, who, b, "writer")
     if head is not None and head.file_count:
         raise S3Error("BucketNotEmpty", f"branch {b.branch} of {b.repo} still has files", 409, b.name)
-    if uploads.list_uploads(b.repo, b.branch):
-        raise S3Error("BucketNotEmpty", f"bucket {b.name} has multipart uploads in progress", 409, b.name)
     store.delete_branch(b.repo, b.branch)
+    for upload in uploads.list_uploads(b.repo, b.branch):  # as S3: they go with the bucket
+        uploads.abort(upload)
     return Response(status_code=204)
 
 

@@ -105,13 +105,13 @@ class _Gateway:
 
     async def bucket(self, request: Request, bucket: str) -> Response:
         async def work(who: Principal, op: str) -> Response:
-            return await self._bucket_op(op, who, parse_bucket(bucket), request)
+            return await self._bucket_op(op, who, _bucket(bucket, op), request)
 
         return await self._guard(request, "bucket", bucket, work)
 
     async def object(self, request: Request, bucket: str, key: str) -> Response:
         async def work(who: Principal, op: str) -> Response:
-            call = Call(self.store, self.uploads, who, request, parse_bucket(bucket), key, _query(request))
+            call = Call(self.store, self.uploads, who, request, _bucket(bucket, op), key, _query(request))
             return await self._object_op(op, call)
 
         return await self._guard(request, "object", f"{bucket}/{key}", work)
@@ -179,6 +179,17 @@ class _Gateway:
         query = raw_query_pairs(request.scope.get("query_string", b""))
         path = request.scope.get(SIGNED_PATH) or request.scope.get("raw_path") or quote(request.url.path).encode()
         return self.signers.principal(request.method, path.decode("latin-1"), query, request.headers)
+
+
+def _bucket(name: str, op: str) -> Bucket:
+    """The bucket a request names; a name no bucket can have is NoSuchBucket, except to CreateBucket."""
+    try:
+        return parse_bucket(name)
+    except S3Error as exc:
+        if op == "CreateBucket":
+            raise
+        raise S3Error("NoSuchBucket", f"no bucket {name!r}: buckets are BRANCH.REPO or COMMIT.BRANCH.REPO",
+                      404, name) from exc
 
 
 def _query(request: Request) -> dict[str, str]:

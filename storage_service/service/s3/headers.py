@@ -64,8 +64,8 @@ def metadata_from(headers: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for name in SYSTEM_HEADERS:
         value = headers.get(name)
-        if name == "content-encoding" and value:
-            value = ",".join(v.strip() for v in value.split(",") if v.strip() != "aws-chunked")
+        if name == "content-encoding" and value and "aws-chunked" in value:
+            value = ", ".join(v.strip() for v in value.split(",") if v.strip() != "aws-chunked")
         if value:
             out[name] = value
     user = {k.lower(): v for k, v in headers.items() if k.lower().startswith(USER_PREFIX)}
@@ -174,14 +174,12 @@ def check_copy_source(headers: Mapping[str, str], etag: str, modified: float) ->
 def check_write(headers: Mapping[str, str], key: str) -> Precondition | None:
     """The precondition of a PUT (If-None-Match: *, If-Match), for the store to check atomically; or None."""
     if_none, if_match = headers.get("if-none-match"), headers.get("if-match")
-    if if_none is not None and if_none.strip() != "*":
-        raise S3Error("NotImplemented", "If-None-Match on a write supports only '*'", 501)
     if if_none is None and if_match is None:
         return None
 
     def precondition(current: FileInfo | None) -> None:
-        if if_none is not None and current is not None:
-            raise S3Error("PreconditionFailed", f"{key} exists (If-None-Match: *)", 412, key)
+        if if_none is not None and current is not None and _matches(if_none, etag_of(current)):
+            raise S3Error("PreconditionFailed", f"{key} exists with that ETag (If-None-Match)", 412, key)
         if if_match is not None:
             if current is None:
                 raise S3Error("NoSuchKey", f"{key} does not exist (If-Match)", 404, key)
