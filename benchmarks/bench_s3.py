@@ -10,10 +10,12 @@ is authenticated as a client's would be.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +37,9 @@ def run(ctx: Context) -> list[dict[str, Any]]:
         ctx.log("wrk is not installed (apt-get install wrk): S3 request rates skipped")
         return []
     seconds = ctx.pick(10, 3)
-    with datumflow_service(ctx.workdir / "store", ctx.workdir / "serve.log") as (url, token):
-        s3 = _client(url, token)
+    root = ctx.workdir / "store"
+    with datumflow_service(root, ctx.workdir / "serve.log") as (url, _token):
+        s3 = _client(url, *_s3_key(root))
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key=KEY, Body=os.urandom(1024), ContentType="application/octet-stream")
         get = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY}, ExpiresIn=3600)
@@ -56,11 +59,19 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     return out
 
 
-def _client(url: str, token: str) -> Any:
+def _s3_key(root: Path) -> tuple[str, str]:
+    """A new S3 key pair of the admin (``auth s3-key create``)."""
+    done = subprocess.run([sys.executable, "-m", "datumflow.storage_service.service.serve", "auth", "s3-key", "create",
+                           "admin", "--root", str(root), "--json"], capture_output=True, text=True, check=True)
+    pair = json.loads(done.stdout)
+    return pair["access_key_id"], pair["secret_access_key"]
+
+
+def _client(url: str, key: str, secret: str) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.client("s3", endpoint_url=url + "/s3", aws_access_key_id=token, aws_secret_access_key=token,
+    return boto3.client("s3", endpoint_url=url + "/s3", aws_access_key_id=key, aws_secret_access_key=secret,
                         region_name="us-east-1",
                         config=Config(s3={"addressing_style": "path"}, signature_version="s3v4"))
 

@@ -34,10 +34,10 @@ def _objects(s3: Any, bucket: str, prefix: str = "") -> dict[str, bytes]:
 
 
 def test_boto3_8_threads_put_and_delete_on_one_bucket(gateway: Service, bucket: str) -> None:
-    assert gateway.token
+    key, secret = gateway.extra["key"], gateway.extra["secret"]
 
     def writer(t: int) -> dict[str, bytes]:
-        client = s3_client(gateway.url, gateway.token or "", gateway.token or "")
+        client = s3_client(gateway.url, key, secret)
         kept = {}
         for j in range(50):
             key, body = f"t{t}/k{j:02d}", f"{t}-{j}".encode() * (j + 1)
@@ -51,7 +51,7 @@ def test_boto3_8_threads_put_and_delete_on_one_bucket(gateway: Service, bucket: 
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(writer, range(8)))
     expected = {k: v for r in results for k, v in r.items()}
-    s3 = s3_client(gateway.url, gateway.token, gateway.token)
+    s3 = s3_client(gateway.url, key, secret)
     assert _objects(s3, bucket) == expected
     assert len(commits(gateway, bucket)) == 8 * 50 + 8 * 10  # a commit per acknowledged write
 
@@ -60,7 +60,7 @@ def _aws(gateway: Service, tmp_path: Path, *args: str) -> subprocess.CompletedPr
     config = tmp_path / "aws-config"
     config.write_text("[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n  signature_version = s3v4\n")
     env = {**os.environ, "AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
-           "AWS_ACCESS_KEY_ID": gateway.token or "", "AWS_SECRET_ACCESS_KEY": gateway.token or ""}
+           "AWS_ACCESS_KEY_ID": gateway.extra["key"], "AWS_SECRET_ACCESS_KEY": gateway.extra["secret"]}
     aws = Path(sys.executable).parent / "aws"
     return subprocess.run([str(aws), "--endpoint-url", gateway.url + "/s3", "s3", *args],
                           capture_output=True, text=True, env=env, timeout=600)
@@ -85,7 +85,7 @@ def test_s3fs_put_of_a_folder(gateway: Service, s3: Any, bucket: str, tmp_path: 
 
     local = tmp_path / "local"
     files = _tree(local, 200)
-    fs = s3fs.S3FileSystem(key=gateway.token, secret=gateway.token, endpoint_url=gateway.url + "/s3",
+    fs = s3fs.S3FileSystem(key=gateway.extra["key"], secret=gateway.extra["secret"], endpoint_url=gateway.url + "/s3",
                            client_kwargs={"region_name": "us-east-1"}, skip_instance_cache=True,
                            config_kwargs={"s3": {"addressing_style": "path"}, "signature_version": "s3v4"})
     fs.put(str(local) + "/", f"{bucket}/up", recursive=True)
@@ -96,8 +96,8 @@ def test_s3fs_put_of_a_folder(gateway: Service, s3: Any, bucket: str, tmp_path: 
 def test_rclone_copy_sync_check(gateway: Service, s3: Any, bucket: str, tmp_path: Path) -> None:
     outside = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}  # e.g. a CA bundle for real AWS
     env = {**outside, "RCLONE_CONFIG": str(tmp_path / "rclone.conf"), "RCLONE_CONFIG_DF_TYPE": "s3",
-           "RCLONE_CONFIG_DF_PROVIDER": "Other", "RCLONE_CONFIG_DF_ACCESS_KEY_ID": gateway.token or "",
-           "RCLONE_CONFIG_DF_SECRET_ACCESS_KEY": gateway.token or "", "RCLONE_CONFIG_DF_REGION": "us-east-1",
+           "RCLONE_CONFIG_DF_PROVIDER": "Other", "RCLONE_CONFIG_DF_ACCESS_KEY_ID": gateway.extra["key"],
+           "RCLONE_CONFIG_DF_SECRET_ACCESS_KEY": gateway.extra["secret"], "RCLONE_CONFIG_DF_REGION": "us-east-1",
            "RCLONE_CONFIG_DF_ENDPOINT": gateway.url + "/s3", "RCLONE_CONFIG_DF_FORCE_PATH_STYLE": "true"}
 
     def rclone(*args: str) -> subprocess.CompletedProcess[str]:
