@@ -40,12 +40,12 @@ def test_boto3_8_threads_put_and_delete_on_one_bucket(gateway: Service, bucket: 
         client = s3_client(gateway.url, key, secret)
         kept = {}
         for j in range(50):
-            key, body = f"t{t}/k{j:02d}", f"{t}-{j}".encode() * (j + 1)
-            client.put_object(Bucket=bucket, Key=key, Body=body)  # max_attempts=1: no retry hides a failure
+            name, body = f"t{t}/k{j:02d}", f"{t}-{j}".encode() * (j + 1)
+            client.put_object(Bucket=bucket, Key=name, Body=body)  # max_attempts=1: no retry hides a failure
             if j % 5 == 4:
-                client.delete_object(Bucket=bucket, Key=key)
+                client.delete_object(Bucket=bucket, Key=name)
             else:
-                kept[key] = body
+                kept[name] = body
         return kept
 
     with ThreadPoolExecutor(8) as pool:
