@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-STARTUP = 30.0
+STARTUP = 90.0  # a loaded 2-core machine imports the service slowly
 
 
 def free_port() -> int:
