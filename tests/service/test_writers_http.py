@@ -59,6 +59,7 @@ def test_writers_on_two_replicas(postgres_url: str, tmp_path: Path, start_servic
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_sixteen_writers_on_two_replicas(postgres_url: str, tmp_path: Path, start_service: Any) -> None:
     _replicas_on_postgres(postgres_url, tmp_path, start_service, writers=16, commits=50)
 

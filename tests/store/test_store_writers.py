@@ -76,6 +76,7 @@ def assert_every_ack_present(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # 800 commits from 16 processes: minutes on a loaded machine
 def test_sixteen_processes_on_one_branch(make_store: Any, backend: dict[str, Any], tmp_path: Path) -> None:
     store = make_store()
     store.create_repo("data")
