@@ -3,8 +3,7 @@
 =================  =======  =========================================================
 fixture            scope    what it gives
 =================  =======  =========================================================
-``svc``            module   a token-protected service logging every request (``.log``), where
-                            users with the roles may create pipelines
+``svc``            module   a token-protected service logging every request (``.log``)
 ``admin``          test     a :class:`Client` of ``svc`` as its admin
 ``make_user``      test     factory: ``make_user() -> User(name, token, client)``
 ``open_svc``       module   a service whose store has no users (open mode)
@@ -84,7 +83,7 @@ class User:
 def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     root = tmp_path_factory.mktemp("sec") / "store"
     token = init_auth(root)
-    service = launch(root, token=token, env={"DATUMFLOW_PIPELINE_CREATORS": "users"})
+    service = launch(root, token=token)
     yield service
     service.stop()
 

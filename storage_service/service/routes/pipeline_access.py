@@ -3,9 +3,10 @@
 A pipeline runs code with the service's means, so creating or updating one
 needs (checked on create and on update, before anything is written):
 
-- while datums run unsandboxed on the local executor, admin — unless the
-  operator sets ``DATUMFLOW_PIPELINE_CREATORS=users`` (on a service whose
-  datums run on Kubernetes, or once the datum sandbox is in place);
+- admin, when datums run unsandboxed on the host (``DATUMFLOW_SANDBOX=none``:
+  a datum then has the service's own rights), unless the operator also sets
+  ``DATUMFLOW_PIPELINE_CREATORS=users``; ``DATUMFLOW_PIPELINE_CREATORS=admins``
+  asks for admin whatever the executor;
 
 - ``writer`` on its output repo — the repo carries its name; a pipeline that
   creates it (the normal case) makes its creator the repo's owner;
@@ -49,7 +50,8 @@ def authorize_spec(svc: Pipelines, spec: PipelineSpec, who: Principal, *, exists
     """Refuse (Forbidden) a spec the caller may not run; ``exists``: the pipeline is being updated."""
     if who.admin:
         return
-    if os.environ.get(CREATORS_ENV, "admins").strip().lower() != "users":
+    unsandboxed = os.environ.get("DATUMFLOW_SANDBOX", "").strip().lower() == "none"
+    if os.environ.get(CREATORS_ENV, "admins" if unsandboxed else "users").strip().lower() != "users":
         raise Forbidden(f"user {who.name} may not create or update pipelines: on this service only admins may, "
                         f"since a datum runs with the service's own rights ({CREATORS_ENV}=users lets users "
                         "with the roles below do it)")
