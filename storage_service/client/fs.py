@@ -128,7 +128,8 @@ class DatumflowFileSystem(AbstractFileSystem):  # type: ignore[misc]
         """A local folder (``recursive=True``) is synced: one commit of the files added or changed, unchanged
         files not even read (see :mod:`~..sync.statcache`); anything else as fsspec does it."""
         if not _whole_folder(lpath, recursive, maxdepth, os.path.isdir):
-            return super().put(lpath, rpath, recursive=recursive, maxdepth=maxdepth, **_with(callback, kwargs))
+            super().put(lpath, rpath, recursive=recursive, maxdepth=maxdepth, **_with(callback, kwargs))
+            return
         repo, ref, sub = split(self._strip_protocol(rpath))
         if not str(lpath).endswith("/") and (str(rpath).endswith("/") or self.isdir(rpath)):
             sub = "/".join(p for p in (sub, os.path.basename(os.path.abspath(lpath))) if p)  # into the folder
@@ -139,7 +140,8 @@ class DatumflowFileSystem(AbstractFileSystem):  # type: ignore[misc]
             **kwargs: Any) -> None:
         """A folder (``recursive=True``) is synced down: only files missing or differing locally are written."""
         if not _whole_folder(rpath, recursive, maxdepth, self.isdir):
-            return super().get(rpath, lpath, recursive=recursive, maxdepth=maxdepth, **_with(callback, kwargs))
+            super().get(rpath, lpath, recursive=recursive, maxdepth=maxdepth, **_with(callback, kwargs))
+            return
         repo, ref, sub = split(self._strip_protocol(rpath))
         target = str(lpath)
         if not str(rpath).endswith("/") and (target.endswith("/") or os.path.isdir(target)) and sub:

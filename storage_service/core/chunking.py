@@ -48,7 +48,13 @@ def chunk_bytes(data: bytes | memoryview) -> Iterator[memoryview]:
         yield chunk.data
 
 
-def chunk_stream(stream: BinaryIO) -> Iterator[memoryview]:
+class Readable(Protocol):
+    """Anything with ``read(n)`` returning bytes (all the chunker needs of a stream)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def chunk_stream(stream: BinaryIO | Readable) -> Iterator[memoryview]:
     """Cut a stream; each yielded view is valid only until the next one."""
     cdc = FastCDC(avg_size=AVG_CHUNK, min_size=MIN_CHUNK, max_size=MAX_CHUNK)
     for chunk in cdc.cut_stream(stream):

@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from datumflow.storage_service.core.chunking import (
     SMALL_FILE,
+    Readable,
     chunk_bytes,
     chunk_stream,
     content_hash,
@@ -157,7 +158,7 @@ class ChunkWriter:
         refs = [self.add(piece) for piece in chunk_bytes(data)]
         return content_hash(refs), refs
 
-    def add_stream(self, stream: BinaryIO) -> tuple[str, list[ChunkRef], int]:
+    def add_stream(self, stream: BinaryIO | Readable) -> tuple[str, list[ChunkRef], int]:
         """Store a stream: (content hash, chunks, size)."""
         refs = [self.add(piece) for piece in chunk_stream(stream)] or [self.add(b"")]  # empty: as add_bytes has it
         return content_hash(refs), refs, sum(r.size for r in refs)

@@ -202,7 +202,11 @@ def _keyed(
     field = "join_on" if kind == "join" else "group_by"
     for m in _matches(store, spec, node, commits):
         key = expand(template, m.groups)
-        out.setdefault(key, []).append(dataclasses.replace(m.input, **{field: key}))
+        if field == "join_on":
+            found = dataclasses.replace(m.input, join_on=key)
+        else:
+            found = dataclasses.replace(m.input, group_by=key)
+        out.setdefault(key, []).append(found)
     return out
 
 

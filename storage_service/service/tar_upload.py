@@ -14,7 +14,7 @@ import io
 import posixpath
 import tarfile
 from collections.abc import Iterator
-from typing import IO, Any, Self
+from typing import IO, Any, BinaryIO, Self, cast
 
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.names import TAR_DELETE_RECORD
@@ -58,7 +58,7 @@ class _Member(io.RawIOBase):
         return len(data)
 
 
-def tar_members(body: IO[bytes], dest: str) -> Iterator[tuple[str, IO[bytes] | None]]:
+def tar_members(body: IO[bytes], dest: str) -> Iterator[tuple[str, BinaryIO | None]]:
     """(path under ``dest``, file) for each regular file of a streamed tar; each is read before the next.
 
     A member carrying the PAX record ``TAR_DELETE_RECORD`` (and no content) removes its path: (path, None).
@@ -82,6 +82,7 @@ def tar_members(body: IO[bytes], dest: str) -> Iterator[tuple[str, IO[bytes] | N
                     continue
                 handle = tar.extractfile(member)
                 assert handle is not None
-                yield (posixpath.join(dest, name) if dest else name), io.BufferedReader(_Member(name, handle))
+                reader = cast(BinaryIO, io.BufferedReader(_Member(name, handle)))
+                yield (posixpath.join(dest, name) if dest else name), reader
     except tarfile.TarError as exc:
         raise InvalidArgument(f"the body is not a valid tar stream: {exc}") from exc

@@ -10,10 +10,11 @@ a copy). Folders are implied by the paths under them, as in S3 and Pachyderm.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, Union, cast
 
 from datumflow.storage_service.core import globs
 from datumflow.storage_service.core.chunks import ChunkWriter
@@ -297,7 +298,7 @@ class FileOps(Publishing, Leases):
             else:
                 raise PathNotFound(f"local path {local} does not exist")
         elif hasattr(src, "read"):
-            h, refs, size = writer.add_stream(src)
+            h, refs, size = writer.add_stream(cast(BinaryIO, src))
             _tick(progress, size)
             yield _need_path(dest), entry_of(size, h, refs)
         else:
@@ -331,11 +332,14 @@ class FileOps(Publishing, Leases):
                 elif (path, old[1]) in joined:
                     out[path] = joined[(path, old[1])]
                 else:  # storing bytes needs its own transactions: done outside this one, then again
-                    raise _OutsideWork(lambda p=path, o=old, e=entry: joined.__setitem__(
-                        (p, o[1]), self._joined(o, e, write_id)))
+                    raise _OutsideWork(functools.partial(self._join_into, joined, path, old, entry, write_id))
             return out
 
         return edits_for
+
+    def _join_into(self, joined: dict[tuple[str, str], list[Any]], path: str, old: list[Any], new: list[Any],
+                   write_id: str) -> None:
+        joined[(path, old[1])] = self._joined(old, new, write_id)
 
     def _joined(self, old: list[Any], new: list[Any], write_id: str) -> list[Any]:
         data = b"".join(self.chunks.read_all(chunks_of(old))) + b"".join(self.chunks.read_all(chunks_of(new)))

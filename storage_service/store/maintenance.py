@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 from datumflow.storage_service.core.chunks import pack_key
@@ -53,6 +53,10 @@ class Maintenance(StoreBase):
                 continue
             for entry in node.vals:
                 live.update((c.hash, c.size) for c in chunks_of(entry))
+
+    if TYPE_CHECKING:  # provided by the Leases part of Store
+
+        def _reap_abandoned(self) -> list[str]: ...
 
     def fsck(self, *, verify_content: bool = True, progress: Any = None, repair: bool = False) -> dict[str, Any]:
         """Check every reachable index node and chunk; returns a report with ``errors``.
