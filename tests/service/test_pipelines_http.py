@@ -214,23 +214,23 @@ def test_create_needs_writer_on_output_and_reader_on_inputs(
     client.create_repo(repo)
     admin, user, token = new_user(service)
     with Client(service.url, token=token, retries=0) as mine:
-        with pytest.raises(errors.Forbidden, match=f"writer on repo {name}"):
-            mine.pipelines.create_pipeline(spec(name, repo))
-        admin.grant(user, name, "writer")
         with pytest.raises(errors.Forbidden, match=f"reader on repo {repo}"):
             mine.pipelines.create_pipeline(spec(name, repo))
         admin.grant(user, repo, "reader")
-        assert mine.pipelines.create_pipeline(spec(name, repo)).name == name
+        assert mine.pipelines.create_pipeline(spec(name, repo)).name == name  # a new output repo: its owner
+        assert mine.whoami()["roles"][name] == "owner"
         assert name in [p.name for p in mine.pipelines.list_pipelines()]
-        with pytest.raises(errors.Forbidden, match="owner"):
-            mine.pipelines.delete_pipeline(name)
-    client.pipelines.delete_pipeline(name)
-
-    _, _, other = new_user(service)
+    _, other_user, other = new_user(service)
     with Client(service.url, token=other, retries=0) as stranger:
         assert name not in [p.name for p in stranger.pipelines.list_pipelines()]
         with pytest.raises(errors.Forbidden):
             stranger.pipelines.list_jobs(repo)
+        admin.grant(other_user, repo, "reader")
+        with pytest.raises(errors.Forbidden, match=f"writer on repo {name}"):  # someone else's pipeline
+            stranger.pipelines.update_pipeline(spec(name, repo))
+        with pytest.raises(errors.Forbidden, match="owner"):
+            stranger.pipelines.delete_pipeline(name)
+    client.pipelines.delete_pipeline(name)
 
 
 # -- worker steps, driven from outside the service --------------------------------------
