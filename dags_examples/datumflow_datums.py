@@ -1,7 +1,8 @@
 """Commit-triggered, dedup-aware processing: a new commit on ``raw@master`` runs only its new datums.
 
 ``schedule`` is the asset ``datumflow://raw@master`` watched by a
-``CommitEventTrigger``; the run reads the triggering commit from the asset
+``CommitEventTrigger`` (one event, so one run, per commit; the
+connection's token stays in the connection); the run reads the triggering commit from the asset
 event (``triggering_commits``) and falls back to the branch head when run by
 hand. The ``@task.datum`` task (over the service's HTTP API, connection
 ``datumflow_default``) runs once per new file; a cleared task (or a
@@ -19,11 +20,11 @@ from datumflow.operators.datum import datum_task
 from datumflow.plugin.assets import triggering_commits
 from datumflow.plugin.triggers import CommitEventTrigger
 
-ADDRESS = os.environ.get("DATUMFLOW_ADDRESS", "http://127.0.0.1:8765")
 REPO = os.environ.get("DATUMFLOW_EXAMPLE_REPO", "raw")
 
 raw = Asset(f"datumflow://{REPO}@master", watchers=[
-    AssetWatcher(name="raw_commits", trigger=CommitEventTrigger(repo=REPO, branch="master", address=ADDRESS)),
+    AssetWatcher(name="raw_commits", trigger=CommitEventTrigger(repo=REPO, branch="master",
+                                                                datumflow_conn_id="datumflow_default")),
 ])
 
 with DAG("datumflow_datums", start_date=dt.datetime(2026, 1, 1), schedule=[raw], catchup=False,

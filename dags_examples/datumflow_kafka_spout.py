@@ -1,6 +1,6 @@
 """Kafka → datumflow → per-batch processing: the spout's commit drives a datum task.
 
-``ingest`` (``KafkaSpoutOperator``) consumes the topic into ``repo@master``
+``ingest`` (``DatumflowKafkaSpoutOperator``) consumes the topic into ``repo@master``
 until it is idle (one commit per batch, offsets stored in the commit, so a
 rerun resumes exactly once). ``count_records`` (``@task.datum``) runs once per
 new batch file of the spout's last commit (``/<topic>/<partition>/<offsets>.jsonl``)
@@ -15,15 +15,15 @@ import datetime as dt
 
 from airflow.sdk import DAG
 from datumflow.operators.datum import datum_task
-from datumflow.operators.kafka import KafkaSpoutOperator
-from datumflow.operators.repo import CreateRepoOperator
+from datumflow.operators.kafka import DatumflowKafkaSpoutOperator
+from datumflow.operators.repo import DatumflowCreateRepoOperator
 
 REPO = "{{ dag_run.conf.get('repo', 'orders') }}"
 
 with DAG("datumflow_kafka_spout", start_date=dt.datetime(2026, 1, 1), schedule=None, catchup=False,
          tags=["datumflow"]) as dag:
-    repo = CreateRepoOperator(task_id="create_repo", repo=REPO)
-    ingest = KafkaSpoutOperator(
+    repo = DatumflowCreateRepoOperator(task_id="create_repo", repo=REPO)
+    ingest = DatumflowKafkaSpoutOperator(
         task_id="ingest", bootstrap="{{ dag_run.conf.get('bootstrap', 'localhost:9092') }}",
         topic="{{ dag_run.conf.get('topic', 'orders') }}", repo=REPO, stop_after_idle=2.0,
         spout_options={"reset_offsets": "earliest", "batch_seconds": 1.0},

@@ -2,7 +2,7 @@
 
 The pipeline is an ordinary one the service runs in the background (its job
 loop); the DAG only deploys it, writes the input and defers until the output
-commit of the job has finished (``RunPipelineOperator``), failing with the
+commit of the job has finished (``DatumflowRunPipelineOperator``), failing with the
 job's reason if it failed.
 
 Conf: ``{"repo": "lines"}`` (the input repo; the pipeline is ``<repo>-upper``).
@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import DAG
-from datumflow.operators.files import PutFilesOperator
-from datumflow.operators.pipeline import CreatePipelineOperator, RunPipelineOperator
-from datumflow.operators.repo import CreateRepoOperator
+from datumflow.operators.files import DatumflowPutFilesOperator
+from datumflow.operators.pipeline import DatumflowCreatePipelineOperator, DatumflowRunPipelineOperator
+from datumflow.operators.repo import DatumflowCreateRepoOperator
 
 REPO = "{{ dag_run.conf.get('repo', 'lines') }}"
 SPEC = {
@@ -27,9 +27,9 @@ SPEC = {
 
 with DAG("datumflow_pipeline_wait", start_date=dt.datetime(2026, 1, 1), schedule=None, catchup=False,
          render_template_as_native_obj=True, tags=["datumflow"]) as dag:
-    repo = CreateRepoOperator(task_id="create_repo", repo=REPO)
-    put = PutFilesOperator(task_id="put_files", repo=REPO,
+    repo = DatumflowCreateRepoOperator(task_id="create_repo", repo=REPO)
+    put = DatumflowPutFilesOperator(task_id="put_files", repo=REPO,
                            data={"{{ ds }}.txt": "{{ dag_run.conf.get('text', 'hello datumflow') }}"})
-    deploy = CreatePipelineOperator(task_id="create_pipeline", spec=SPEC)
-    run = RunPipelineOperator(task_id="run_pipeline", pipeline=REPO + "-upper", poll_interval=0.5)
+    deploy = DatumflowCreatePipelineOperator(task_id="create_pipeline", spec=SPEC)
+    run = DatumflowRunPipelineOperator(task_id="run_pipeline", pipeline=REPO + "-upper", poll_interval=0.5)
     repo >> put >> deploy >> run

@@ -44,11 +44,11 @@ def write_commit(
                  metadata=metadata)
 
 
-def wait_for_commit(repo: str, branch: str = "master", timeout: float = 600.0) -> str:
-    """Block until ``repo@branch`` has a finished commit (at most ``timeout`` seconds); returns its id."""
+def wait_for_commit(repo: str, branch: str = "master", timeout: int = 600) -> str:
+    """Block until ``repo@branch`` has a finished commit (at most ``timeout`` whole seconds); returns its id."""
     from datumflow.kfp_components.runtime import wait
 
-    return wait(repo, branch, timeout)
+    return wait(repo, branch, float(timeout))
 
 
 def merge_branch(
@@ -72,7 +72,14 @@ def merge_branch(
 
 
 def datum_step(
-    name: str, input_ref: str, function: str, glob: str = "/*", input_commit: str = ""
+    name: str,
+    input_ref: str,
+    function: str,
+    glob: str = "/*",
+    input_commit: str = "",
+    pipeline_name: str = dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
+    run_id: str = dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+    task_name: str = dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
 ) -> NamedTuple(  # type: ignore[valid-type]
     "DatumOutputs", [("commit", str), ("job", str), ("input_commit", str), ("processed", int), ("skipped", int)]
 ):
@@ -80,7 +87,9 @@ def datum_step(
     from collections import namedtuple
 
     from datumflow.kfp_components.datum_step import run_datum_step
+    from datumflow.kfp_components.runtime import kfp_metadata
 
-    result = run_datum_step(name, input_ref, function, glob=glob, input_commit=input_commit)
+    result = run_datum_step(name, input_ref, function, glob=glob, input_commit=input_commit,
+                            metadata=kfp_metadata(pipeline_name, run_id, task_name))
     DatumOutputs = namedtuple("DatumOutputs", ["commit", "job", "input_commit", "processed", "skipped"])
     return DatumOutputs(result.commit, result.job, result.input_commit, result.processed, result.skipped)

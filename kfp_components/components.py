@@ -1,10 +1,12 @@
 """The KFP components, built from :mod:`._functions` with a configurable image and package.
 
-``packages_to_install`` is the pip spec of datumflow the pod installs at start
-(``$DATUMFLOW_KFP_PACKAGE``, default ``datumflow``; a wheel URL or
-``datumflow==0.1.0`` work too). An empty spec means the image already holds
-datumflow and kfp, and nothing is installed. ``base_image`` comes from
-``$DATUMFLOW_KFP_BASE_IMAGE``, default ``python:3.11-slim``.
+``base_image`` (``$DATUMFLOW_KFP_BASE_IMAGE``) is an image that already holds
+datumflow and kfp — by default ``datumflow/kfp:0.1.0``, built from
+``docker/kfp.Dockerfile`` — so a pod installs nothing and needs no ``pip``
+(nor an index that has datumflow). ``packages_to_install``
+(``$DATUMFLOW_KFP_PACKAGE``, default empty) names a pip spec to install at
+start instead (a wheel URL, ``datumflow==0.1.0``); only then does the pod
+run pip, and KFP adds its own kfp package.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from . import _functions
 
 __all__ = ["DEFAULT_BASE_IMAGE", "DEFAULT_PACKAGE", "NAMES", "Components", "component_options", "make_components"]
 
-DEFAULT_PACKAGE = "datumflow"
-DEFAULT_BASE_IMAGE = "python:3.11-slim"
+DEFAULT_PACKAGE = ""  # preinstalled in the base image: nothing to pip-install
+DEFAULT_BASE_IMAGE = "datumflow/kfp:0.1.0"
 PACKAGE_ENV = "DATUMFLOW_KFP_PACKAGE"
 BASE_IMAGE_ENV = "DATUMFLOW_KFP_BASE_IMAGE"
 

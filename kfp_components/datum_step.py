@@ -1,17 +1,18 @@
 """The datum step: a user function per datum, through the pipelines engine.
 
 The step declares (or updates) a datumflow pipeline whose transform runs the
-user's function (:mod:`.datum_fn`), opens a job on the input branch's head
-and drives it with the engine's worker steps: ``plan_job`` splits the input
-commit by the glob and marks skipped every datum whose hash (input file
-hashes + transform, which includes the function's source) the datum cache
-already knows; ``run_datum`` runs each remaining one here, in the KFP pod;
-``complete_job`` finishes the output commit with provenance on the input
-commit and the spec commit. Nothing about datums is decided here.
+user's function (:mod:`.datum_fn`), finds or opens the job of the input
+branch's head and drives it — through ``storage_service.pipelines.driver``,
+as the Airflow datum task does: ``plan_job`` splits the input commit by the
+glob and marks skipped every datum whose hash (input file hashes + transform,
+which includes the function's source) the datum cache already knows;
+``run_datum`` runs each remaining one here, in the KFP pod; ``complete_job``
+finishes the output commit (which carries the KFP run) with provenance on
+the input commit and the spec commit. Nothing about datums is decided here.
 
-Over HTTP the engine is ``Client.pipelines``; with a ``file://`` address it
-is :class:`Pipelines` on the store itself. A service that runs its own
-pipelines loop may claim the job first: the step then waits for it.
+The spec marks the job as driven from outside, so a service running its own
+pipelines loop never runs the user's function itself; if another step
+claimed the job first, this one waits and reports the job's counters.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
+from datumflow.storage_service.client.pipelines import RemotePipelines
 from datumflow.storage_service.errors import DatumflowError, InvalidArgument
 from datumflow.storage_service.names import is_commit_id, parse_ref
 from datumflow.storage_service.pipelines import worker_steps
-from datumflow.storage_service.pipelines.engine import Pipelines
-from datumflow.storage_service.pipelines.jobs import JobState
-from datumflow.storage_service.pipelines.spec import parse_spec
+from datumflow.storage_service.pipelines.driver import ensure_pipeline, find_or_open_job, run_datums
+from datumflow.storage_service.pipelines.engine import EXTERNAL_WORKER, Pipelines
+from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobState
 from datumflow.storage_service.store.store import Store
 
 from .runtime import connect_from_env
@@ -56,14 +58,19 @@ def pipeline_spec(name: str, repo: str, branch: str, glob: str, function: str, i
         "transform": {
             "image": image,
             "cmd": ["python3", "-m", "datumflow.kfp_components.datum_fn"],
-            "env": {FUNCTION_ENV: function},
+            "env": {FUNCTION_ENV: function, EXTERNAL_WORKER: "kfp"},  # the step runs it, not the job loop
         },
     }
 
 
 def run_datum_step(
-    name: str, input_ref: str, function: str, *, glob: str = "/*", image: str = "", input_commit: str = ""
+    name: str, input_ref: str, function: str, *, glob: str = "/*", image: str = "", input_commit: str = "",
+    metadata: dict[str, Any] | None = None,
 ) -> DatumStepResult:
+    """Declare the step's pipeline, find or open the job of the input's head, run its new datums here.
+
+    ``metadata`` (the KFP run: :func:`.runtime.kfp_metadata`) is recorded on the output commit.
+    """
     if not function.strip():
         raise InvalidArgument("function is empty: pass Python source defining process(input_path, output_dir) "
                               "or a 'module:function' path")
@@ -74,39 +81,20 @@ def run_datum_step(
     head = store.resolve(parsed.repo, parsed.ref)
     if input_commit and input_commit != head:
         raise InvalidArgument(f"{parsed.repo}@{parsed.ref} moved: its head is {head}, not {input_commit}")
-    engine: Any = Pipelines(store) if isinstance(store, Store) else store.pipelines
-    output = _open_job(engine, pipeline_spec(name, parsed.repo, parsed.ref, glob, function, image))
-    job = _drive(engine, engine.job_for_commit(output).id)
+    engine: Pipelines | RemotePipelines = Pipelines(store) if isinstance(store, Store) else store.pipelines
+    info = ensure_pipeline(engine, pipeline_spec(name, parsed.repo, parsed.ref, glob, function, image))
+    job = find_or_open_job(engine, info, {INPUT_NAME: head}, metadata=metadata,
+                           description="datum step of a Kubeflow pipeline")
+    with tempfile.TemporaryDirectory(prefix="datumflow-kfp-") as scratch:
+
+        def run_one(job_id: str, datum: DatumInfo) -> str | None:
+            done = worker_steps.run_datum(engine, job_id, datum.id, os.path.join(scratch, datum.id[:16], "pfs"))
+            return None if done.state is DatumState.SUCCESS else f"datum {datum.id[:12]}: {done.error}"
+
+        driven = run_datums(engine, job, run_one)
+    job = driven.job
     if job.state is not JobState.SUCCESS:
         raise DatumflowError(f"job {job.id} of {name} {job.state.value}: {job.reason}")
-    return DatumStepResult(output, job.inputs.get(INPUT_NAME) or "", job.id, job.total, job.processed, job.skipped)
-
-
-def _drive(engine: Any, job_id: str) -> Any:
-    """Run the job's uncached datums in this process; if another worker claimed the job, wait for it."""
-    try:
-        pending = engine.plan_job(job_id)
-    except InvalidArgument:  # no longer "created": the service's own loop took it
-        return engine.wait_job(job_id, drive=False)
-    with tempfile.TemporaryDirectory(prefix="datumflow-kfp-") as scratch:
-        for datum in pending:
-            worker_steps.run_datum(engine, job_id, datum.id, os.path.join(scratch, datum.id[:16], "pfs"))
-    return engine.complete_job(job_id)
-
-
-def _open_job(engine: Any, spec: dict[str, Any]) -> str:
-    """Declare the pipeline (a new spec opens a job); with an unchanged spec, open a job explicitly."""
-    name = spec["pipeline"]["name"]
-    try:
-        current = engine.inspect_pipeline(name)
-    except DatumflowError:
-        current = None
-    if current is None:
-        info = engine.create_pipeline(spec)
-    elif parse_spec(current.spec) == parse_spec(spec):
-        return engine.run_pipeline(name)
-    else:
-        info = engine.update_pipeline(spec)
-    head: str | None = engine.store.inspect_branch(name, info.output_branch).head
-    assert head is not None
-    return head
+    counters = driven.counters
+    return DatumStepResult(job.output_commit, job.inputs.get(INPUT_NAME) or "", job.id, counters["total"],
+                           counters["processed"], counters["skipped"])

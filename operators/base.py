@@ -20,7 +20,7 @@ def with_conn_id(*fields: str) -> Sequence[str]:
     return ("datumflow_conn_id", *fields)
 
 
-class DatumflowBaseOperator(BaseOperator):
+class DatumflowBaseOperator(BaseOperator):  # type: ignore[misc]  # the Task SDK's class is untyped to mypy
     """Base of datumflow operators: ``self.hook``, ``self.done(context, commit)`` and OpenLineage."""
 
     template_fields: Sequence[str] = with_conn_id()
@@ -46,6 +46,23 @@ class DatumflowBaseOperator(BaseOperator):
         self.lineage_outputs.append(ref)
         DatumflowCommitLink.persist(context, self.hook.console_url, ref)
         return ref
+
+    def provenance_ids(self, values: Sequence[Any]) -> list[str]:
+        """Commit ids of ``"repo@ref"`` strings, commit references (operator results) or plain ids."""
+        from datumflow.storage_service.names import is_commit_id
+
+        out = []
+        for value in values or ():
+            if isinstance(value, dict):
+                out.append(str(value["commit"]))
+            elif isinstance(value, str) and "@" in value:
+                repo, _, ref = value.partition("@")
+                out.append(str(self.hook.get_conn().resolve(repo, ref or "master")))
+            elif isinstance(value, str) and is_commit_id(value):
+                out.append(value)
+            else:
+                raise self.fail(f"provenance {value!r}: give 'repo@ref', a commit reference or a commit id")
+        return out
 
     def fail(self, message: str) -> AirflowException:
         return AirflowException(f"{self.task_id}: {message}")

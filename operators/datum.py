@@ -15,21 +15,27 @@ runs every datum again into a new output commit.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from datumflow.plugin._compat import deprecated_alias
+from datumflow.storage_service.pipelines.code import arguments_hash, code_hash
 from datumflow.storage_service.pipelines import worker_steps
 from datumflow.storage_service.pipelines.engine import EXTERNAL_WORKER
 
 from .base import DatumflowBaseOperator, with_conn_id
 from .pipeline import pipelines_for
 
-__all__ = ["Datum", "DatumDecoratedOperator", "DatumPythonOperator", "datum_task"]
+__all__ = [
+    "Datum",
+    "DatumDecoratedOperator",
+    "DatumPythonOperator",
+    "DatumflowDatumPythonOperator",
+    "datum_task",
+]
 
 
 @dataclass(frozen=True)
@@ -42,15 +48,7 @@ class Datum:
     out: Path  # write the datum's output files here
 
 
-def code_hash(fn: Callable[..., Any]) -> str:
-    try:
-        source = inspect.getsource(fn)
-    except (OSError, TypeError):
-        source = f"{fn.__module__}.{getattr(fn, '__qualname__', repr(fn))}"
-    return hashlib.sha256(source.encode()).hexdigest()[:32]
-
-
-class DatumPythonOperator(DatumflowBaseOperator):
+class DatumflowDatumPythonOperator(DatumflowBaseOperator):
     """``python_callable(datum, **op_kwargs)`` for each new datum of ``input_repo@input_commit``.
 
     Returns the output commit's reference with the datum counters
@@ -77,69 +75,43 @@ class DatumPythonOperator(DatumflowBaseOperator):
             "description": f"Airflow task {self.dag_id}.{self.task_id}",
             "input": {"pfs": {"repo": self.input_repo, "branch": self.input_branch, "glob": self.glob}},
             "transform": {"image": "airflow", "cmd": ["airflow-datum", f"{fn.__module__}:{fn.__qualname__}"],
-                          "env": {"DATUMFLOW_CODE_HASH": code_hash(fn), EXTERNAL_WORKER: "airflow"}},
+                          "env": {"DATUMFLOW_CODE_HASH": code_hash(fn), "DATUMFLOW_ARGS_HASH": arguments_hash(
+                              self._call_kwargs()), EXTERNAL_WORKER: "airflow"}},
         }
 
     def execute(self, context: Any) -> dict[str, Any]:
         from datumflow.storage_service.errors import DatumflowError
+        from datumflow.storage_service.pipelines.driver import ensure_pipeline, find_or_open_job, run_datums
 
         engine = pipelines_for(self, context)
         try:
-            info = engine.create_pipeline(self.spec(), update=True) if self._changed(engine) else \
-                engine.inspect_pipeline(self.output_repo)
+            info = ensure_pipeline(engine, self.spec())
             input_id = self._input_commit(engine)
             self.lineage_inputs.append({"repo": self.input_repo, "branch": self.input_branch, "commit": input_id})
-            job = self._job(engine, info, input_id, context)
+            job = find_or_open_job(engine, info, {self.input_repo: input_id}, reprocess=self.reprocess,
+                                   metadata=self.metadata(context), description=f"run by {self.task_id}")
+            driven = run_datums(engine, job, lambda job_id, d: self._run(engine, job_id, d))
         except DatumflowError as exc:
             raise self.fail(f"{type(exc).__name__}: {exc}") from exc
-        if job.state.value == "success":  # the same input and code ran before: reuse its output commit
-            return self._result(context, engine, job, reused=True)
-        pending = engine.plan_job(job.id) if job.state.value == "created" else [
-            d for d in engine.list_datums(job.id) if d.state.value in ("pending", "failed")
-        ]
-        failures = [f for f in (self._run(engine, job.id, d) for d in pending) if f]
-        job = engine.complete_job(job.id)  # with a failed datum: fails the job and its output commit
-        if failures or job.state.value != "success":
-            named = "; ".join(failures) or str(job.reason)
-            raise self.fail(f"{len(failures)} of {len(pending)} datum(s) failed: {named} — output commit "
+        job = driven.job
+        if driven.failures or job.state.value != "success":  # the job and its output commit were failed
+            named = "; ".join(driven.failures) or str(job.reason)
+            raise self.fail(f"{len(driven.failures)} datum(s) failed: {named} — output commit "
                             f"{self.output_repo}@{job.output_commit} was failed, nothing partial is visible")
-        return self._result(context, engine, job, reused=False)
+        commit = engine.store.inspect_commit(job.pipeline, job.output_commit)
+        self.log.info("datums of %s: %s%s", commit, driven.counters,
+                      " (reused the earlier run)" if driven.reused else "")
+        return {**self.done(context, commit), "datums": driven.counters, "reused": driven.reused}
 
-    def _changed(self, engine: Any) -> bool:
-        from datumflow.storage_service.errors import NotFound
-        from datumflow.storage_service.pipelines.spec import parse_spec
-
-        try:
-            return bool(engine.inspect_pipeline(self.output_repo).spec != parse_spec(self.spec()).to_dict())
-        except NotFound:
-            return True
+    def _call_kwargs(self) -> dict[str, Any]:
+        """The callable's keyword arguments, as rendered for this run (the datum is passed on its own)."""
+        return {k: v for k, v in self.op_kwargs.items() if k != "datum"}
 
     def _input_commit(self, engine: Any) -> str:
         from .base import commit_id_of
 
         ref = commit_id_of(self.input_commit) if self.input_commit else self.input_branch
         return str(engine.store.resolve(self.input_repo, ref))
-
-    def _job(self, engine: Any, info: Any, input_id: str, context: Any) -> Any:
-        """The job of this input commit and spec: a finished one to reuse, an open one, or a new one."""
-        from datumflow.storage_service.model.core import Origin
-
-        mine = [j for j in engine.list_jobs(info.name)
-                if j.inputs == {self.input_repo: input_id} and j.spec_commit == info.spec_commit]
-        for job in mine:
-            if job.state.value == "success" and not self.reprocess and not job.reprocess:
-                return job
-        for job in mine:
-            if job.state.value in ("created", "running") and job.reprocess == self.reprocess:
-                return job
-        head = engine.store.resolve(self.input_repo, self.input_branch)
-        if head != input_id:
-            raise self.fail(f"input commit {self.input_repo}@{input_id} has no job and is no longer the head "
-                            f"of {self.input_repo}@{self.input_branch} ({head}); run the task on the head")
-        opened = engine.store.start_commit(info.name, info.output_branch, origin=Origin.AUTO,
-                                           metadata=self.metadata(context, {"reprocess": self.reprocess}),
-                                           description=f"run by {self.task_id}")
-        return engine.job_for_commit(opened.id)
 
     def _run(self, engine: Any, job_id: str, info: Any) -> str | None:
         """Run the callable on one datum and upload its output; on an error record it, return what failed."""
@@ -149,8 +121,7 @@ class DatumPythonOperator(DatumflowBaseOperator):
             input_dir = pfs / self.input_repo
             files = tuple(sorted(p for p in input_dir.rglob("*") if p.is_file()))
             try:
-                kwargs = {k: v for k, v in self.op_kwargs.items() if k != "datum"}
-                self.python_callable(Datum(info.id, input_dir, files, pfs / "out"), **kwargs)
+                self.python_callable(Datum(info.id, input_dir, files, pfs / "out"), **self._call_kwargs())
             except Exception as exc:
                 cause = f"{type(exc).__name__}: {exc}"
                 names = ", ".join(str(f.relative_to(input_dir)) for f in files) or "no files"
@@ -161,25 +132,15 @@ class DatumPythonOperator(DatumflowBaseOperator):
             worker_steps.upload_datum(engine, job_id, info.id, str(pfs), log=f"ran in Airflow task {self.task_id}")
         return None
 
-    def _result(self, context: Any, engine: Any, job: Any, *, reused: bool) -> dict[str, Any]:
-        commit = engine.store.inspect_commit(job.pipeline, job.output_commit)
-        counters = {"total": job.total, "processed": 0 if reused else job.processed,
-                    "skipped": job.total if reused else job.skipped}
-        self.log.info("datums of %s: %s%s", commit, counters, " (reused the earlier run)" if reused else "")
-        return {**self.done(context, commit), "datums": counters, "reused": reused}
+
+from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory  # noqa: E402 - after the operator
 
 
-try:
-    from airflow.sdk.bases.decorator import DecoratedOperator, task_decorator_factory
-except ImportError:  # Airflow 2.10
-    from airflow.decorators.base import DecoratedOperator, task_decorator_factory  # type: ignore[no-redef]
-
-
-class DatumDecoratedOperator(DecoratedOperator, DatumPythonOperator):  # type: ignore[misc]
+class DatumDecoratedOperator(DecoratedOperator, DatumflowDatumPythonOperator):  # type: ignore[misc]
     """The operator behind ``@task.datum``."""
 
     custom_operator_name = "@task.datum"
-    template_fields: Sequence[str] = DatumPythonOperator.template_fields
+    template_fields: Sequence[str] = DatumflowDatumPythonOperator.template_fields
 
     def __init__(self, *, python_callable: Callable[..., Any], op_args: Any = None, op_kwargs: Any = None,
                  **kwargs: Any) -> None:
@@ -196,3 +157,6 @@ def datum_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any)
     """``@task.datum(input_repo=..., output_repo=...)``: the TaskFlow form of :class:`DatumPythonOperator`."""
     return task_decorator_factory(python_callable=python_callable, decorated_operator_class=DatumDecoratedOperator,
                                   **kwargs)
+
+
+DatumPythonOperator = deprecated_alias(DatumflowDatumPythonOperator, "DatumPythonOperator")

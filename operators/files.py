@@ -6,9 +6,16 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from datumflow.plugin._compat import deprecated_alias
+
 from .base import DatumflowBaseOperator, with_conn_id
 
-__all__ = ["CopyFileOperator", "PutFilesOperator"]
+__all__ = [
+    "CopyFileOperator",
+    "DatumflowCopyFileOperator",
+    "DatumflowPutFilesOperator",
+    "PutFilesOperator",
+]
 
 
 def _from_url(dest: str, url: str) -> Iterator[tuple[str, Any]]:
@@ -44,8 +51,8 @@ def sources(files: Mapping[str, str], data: Mapping[str, Any]) -> list[tuple[str
     return items
 
 
-class PutFilesOperator(DatumflowBaseOperator):
-    """Write files into ``repo@branch`` as one commit (or into the open ``commit``).
+class DatumflowPutFilesOperator(DatumflowBaseOperator):
+    """Write files into ``repo@branch`` as one commit (or into the open ``commit``), with ``provenance``.
 
     ``files``: {destination: local path, folder or fsspec URL (``s3://…``)};
     ``data``: {destination: bytes, text or a JSON-able value}, e.g. an upstream
@@ -57,14 +64,16 @@ class PutFilesOperator(DatumflowBaseOperator):
     files gone from the folder are removed from the destination too.
     """
 
-    template_fields: Sequence[str] = with_conn_id("repo", "branch", "files", "data", "commit", "description")
+    template_fields: Sequence[str] = with_conn_id("repo", "branch", "files", "data", "commit", "description",
+                                                  "provenance")
 
     def __init__(self, *, repo: str, branch: str = "master", files: Mapping[str, str] | None = None,
                  data: Mapping[str, Any] | None = None, commit: Any = None, description: str = "",
-                 sync: bool = False, delete: bool = False, **kwargs: Any) -> None:
+                 sync: bool = False, delete: bool = False, provenance: Sequence[Any] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.repo, self.branch, self.files, self.data = repo, branch, files or {}, data or {}
         self.commit, self.description, self.sync, self.delete = commit, description, sync, delete
+        self.provenance = provenance
 
     def execute(self, context: Any) -> dict[str, Any]:
         if not self.files and not self.data:
@@ -75,6 +84,9 @@ class PutFilesOperator(DatumflowBaseOperator):
         files = {self.render_template(k, context): v for k, v in self.files.items()}
         data = {self.render_template(k, context): v for k, v in self.data.items()}
         client = self.hook.get_conn()
+        if self.provenance and self.commit:
+            raise self.fail("provenance= applies to the commit this task makes; the open commit given as commit= "
+                            "has its provenance from when it was started")
         if self.sync:
             def write(cid: str) -> None:
                 for dest, folder in files.items():
@@ -85,10 +97,11 @@ class PutFilesOperator(DatumflowBaseOperator):
             def write(cid: str) -> None:
                 client.put_files(self.repo, cid, items)
         return self.write(context, self.repo, self.branch, write,
-                          commit=self.commit, description=self.description or f"put by {self.task_id}")
+                          commit=self.commit, description=self.description or f"put by {self.task_id}",
+                          provenance=self.provenance_ids(self.provenance))
 
 
-class CopyFileOperator(DatumflowBaseOperator):
+class DatumflowCopyFileOperator(DatumflowBaseOperator):
     """Copy a file or folder from ``src_repo@src_ref`` into ``dst_repo@dst_branch`` (no bytes move)."""
 
     template_fields: Sequence[str] = with_conn_id("src_repo", "src_ref", "src_path", "dst_repo", "dst_branch",
@@ -110,3 +123,7 @@ class CopyFileOperator(DatumflowBaseOperator):
 
         return self.write(context, self.dst_repo, self.dst_branch, copy, commit=self.commit,
                           description=f"copy of {self.src_repo}@{src.id}:{self.src_path}", provenance=[src.id])
+
+
+PutFilesOperator = deprecated_alias(DatumflowPutFilesOperator, "PutFilesOperator")
+CopyFileOperator = deprecated_alias(DatumflowCopyFileOperator, "CopyFileOperator")

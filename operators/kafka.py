@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datumflow.plugin._compat import deprecated_alias
 from datumflow.plugin.stamped import StampedStore
 
 from .base import DatumflowBaseOperator, with_conn_id
 
-__all__ = ["KafkaSpoutOperator"]
+__all__ = [
+    "DatumflowKafkaSpoutOperator",
+    "KafkaSpoutOperator",
+]
 
 
-class KafkaSpoutOperator(DatumflowBaseOperator):
+class DatumflowKafkaSpoutOperator(DatumflowBaseOperator):
     """Consume ``topic`` into ``repo@branch`` until idle for ``stop_after_idle`` s (or ``max_messages``).
 
     Returns the references of the commits made (``[]`` when nothing was new).
@@ -40,3 +44,6 @@ class KafkaSpoutOperator(DatumflowBaseOperator):
                                                 max_messages=self.max_messages)
         self.log.info("spout %s -> %s@%s: %d commit(s)", self.topic, self.repo, self.branch, len(commits))
         return [self.done(context, c) for c in commits]
+
+
+KafkaSpoutOperator = deprecated_alias(DatumflowKafkaSpoutOperator, "KafkaSpoutOperator")

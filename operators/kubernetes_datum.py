@@ -27,6 +27,7 @@ from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 from datumflow.operators.base import DatumflowBaseOperator, with_conn_id
+from datumflow.plugin._compat import deprecated_alias
 from datumflow.plugin.hooks import DatumflowHook
 from datumflow.storage_service.errors import DatumflowError
 from datumflow.storage_service.pipelines.executors.pod import (
@@ -44,6 +45,9 @@ __all__ = [
     "DatumAssembleOperator",
     "DatumKubernetesPodOperator",
     "DatumPlanOperator",
+    "DatumflowDatumAssembleOperator",
+    "DatumflowDatumPlanOperator",
+    "DatumflowKubernetesPodOperator",
     "datum_kubernetes_pods",
 ]
 
@@ -59,7 +63,7 @@ def _spec_dict(info: Any) -> dict[str, Any]:
     return dict(info["spec"] if isinstance(info, Mapping) else info.spec)
 
 
-class DatumPlanOperator(DatumflowBaseOperator):
+class DatumflowDatumPlanOperator(DatumflowBaseOperator):
     """Plan the next job of ``pipeline`` (created or updated from ``spec`` when given); returns batch dicts."""
 
     template_fields: Sequence[str] = with_conn_id("pipeline")
@@ -118,7 +122,7 @@ class DatumPlanOperator(DatumflowBaseOperator):
         return next(j for j in svc.list_jobs(name) if j.output_commit == commit)
 
 
-class DatumKubernetesPodOperator(KubernetesPodOperator):
+class DatumflowKubernetesPodOperator(KubernetesPodOperator):
     """One pod for one batch of datums (``batch``: a dict from :class:`DatumPlanOperator`).
 
     Every argument of ``KubernetesPodOperator`` applies (namespace, node_selector, tolerations,
@@ -151,7 +155,7 @@ class DatumKubernetesPodOperator(KubernetesPodOperator):
         return to_v1pod(pod)
 
 
-class DatumAssembleOperator(DatumflowBaseOperator):
+class DatumflowDatumAssembleOperator(DatumflowBaseOperator):
     """Complete the planned job (or fail it, if a batch failed); returns the output commit's reference."""
 
     def __init__(self, *, plan_task_id: str, **kwargs: Any) -> None:
@@ -183,15 +187,20 @@ def datum_kubernetes_pods(
     from airflow.sdk import TaskGroup
 
     with TaskGroup(group_id) as group:
-        plan = DatumPlanOperator(
+        plan = DatumflowDatumPlanOperator(
             task_id="plan", pipeline=pipeline, spec=spec, worker_image=worker_image, batch_size=batch_size,
             max_batches=max_batches, reprocess=reprocess, resources=resources, datumflow_conn_id=datumflow_conn_id,
         )
-        pods = DatumKubernetesPodOperator.partial(
+        pods = DatumflowKubernetesPodOperator.partial(
             task_id="pods", worker_image=worker_image, worker_secret=worker_secret, resources=resources, **pod_kwargs,
         ).expand(batch=plan.output)
-        assemble = DatumAssembleOperator(
+        assemble = DatumflowDatumAssembleOperator(
             task_id="assemble", plan_task_id=plan.task_id, datumflow_conn_id=datumflow_conn_id,
         )
         plan >> pods >> assemble
     return group
+
+
+DatumPlanOperator = deprecated_alias(DatumflowDatumPlanOperator, "DatumPlanOperator")
+DatumAssembleOperator = deprecated_alias(DatumflowDatumAssembleOperator, "DatumAssembleOperator")
+DatumKubernetesPodOperator = deprecated_alias(DatumflowKubernetesPodOperator, "DatumKubernetesPodOperator")

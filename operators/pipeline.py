@@ -6,12 +6,19 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from datumflow.plugin._compat import default_deferrable, deprecated_alias
 from datumflow.plugin.stamped import StampedStore
 from datumflow.plugin.triggers import CommitFinishedTrigger
 
 from .base import DatumflowBaseOperator, with_conn_id
 
-__all__ = ["CreatePipelineOperator", "RunPipelineOperator", "pipelines_for"]
+__all__ = [
+    "CreatePipelineOperator",
+    "DatumflowCreatePipelineOperator",
+    "DatumflowRunPipelineOperator",
+    "RunPipelineOperator",
+    "pipelines_for",
+]
 
 
 def pipelines_for(operator: DatumflowBaseOperator, context: Any) -> Any:
@@ -36,7 +43,7 @@ def load_spec(spec: Any) -> Any:
     return spec
 
 
-class CreatePipelineOperator(DatumflowBaseOperator):
+class DatumflowCreatePipelineOperator(DatumflowBaseOperator):
     """Create a pipeline, or update it if it exists (``update=True``); returns its spec commit."""
 
     template_fields: Sequence[str] = with_conn_id("spec")
@@ -53,7 +60,7 @@ class CreatePipelineOperator(DatumflowBaseOperator):
         return {**self.done(context, commit), "pipeline": info.name, "version": info.version}
 
 
-class RunPipelineOperator(DatumflowBaseOperator):
+class DatumflowRunPipelineOperator(DatumflowBaseOperator):
     """Start a job of ``pipeline`` on its current inputs and wait for its output commit.
 
     ``run_jobs``: over an embedded store, run the pipeline's ready jobs on this
@@ -64,10 +71,11 @@ class RunPipelineOperator(DatumflowBaseOperator):
     template_fields: Sequence[str] = with_conn_id("pipeline")
 
     def __init__(self, *, pipeline: str, reprocess: bool = False, run_jobs: bool = False, wait: bool = True,
-                 deferrable: bool = True, poll_interval: float = 2.0, **kwargs: Any) -> None:
+                 deferrable: bool | None = None, poll_interval: float = 2.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pipeline, self.reprocess, self.run_jobs, self.wait = pipeline, reprocess, run_jobs, wait
-        self.deferrable, self.poll_interval = deferrable, poll_interval
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.poll_interval = poll_interval
 
     def execute(self, context: Any) -> dict[str, Any]:
         from datumflow.storage_service.model.core import Origin
@@ -87,7 +95,7 @@ class RunPipelineOperator(DatumflowBaseOperator):
             return self._result(context, commit)
         if self.deferrable:
             trigger = CommitFinishedTrigger(repo=info.name, commit=commit.id, poll_interval=self.poll_interval,
-                                            **self.hook.trigger_kwargs())
+                                            datumflow_conn_id=self.datumflow_conn_id)
             self.defer(trigger=trigger, method_name="execute_complete")
         return self._result(context, engine.store.wait_commit(info.name, commit.id))
 
@@ -101,3 +109,7 @@ class RunPipelineOperator(DatumflowBaseOperator):
         if commit.error:
             raise self.fail(f"pipeline {self.pipeline}: output commit {commit} failed: {commit.error}")
         return {**self.done(context, commit), "datums": commit.metadata.get("datums")}
+
+
+CreatePipelineOperator = deprecated_alias(DatumflowCreatePipelineOperator, "CreatePipelineOperator")
+RunPipelineOperator = deprecated_alias(DatumflowRunPipelineOperator, "RunPipelineOperator")

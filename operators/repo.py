@@ -5,12 +5,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datumflow.plugin._compat import deprecated_alias
+
 from .base import DatumflowBaseOperator, with_conn_id
 
-__all__ = ["CreateBranchOperator", "CreateRepoOperator"]
+__all__ = [
+    "CreateBranchOperator",
+    "CreateRepoOperator",
+    "DatumflowCreateBranchOperator",
+    "DatumflowCreateRepoOperator",
+]
 
 
-class CreateRepoOperator(DatumflowBaseOperator):
+class DatumflowCreateRepoOperator(DatumflowBaseOperator):
     """Create a repo (``exist_ok`` by default, so a rerun succeeds); returns ``{"repo", "branch", "commit"}``."""
 
     template_fields: Sequence[str] = with_conn_id("repo", "description")
@@ -24,7 +31,7 @@ class CreateRepoOperator(DatumflowBaseOperator):
         return {"repo": repo.name, "branch": None, "commit": None}
 
 
-class CreateBranchOperator(DatumflowBaseOperator):
+class DatumflowCreateBranchOperator(DatumflowBaseOperator):
     """Create or move a branch (``head``: a ref), optionally provenant on other branches (``repo@branch``)."""
 
     template_fields: Sequence[str] = with_conn_id("repo", "branch", "head", "provenance")
@@ -39,3 +46,7 @@ class CreateBranchOperator(DatumflowBaseOperator):
             self.repo, self.branch, head=self.head or None, provenance=list(self.provenance)
         )
         return {"repo": branch.repo, "branch": branch.name, "commit": branch.head}
+
+
+CreateRepoOperator = deprecated_alias(DatumflowCreateRepoOperator, "CreateRepoOperator")
+CreateBranchOperator = deprecated_alias(DatumflowCreateBranchOperator, "CreateBranchOperator")

@@ -1,22 +1,39 @@
-"""Airflow imports that moved between 2.10 and 3.x, guarded in one place."""
+"""The Airflow names the adapters build on, imported in one place (Airflow 3.3 and later: the Task SDK)."""
 
 from __future__ import annotations
 
-try:  # Airflow 3: the Task SDK
-    from airflow.sdk import BaseHook, BaseOperator, BaseOperatorLink, BaseSensorOperator
-except ImportError:  # Airflow 2.10
-    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
-    from airflow.models import BaseOperator  # type: ignore[no-redef]
-    from airflow.models.baseoperatorlink import BaseOperatorLink  # type: ignore[no-redef]
-    from airflow.sensors.base import BaseSensorOperator  # type: ignore[no-redef]
+from typing import Any, TypeVar
 
-try:
-    from airflow.triggers.base import BaseEventTrigger
-except ImportError:  # Airflow 2.10 has no event-driven scheduling
-    from airflow.triggers.base import BaseTrigger as BaseEventTrigger  # type: ignore[assignment]
+from airflow.exceptions import AirflowProviderDeprecationWarning
+from airflow.sdk.bases.hook import BaseHook
+from airflow.sdk.bases.operator import BaseOperator
+from airflow.sdk.bases.operatorlink import BaseOperatorLink
+from airflow.sdk.bases.sensor import BaseSensorOperator
+from airflow.sdk.exceptions import AirflowException
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
-from airflow.exceptions import AirflowException
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+_T = TypeVar("_T")
+
+
+def deprecated_alias(new: type[_T], old: str) -> type[_T]:
+    """``old``: a subclass of ``new`` that warns on use (an operator or sensor renamed to ``Datumflow…``)."""
+    import warnings
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        warnings.warn(f"{old} is deprecated: use {new.__name__}", AirflowProviderDeprecationWarning, stacklevel=2)
+        new.__init__(self, *args, **kwargs)
+
+    alias = type(old, (new,), {"__init__": __init__, "__doc__": f"Deprecated: use :class:`{new.__name__}`.",
+                               "__module__": new.__module__, "__qualname__": old})
+    return alias
+
+
+def default_deferrable() -> bool:
+    """``[operators] default_deferrable`` (False when unset), as Airflow's own deferrable operators read it."""
+    from airflow.configuration import conf
+
+    return bool(conf.getboolean("operators", "default_deferrable", fallback=False))
+
 
 __all__ = [
     "AirflowException",
@@ -27,4 +44,6 @@ __all__ = [
     "BaseSensorOperator",
     "BaseTrigger",
     "TriggerEvent",
+    "default_deferrable",
+    "deprecated_alias",
 ]

@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-try:
-    from airflow.plugins_manager import AirflowPlugin
-except ImportError:  # pragma: no cover
-    from airflow.sdk.plugins_manager import AirflowPlugin  # type: ignore[no-redef]
+from airflow.plugins_manager import AirflowPlugin
 
 from . import listener
 from .links import DatumflowCommitLink

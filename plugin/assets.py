@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
+
+if TYPE_CHECKING:
+    from airflow.sdk import Asset
 
 __all__ = ["create_asset", "sanitize_uri", "triggering_commits"]
 
@@ -16,11 +20,9 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     return urlsplit(f"datumflow://{repo}@{branch}")
 
 
-def create_asset(repo: str, branch: str = "master", **kwargs: Any) -> Any:
-    try:
-        from airflow.sdk import Asset
-    except ImportError:  # Airflow 2.10
-        from airflow.datasets import Dataset as Asset  # type: ignore[no-redef]
+def create_asset(repo: str, branch: str = "master", **kwargs: Any) -> Asset:
+    from airflow.sdk import Asset
+
     return Asset(uri=f"datumflow://{repo}@{branch}", **kwargs)
 
 
@@ -35,8 +37,9 @@ def triggering_commits(context: Any) -> list[dict[str, Any]]:
         if not str(getattr(uri, "uri", uri)).startswith("datumflow://"):
             continue
         for event in events:
-            extra = dict(getattr(event, "extra", None) or {})
-            info = extra.get("payload") if isinstance(extra.get("payload"), dict) else extra
+            extra: dict[str, Any] = dict(getattr(event, "extra", None) or {})
+            payload = extra.get("payload")
+            info: dict[str, Any] = payload if isinstance(payload, dict) else extra
             if info.get("commit"):
                 out.append({"repo": info["repo"], "branch": info.get("branch"), "commit": info["commit"]})
     return out

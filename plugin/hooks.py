@@ -11,11 +11,20 @@ HTTP, an in-process ``Pipelines`` over an embedded store: same methods).
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from ._compat import AirflowException, BaseHook
 
-__all__ = ["DatumflowHook"]
+if TYPE_CHECKING:
+    from datumflow.storage_service.client.http import AsyncClient, Client
+    from datumflow.storage_service.client.pipelines import RemotePipelines
+    from datumflow.storage_service.pipelines.engine import Pipelines
+    from datumflow.storage_service.store.store import Store
+
+__all__ = ["DatumflowHook", "StoreClient"]
+
+# What ``get_conn()`` returns: the service's client or the embedded store (the same methods).
+StoreClient = Union["Client", "Store"]
 
 
 class DatumflowHook(BaseHook):
@@ -32,16 +41,10 @@ class DatumflowHook(BaseHook):
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["login", "extra"],
-            "relabeling": {"schema": "Scheme (http, https or file)", "password": "Token"},
-            "placeholders": {
-                "schema": "http",
-                "host": "datumflow.example.com (or /srv/datumflow with scheme file)",
-                "port": "8765",
-                "password": "the datumflow API token (empty on an open loopback service)",
-            },
-        }
+        """The FAB connection form (Airflow 2.x); Airflow 3 reads ``ui-field-behaviour`` in the provider info."""
+        from .provider_info import UI_FIELD_BEHAVIOUR
+
+        return {k.replace("-", "_"): v for k, v in UI_FIELD_BEHAVIOUR.items()}
 
     @classmethod
     def get_connection_form_widgets(cls) -> dict[str, Any]:
@@ -55,21 +58,40 @@ class DatumflowHook(BaseHook):
 
     # -- connection --------------------------------------------------------------
 
+    def use_connection(self, connection: Any) -> None:
+        """Use ``connection`` (an Airflow connection, or the fields of one) instead of looking it up."""
+        self.__dict__["connection"] = connection
+        for name in ("address", "_client", "_pipelines"):
+            self.__dict__.pop(name, None)
+
+    async def aresolve(self) -> None:
+        """Look the connection up from async code (a trigger), without blocking the event loop."""
+        if "connection" in self.__dict__:
+            return
+        try:
+            conn = await self.aget_connection(self.datumflow_conn_id)
+        except Exception as exc:
+            raise self._undefined() from exc
+        self.use_connection(conn)
+
+    def _undefined(self) -> AirflowException:
+        return AirflowException(
+            f"datumflow connection {self.datumflow_conn_id!r} is not defined: add a connection of type "
+            f"'datumflow' with that id (or set AIRFLOW_CONN_{self.datumflow_conn_id.upper()})"
+        )
+
     @cached_property
     def connection(self) -> Any:
         try:
             return self.get_connection(self.datumflow_conn_id)
         except Exception as exc:  # AirflowNotFoundException, or the Task SDK's own error
-            raise AirflowException(
-                f"datumflow connection {self.datumflow_conn_id!r} is not defined: add a connection of type "
-                f"'datumflow' with that id (or set AIRFLOW_CONN_{self.datumflow_conn_id.upper()})"
-            ) from exc
+            raise self._undefined() from exc
 
     @cached_property
     def address(self) -> str:
         """``http(s)://host:port`` of the service, or ``file:///path`` of an embedded store."""
         conn = self.connection
-        extra = conn.extra_dejson if conn.extra else {}
+        extra = self._extra()
         if extra.get("address"):
             return str(extra["address"]).rstrip("/")
         scheme = (conn.schema or "http").lower()
@@ -87,6 +109,14 @@ class DatumflowHook(BaseHook):
         port = f":{conn.port}" if conn.port else ""
         return f"{scheme}://{conn.host}{port}"
 
+    def _extra(self) -> dict[str, Any]:
+        """The connection's extra; fields the UI stored with Airflow's ``extra__datumflow__`` prefix count too."""
+        conn = self.connection
+        raw = dict(conn.extra_dejson) if conn.extra else {}
+        prefix = f"extra__{self.conn_type}__"
+        return {**{k.removeprefix(prefix): v for k, v in raw.items() if k.startswith(prefix) and v}, **{
+            k: v for k, v in raw.items() if not k.startswith(prefix) and v not in (None, "")}}
+
     @property
     def token(self) -> str | None:
         return self.connection.password or None
@@ -98,37 +128,45 @@ class DatumflowHook(BaseHook):
     @property
     def console_url(self) -> str | None:
         """Where the service's web console lives (links point there); None for an embedded store."""
-        extra = self.connection.extra_dejson if self.connection.extra else {}
+        extra = self._extra()
         if extra.get("console_url"):
             return str(extra["console_url"]).rstrip("/")
         return None if self.embedded else self.address + "/console"
 
     # -- clients -----------------------------------------------------------------
 
-    def get_conn(self) -> Any:
+    def get_conn(self) -> StoreClient:
         return self._client
 
     @cached_property
-    def _client(self) -> Any:
-        import datumflow
+    def _client(self) -> StoreClient:
+        if self.embedded:
+            from datumflow.storage_service.store.store import Store
 
-        return datumflow.connect(self.address, token=self.token)
+            return Store(self.address[len("file://"):])
+        from datumflow.storage_service.client.http import Client
 
-    def pipelines(self) -> Any:
+        return Client(self.address, token=self.token)
+
+    def pipelines(self) -> Pipelines | RemotePipelines:
         """The pipelines engine: in-process over an embedded store, the service's (``client.pipelines``) over HTTP."""
         return self._pipelines
 
     @cached_property
-    def _pipelines(self) -> Any:
-        if not self.embedded:
-            return self.get_conn().pipelines
+    def _pipelines(self) -> Pipelines | RemotePipelines:
+        from datumflow.storage_service.client.http import Client
         from datumflow.storage_service.pipelines.engine import Pipelines
 
-        return Pipelines(self.get_conn())
+        conn = self.get_conn()
+        return conn.pipelines if isinstance(conn, Client) else Pipelines(conn)
 
-    def trigger_kwargs(self) -> dict[str, Any]:
-        """What a trigger needs to reach the same store from the triggerer."""
-        return {"address": self.address, "token": self.token}
+    def async_client(self) -> AsyncClient | EmbeddedAsync:
+        """The read and wait calls, awaitable (for triggers and deferrable sensors)."""
+        if self.embedded:
+            return EmbeddedAsync(self.address)
+        from datumflow.storage_service.client.http import AsyncClient
+
+        return AsyncClient(self.address, token=self.token)
 
     def close(self) -> None:
         if "_client" in self.__dict__:
@@ -142,3 +180,25 @@ class DatumflowHook(BaseHook):
         except Exception as exc:
             return False, f"cannot reach datumflow at {self.address}: {exc}"
         return True, f"connected to datumflow at {self.address} ({len(repos)} repos)"
+
+
+class EmbeddedAsync:
+    """The :class:`AsyncClient` calls over an embedded store, each run in a thread."""
+
+    def __init__(self, address: str) -> None:
+        from datumflow.storage_service.store.store import Store
+
+        self._store = Store(address[len("file://"):] if address.startswith("file://") else address)
+
+    def __getattr__(self, name: str) -> Any:
+        import asyncio
+
+        method = getattr(self._store, name)
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await asyncio.to_thread(method, *args, **kwargs)
+
+        return call
+
+    async def aclose(self) -> None:
+        self._store.close()

@@ -12,7 +12,10 @@ XCOM_KEY = "datumflow_commit_link"
 
 
 def commit_url(console: str, repo: str, commit: str) -> str:
-    return f"{console.rstrip('/')}/commit/{repo}/{commit}"
+    """The console's page of a commit (``/console/repos/<repo>/commits/<id>``)."""
+    from urllib.parse import quote
+
+    return f"{console.rstrip('/')}/repos/{quote(repo, safe='')}/commits/{quote(commit, safe='')}"
 
 
 class DatumflowCommitLink(BaseOperatorLink):
@@ -24,9 +27,7 @@ class DatumflowCommitLink(BaseOperatorLink):
             context["ti"].xcom_push(key=XCOM_KEY, value=commit_url(console, ref["repo"], ref["commit"]))
 
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
-        try:
-            from airflow.sdk.execution_time.xcom import XCom
-        except ImportError:  # Airflow 2.10
-            from airflow.models import XCom  # type: ignore[no-redef]
+        from airflow.sdk.execution_time.xcom import XCom
+
         value = XCom.get_value(ti_key=ti_key, key=XCOM_KEY)
         return str(value) if value else ""

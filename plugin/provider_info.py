@@ -6,7 +6,32 @@ from typing import Any
 
 __all__ = ["get_provider_info"]
 
-_OPERATORS = ["repo", "commit", "files", "pipeline", "datum", "kafka"]
+_OPERATORS = ["repo", "commit", "files", "pipeline", "datum", "kafka", "branch"]
+
+# The connection form of Airflow 3's UI reads these (``get_ui_field_behaviour`` is for the FAB UI of 2.x).
+# Extra fields land in the connection's extra under their own names.
+CONN_FIELDS: dict[str, Any] = {
+    "console_url": {
+        "label": "Console URL",
+        "description": "Where links point (default: <scheme>://<host>:<port>/console)",
+        "schema": {"type": ["string", "null"]},
+    },
+    "root": {
+        "label": "Store folder (scheme file)",
+        "description": "An embedded store's folder on a volume every worker mounts, instead of Host",
+        "schema": {"type": ["string", "null"]},
+    },
+}
+UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden-fields": ["login", "extra"],
+    "relabeling": {"schema": "Scheme (http, https or file)", "password": "Token"},
+    "placeholders": {
+        "schema": "http",
+        "host": "datumflow.example.com (or /srv/datumflow with scheme file)",
+        "port": "8765",
+        "password": "the datumflow API token (empty on an open loopback service)",
+    },
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -18,7 +43,8 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [{"integration-name": "datumflow", "external-doc-url": "https://example.invalid/datumflow",
                           "tags": ["software"]}],
         "connection-types": [
-            {"connection-type": "datumflow", "hook-class-name": "datumflow.plugin.hooks.DatumflowHook"},
+            {"connection-type": "datumflow", "hook-class-name": "datumflow.plugin.hooks.DatumflowHook",
+             "hook-name": "datumflow", "conn-fields": CONN_FIELDS, "ui-field-behaviour": UI_FIELD_BEHAVIOUR},
         ],
         "hooks": [{"integration-name": "datumflow", "python-modules": ["datumflow.plugin.hooks"]}],
         "operators": [{"integration-name": "datumflow",

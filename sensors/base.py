@@ -1,32 +1,47 @@
-"""What every datumflow sensor shares: a hook, and deferral to a trigger (poke as the fallback)."""
+"""What every datumflow sensor shares: a hook, deferral to a trigger, poke as the other mode, a real timeout.
+
+``deferrable`` defaults to Airflow's ``[operators] default_deferrable``. The
+sensor's ``timeout`` is enforced by the trigger itself (an absolute deadline
+in its arguments), because ``airflow dags test`` runs a trigger in line and
+applies no deferral timeout: a sensor for a commit that never comes ends
+with :class:`AirflowSensorTimeout` there too.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from typing import Any
 
-from datumflow.plugin._compat import AirflowException, BaseSensorOperator
+from datumflow.plugin._compat import AirflowException, BaseSensorOperator, default_deferrable
 from datumflow.plugin.hooks import DatumflowHook
 
 __all__ = ["DatumflowBaseSensor"]
 
 
-class DatumflowBaseSensor(BaseSensorOperator):
-    """Deferrable by default: ``execute`` checks once, then defers to ``self.trigger()``.
+def _sensor_timeout(message: str) -> AirflowException:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
 
-    With ``deferrable=False`` it pokes: one check of the same trigger per poke.
+    return AirflowSensorTimeout(message)
+
+
+class DatumflowBaseSensor(BaseSensorOperator):  # type: ignore[misc]  # untyped to mypy, as BaseOperator
+    """Defers to ``self.trigger()`` (``deferrable=True``) or pokes it, one check per poke.
+
+    Subclasses build their trigger from ``self.trigger_kwargs()``.
     """
 
     template_fields: Sequence[str] = ("datumflow_conn_id",)
 
-    def __init__(self, *, datumflow_conn_id: str = DatumflowHook.default_conn_name, deferrable: bool = True,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, datumflow_conn_id: str = DatumflowHook.default_conn_name,
+                 deferrable: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.datumflow_conn_id = datumflow_conn_id
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._event: dict[str, Any] | None = None
+        self._deadline: float | None = None
 
     @cached_property
     def hook(self) -> DatumflowHook:
@@ -35,8 +50,14 @@ class DatumflowBaseSensor(BaseSensorOperator):
     def trigger(self) -> Any:
         raise NotImplementedError
 
+    def trigger_kwargs(self) -> dict[str, Any]:
+        """The connection id and the deadline every trigger of this sensor gets."""
+        return {"datumflow_conn_id": self.datumflow_conn_id, "deadline": self._deadline}
+
     def execute(self, context: Any) -> Any:
         self.prepare(context)
+        if self.timeout and self.timeout != float("inf"):
+            self._deadline = time.time() + float(self.timeout)
         if not self.deferrable:
             super().execute(context)
             return self._result(self._event or {})
@@ -48,15 +69,13 @@ class DatumflowBaseSensor(BaseSensorOperator):
     def _timeout(self) -> Any:
         import datetime as dt
 
-        return dt.timedelta(seconds=self.timeout) if self.timeout else None
+        return dt.timedelta(seconds=self.timeout) if self.timeout and self.timeout != float("inf") else None
 
     def prepare(self, context: Any) -> None:
         """Resolve anything the trigger needs before the first check (default: nothing)."""
 
     def poke(self, context: Any) -> bool:
-        trigger = self.trigger()
-        client = _async_client(trigger)
-        payload = asyncio.run(_check_once(trigger, client))
+        payload = asyncio.run(_check_once(self.trigger(), self.hook.async_client()))
         if payload is None:
             return False
         if payload.get("status") == "error":
@@ -65,18 +84,14 @@ class DatumflowBaseSensor(BaseSensorOperator):
         return True
 
     def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
+        if event.get("status") == "timeout":
+            raise _sensor_timeout(f"{self.task_id}: {event.get('message')}")
         if event.get("status") != "success":
             raise AirflowException(f"{self.task_id}: {event.get('message')}")
         return self._result(event)
 
     def _result(self, event: dict[str, Any]) -> Any:
         return {k: v for k, v in event.items() if k != "status"}
-
-
-def _async_client(trigger: Any) -> Any:
-    from datumflow.plugin.triggers import async_client
-
-    return async_client(trigger.address, trigger.token)
 
 
 async def _check_once(trigger: Any, client: Any) -> dict[str, Any] | None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datumflow.plugin._compat import deprecated_alias
 from datumflow.plugin.triggers import CommitSetTrigger, CommitTrigger, FileTrigger
 
 from .base import DatumflowBaseSensor
 
-__all__ = ["CommitSensor", "CommitSetSensor", "FileSensor"]
+__all__ = [
+    "CommitSensor", "CommitSetSensor", "DatumflowCommitSensor", "DatumflowCommitSetSensor", "DatumflowFileSensor",
+    "FileSensor",
+]
 
 
-class CommitSensor(DatumflowBaseSensor):
+class DatumflowCommitSensor(DatumflowBaseSensor):
     """Wait for a finished commit on ``repo@branch`` newer than ``after`` (default: the head at start).
 
     ``path_glob``: only a commit that changes files matching it counts. Returns ``{"commit": ref}``.
@@ -40,10 +44,10 @@ class CommitSensor(DatumflowBaseSensor):
     def trigger(self) -> CommitTrigger:
         return CommitTrigger(repo=self.repo, branch=self.branch, after=self.after or None,
                              path_glob=self.path_glob, poll_interval=self.poll_interval,
-                             **self.hook.trigger_kwargs())
+                             **self.trigger_kwargs())
 
 
-class FileSensor(DatumflowBaseSensor):
+class DatumflowFileSensor(DatumflowBaseSensor):
     """Wait until ``pattern`` (a path or glob) matches a file in the head of ``repo@branch``."""
 
     template_fields: Sequence[str] = ("datumflow_conn_id", "repo", "branch", "pattern")
@@ -55,10 +59,10 @@ class FileSensor(DatumflowBaseSensor):
 
     def trigger(self) -> FileTrigger:
         return FileTrigger(repo=self.repo, branch=self.branch, pattern=self.pattern,
-                           poll_interval=self.poll_interval, **self.hook.trigger_kwargs())
+                           poll_interval=self.poll_interval, **self.trigger_kwargs())
 
 
-class CommitSetSensor(DatumflowBaseSensor):
+class DatumflowCommitSetSensor(DatumflowBaseSensor):
     """Wait until everything downstream of a commit has finished; fail fast naming a failed commit.
 
     ``commit``: a commit reference (an operator's return value), or give ``commit_set`` directly.
@@ -86,4 +90,9 @@ class CommitSetSensor(DatumflowBaseSensor):
 
     def trigger(self) -> CommitSetTrigger:
         return CommitSetTrigger(commit_set=str(self.commit_set), poll_interval=self.poll_interval,
-                                **self.hook.trigger_kwargs())
+                                **self.trigger_kwargs())
+
+
+CommitSensor = deprecated_alias(DatumflowCommitSensor, "CommitSensor")
+FileSensor = deprecated_alias(DatumflowFileSensor, "FileSensor")
+CommitSetSensor = deprecated_alias(DatumflowCommitSetSensor, "CommitSetSensor")

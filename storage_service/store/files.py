@@ -25,11 +25,12 @@ from datumflow.storage_service.errors import (
     CommitFinished,
     CommitNotFound,
     ConcurrentUpdate,
+    Conflict,
     InvalidArgument,
     PathNotFound,
     ProtectedBranch,
 )
-from datumflow.storage_service.model.core import ChunkRef, Commit, CommitState, DiffEntry, FileInfo
+from datumflow.storage_service.model.core import ChunkRef, Commit, CommitState, DiffEntry, FileInfo, Origin
 from datumflow.storage_service.names import check_branch_name, is_commit_id, normalize_path
 from datumflow.storage_service.store.clash import refuse_file_folder_clash
 from datumflow.storage_service.store.leases import Leases, _Abandoned
@@ -49,6 +50,7 @@ MAX_META_BYTES = 8 * 1024
 
 WRITE_TTL = 24 * 3600.0  # a write's pins outlive a dead writer this long at most (less on this host)
 Check = Callable[[str | None], None]  # runs on the root an edit applies to, in its transaction
+JOB_OUTPUT = "job output"  # the verb of the one writer of a pipeline's open output commit
 
 
 def entry_of(size: int, h: str, refs: list[ChunkRef] | tuple[ChunkRef, ...],
@@ -277,8 +279,25 @@ class FileOps(Publishing, Leases):
         self._check_target(repo, target)
         if is_commit_id(target):
             self._refuse_write_into(repo, target)
+            if verb != JOB_OUTPUT:
+                self._refuse_pipeline_output(repo, target)
             return self._apply_edits(repo, target, edits_for, check)
         return self._publish_edits(repo, target, edits_for, description=description, check=check)
+
+    def _refuse_pipeline_output(self, repo: str, commit_id: str) -> None:
+        """A job's open output commit is written by the job alone: its datums' union replaces anything else."""
+        commit = self.inspect_commit(repo, commit_id)
+        if commit.origin is not Origin.AUTO or not commit.branch:
+            return
+        with self.engine.connect() as conn:
+            row = self._branch_row(conn, repo, commit.branch)
+        owner = row.owner if row is not None else None
+        if owner:
+            raise Conflict(
+                f"commit {repo}@{commit_id} is the open output commit of a job of pipeline {owner}: only the job "
+                f"writes it (the union of its datums' /pfs/out replaces anything else written there); write into "
+                f"another branch, or produce the file from the pipeline's transform"
+            )
 
     def _store_source(
         self, writer: ChunkWriter, dest: str, src: Source, progress: Any

@@ -83,13 +83,13 @@ def test_commit_sensor_defers_and_its_trigger_fires(connections, dag_test_works,
     import asyncio
 
     from datumflow.plugin.triggers import CommitTrigger
-    from datumflow.sensors.commit import CommitSensor
+    from datumflow.sensors.commit import DatumflowCommitSensor
 
     # dag.test() runs the task and then its trigger in this process. The awaited commit is made
     # only once the trigger runs, so the task must have deferred, and only the trigger can see it.
     made: list[str] = []
     events, resumed = [], []
-    run_trigger, complete = CommitTrigger.run, CommitSensor.execute_complete
+    run_trigger, complete = CommitTrigger.run, DatumflowCommitSensor.execute_complete
 
     async def run_and_commit(self):
         started = asyncio.get_running_loop().time()
@@ -103,7 +103,7 @@ def test_commit_sensor_defers_and_its_trigger_fires(connections, dag_test_works,
         return complete(self, context, event)
 
     monkeypatch.setattr(CommitTrigger, "run", run_and_commit)
-    monkeypatch.setattr(CommitSensor, "execute_complete", recording_complete)
+    monkeypatch.setattr(DatumflowCommitSensor, "execute_complete", recording_complete)
     client.create_repo(repo_name)
     before = client.put_file(repo_name, "master", "a.csv", b"1")
     client.put_file(repo_name, "master", "a.txt", b"not matched by the sensor's glob")
@@ -120,12 +120,13 @@ def test_commit_sensor_defers_and_its_trigger_fires(connections, dag_test_works,
 
 def test_commit_sensor_pokes_when_not_deferrable(connections, client, repo_name):
     """The same sensor in poke mode finds a commit that is already there (no Airflow run needed)."""
-    from datumflow.sensors.commit import CommitSensor
+    from datumflow.sensors.commit import DatumflowCommitSensor
 
     client.create_repo(repo_name)
     before = client.put_file(repo_name, "master", "a.csv", b"1")
     after = client.put_file(repo_name, "master", "b.csv", b"2")
-    sensor = CommitSensor(task_id="poke", repo=repo_name, after=before.id, path_glob="/*.csv", deferrable=False)
+    sensor = DatumflowCommitSensor(task_id="poke", repo=repo_name, after=before.id, path_glob="/*.csv",
+                                   deferrable=False)
     assert sensor.poke({}) is True
     assert sensor._event["commit"]["commit"] == after.id
 
@@ -169,3 +170,26 @@ def test_kafka_spout_example_commits_the_topic_and_counts_each_batch(connections
     total = sum(int(client.get_file(f"{repo_name}-records", done["commit"], f.path))
                 for f in client.glob_files(f"{repo_name}-records", done["commit"], "/*.count"))
     assert total == 5 and done["datums"]["processed"] == done["datums"]["total"] >= 1
+
+
+def test_a_sensor_for_a_commit_that_never_comes_times_out_under_dags_test(connections, dag_test_works, client,
+                                                                           repo_name):
+    """``dags test`` runs the trigger in line, without a deferral timeout: the sensor's own timeout still holds."""
+    import time
+
+    client.create_repo(repo_name)
+    started = time.monotonic()
+    run = load_dag("df_test_sensor_timeout").test(run_conf={"repo": repo_name})
+    took = time.monotonic() - started
+    assert task_states(run) == {"wait": "failed"}
+    assert took < 90, f"the sensor ran {took:.0f}s past its 10 s timeout"
+
+
+def test_sensors_follow_airflows_default_deferrable(monkeypatch):
+    from datumflow.sensors.commit import DatumflowCommitSensor
+
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "True")
+    assert DatumflowCommitSensor(task_id="a", repo="r").deferrable is True
+    monkeypatch.setenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", "False")
+    assert DatumflowCommitSensor(task_id="b", repo="r").deferrable is False
+    assert DatumflowCommitSensor(task_id="c", repo="r", deferrable=True).deferrable is True

@@ -67,18 +67,18 @@ def test_rerun_on_the_same_commit_reuses_every_datum(datums_dag, client, repo_na
 
 
 def test_a_failing_datum_fails_the_task_and_the_output_commit(datums_dag, client, repo_name, monkeypatch):
-    from datumflow.operators.datum import DatumPythonOperator
+    from datumflow.operators.datum import DatumflowDatumPythonOperator
 
     out = f"{repo_name}-counts"
     client.put_files(repo_name, "master", [("a.txt", b"one"), ("bad.txt", b"??")])
     raised: list[BaseException] = []
-    fail = DatumPythonOperator.fail
+    fail = DatumflowDatumPythonOperator.fail
 
     def recording(self, message):  # the task's failure, as raised
         raised.append(fail(self, message))
         return raised[-1]
 
-    monkeypatch.setattr(DatumPythonOperator, "fail", recording)
+    monkeypatch.setattr(DatumflowDatumPythonOperator, "fail", recording)
     run = datums_dag.test(logical_date=WHEN)
     assert str(run.state) == "failed"
     assert task_states(run)["word_count"] == "failed"
@@ -136,3 +136,49 @@ def test_asset_event_triggers_the_run_on_the_event_commit(datums_dag, client, re
     done = xcom(run, "word_count")
     assert done["datums"]["total"] == 1  # a.txt only: the commit of the event, not the head
     assert client.inspect_commit(f"{repo_name}-counts", done["commit"]).provenance.count(first.id) == 1
+
+
+def test_a_changed_templated_argument_reruns_every_datum(connections, dag_test_works, client, repo_name):
+    """``currency="EUR"`` then ``"USD"``: nothing of the EUR run may be reused for USD, and back again all is."""
+    client.create_repo(repo_name)
+    client.put_files(repo_name, "master", [("a", b"2"), ("b", b"4")])
+    dag = load_dag("df_test_currency")
+    out = f"{repo_name}-priced"
+    seen = {}
+    for currency, processed in (("EUR", 2), ("USD", 2), ("EUR", 0)):
+        run = dag.test(run_conf={"repo": repo_name, "currency": currency})
+        assert str(run.state) == "success", task_states(run)
+        done = xcom(run, "convert")
+        assert done["datums"]["processed"] == processed, (currency, done)
+        values = {f.path.strip("/"): client.get_file(out, done["commit"], f.path).decode()
+                  for f in client.glob_files(out, done["commit"], "/*")}
+        assert all(v.endswith(currency) for v in values.values()), values  # never a mix
+        seen.setdefault(currency, values)
+    assert seen["USD"] == {"a": "3.00 USD", "b": "6.00 USD"}
+
+
+def test_the_code_hash_covers_the_project_helpers_a_function_calls(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from datumflow.storage_service.pipelines.code import arguments_hash, code_hash
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    helper = tmp_path / "df_helper_mod.py"
+    main = tmp_path / "df_main_mod.py"
+    helper.write_text("def rate(c):\n    return 1.0\n")
+    main.write_text("import json\nimport df_helper_mod\n\n\ndef fn(datum, c):\n"
+                    "    return df_helper_mod.rate(c), json.dumps(c)\n")
+
+    def loaded():
+        for name in ("df_helper_mod", "df_main_mod"):
+            sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+        return importlib.import_module("df_main_mod").fn
+
+    first = code_hash(loaded())
+    assert code_hash(loaded()) == first  # stable
+    helper.write_text("def rate(c):\n    return 1.5\n")  # only the helper changed
+    assert code_hash(loaded()) != first
+    assert arguments_hash({"c": "EUR"}) != arguments_hash({"c": "USD"})
+    assert arguments_hash({"a": 1, "b": [2]}) == arguments_hash({"b": [2], "a": 1})

@@ -32,53 +32,60 @@ STAMP = {"dag_id": "d", "run_id": "r", "task_id": "t", "try_number": 2, "map_ind
 
 
 def test_create_repo(hook):
-    from datumflow.operators.repo import CreateRepoOperator
+    from datumflow.operators.repo import DatumflowCreateRepoOperator
 
     hook.get_conn().create_repo.return_value = SimpleNamespace(name="raw")
-    out = CreateRepoOperator(task_id="t", repo="raw", description="d").execute({"ti": ti()})
+    out = DatumflowCreateRepoOperator(task_id="t", repo="raw", description="d").execute({"ti": ti()})
     hook.get_conn().create_repo.assert_called_once_with("raw", "d", exist_ok=True)
     assert out == {"repo": "raw", "branch": None, "commit": None}
 
 
 def test_create_branch(hook):
-    from datumflow.operators.repo import CreateBranchOperator
+    from datumflow.operators.repo import DatumflowCreateBranchOperator
 
     hook.get_conn().create_branch.return_value = SimpleNamespace(repo="raw", name="dev", head="h")
-    out = CreateBranchOperator(task_id="t", repo="raw", branch="dev", provenance=["a@master"]).execute({"ti": ti()})
+    op = DatumflowCreateBranchOperator(task_id="t", repo="raw", branch="dev", provenance=["a@master"])
+    out = op.execute({"ti": ti()})
     hook.get_conn().create_branch.assert_called_once_with("raw", "dev", head=None, provenance=["a@master"])
     assert out == {"repo": "raw", "branch": "dev", "commit": "h"}
 
 
 def test_start_commit_stamps_the_task(hook):
-    from datumflow.operators.commit import StartCommitOperator
+    from datumflow.operators.commit import DatumflowStartCommitOperator
 
     hook.get_conn().start_commit.return_value = commit(state=CommitState.OPEN)
     context = {"ti": ti()}
-    out = StartCommitOperator(task_id="t", repo="raw", metadata={"k": 1}).execute(context)
+    hook.get_conn().resolve.return_value = "d" * 32
+    op = DatumflowStartCommitOperator(task_id="t", repo="raw", metadata={"k": 1},
+                                      provenance=["src@master", {"commit": "e" * 32}, "f" * 32])
+    out = op.execute(context)
     hook.get_conn().start_commit.assert_called_once_with("raw", "master", description="",
-                                                         metadata={"k": 1, "airflow": STAMP})
+                                                         metadata={"k": 1, "airflow": STAMP},
+                                                         provenance=["d" * 32, "e" * 32, "f" * 32])
+    hook.get_conn().resolve.assert_called_once_with("src", "master")
     assert out["commit"] == "c1" and out["state"] == "open"
     context["ti"].xcom_push.assert_called_once_with(key="datumflow_commit_link",
-                                                    value="http://df:8765/console/commit/raw/c1")
+                                                    value="http://df:8765/console/repos/raw/commits/c1")
 
 
 def test_finish_commit(hook):
-    from datumflow.operators.commit import FinishCommitOperator
+    from datumflow.operators.commit import DatumflowFinishCommitOperator
 
     hook.get_conn().finish_commit.return_value = commit()
-    out = FinishCommitOperator(task_id="t", repo="raw", commit={"commit": "c1"}, error="boom").execute({"ti": ti()})
+    op = DatumflowFinishCommitOperator(task_id="t", repo="raw", commit={"commit": "c1"}, error="boom")
+    out = op.execute({"ti": ti()})
     hook.get_conn().finish_commit.assert_called_once_with("raw", "c1", description=None,
                                                           metadata={"airflow_finish": STAMP}, error="boom")
     assert out["commit"] == "c1"
 
 
 def test_put_files_writes_one_commit(hook):
-    from datumflow.operators.files import PutFilesOperator
+    from datumflow.operators.files import DatumflowPutFilesOperator
 
     conn = hook.get_conn()
     conn.start_commit.return_value = commit(state=CommitState.OPEN)
     conn.finish_commit.return_value = commit()
-    out = PutFilesOperator(task_id="t", repo="raw", data={"a.json": [1, 2]}).execute({"ti": ti()})
+    out = DatumflowPutFilesOperator(task_id="t", repo="raw", data={"a.json": [1, 2]}).execute({"ti": ti()})
     conn.put_files.assert_called_once_with("raw", "c1", [("a.json", b"[1, 2]")])
     conn.finish_commit.assert_called_once_with("raw", "c1")
     assert out["commit"] == "c1"
@@ -100,32 +107,33 @@ def test_put_files_sync_uploads_only_the_differences_of_each_folder(hook):
 
 
 def test_put_files_failure_fails_the_commit(hook):
-    from datumflow.operators.files import PutFilesOperator
+    from datumflow.operators.files import DatumflowPutFilesOperator
 
     conn = hook.get_conn()
     conn.start_commit.return_value = commit(state=CommitState.OPEN)
     conn.put_files.side_effect = OSError("disk full")
     with pytest.raises(OSError, match="disk full"):
-        PutFilesOperator(task_id="t", repo="raw", data={"a": "x"}).execute({"ti": ti()})
+        DatumflowPutFilesOperator(task_id="t", repo="raw", data={"a": "x"}).execute({"ti": ti()})
     assert "OSError: disk full" in conn.finish_commit.call_args.kwargs["error"]
 
 
 def test_put_files_without_input_names_the_cause(hook):
     from airflow.exceptions import AirflowException
-    from datumflow.operators.files import PutFilesOperator
+    from datumflow.operators.files import DatumflowPutFilesOperator
 
     with pytest.raises(AirflowException, match="nothing to put"):
-        PutFilesOperator(task_id="t", repo="raw").execute({"ti": ti()})
+        DatumflowPutFilesOperator(task_id="t", repo="raw").execute({"ti": ti()})
 
 
 def test_copy_file(hook):
-    from datumflow.operators.files import CopyFileOperator
+    from datumflow.operators.files import DatumflowCopyFileOperator
 
     conn = hook.get_conn()
     conn.inspect_commit.return_value = commit(repo="src", id="s9")
     conn.start_commit.return_value = commit(state=CommitState.OPEN)
     conn.finish_commit.return_value = commit()
-    op = CopyFileOperator(task_id="t", src_repo="src", src_ref="master", src_path="/x", dst_repo="raw", dst_path="/y")
+    op = DatumflowCopyFileOperator(task_id="t", src_repo="src", src_ref="master", src_path="/x", dst_repo="raw",
+                                   dst_path="/y")
     out = op.execute({"ti": ti()})
     conn.copy_file.assert_called_once_with("src", "s9", "/x", "raw", "c1", "/y")
     assert conn.start_commit.call_args.kwargs["provenance"] == ["s9"]
@@ -133,51 +141,50 @@ def test_copy_file(hook):
 
 
 def test_create_pipeline(hook):
-    from datumflow.operators.pipeline import CreatePipelineOperator
+    from datumflow.operators.pipeline import DatumflowCreatePipelineOperator
 
     engine = hook.pipelines()
     engine.create_pipeline.return_value = SimpleNamespace(name="p", spec_commit="sc", version=2)
     engine.store.inspect_commit.return_value = commit(repo="p", id="sc")
-    out = CreatePipelineOperator(task_id="t", spec={"pipeline": {"name": "p"}}).execute({"ti": ti()})
+    out = DatumflowCreatePipelineOperator(task_id="t", spec={"pipeline": {"name": "p"}}).execute({"ti": ti()})
     engine.create_pipeline.assert_called_once_with({"pipeline": {"name": "p"}}, update=True, reprocess=False)
     assert (out["pipeline"], out["version"], out["commit"]) == ("p", 2, "sc")
 
 
 def test_run_pipeline_returns_the_finished_output(hook):
-    from datumflow.operators.pipeline import RunPipelineOperator
+    from datumflow.operators.pipeline import DatumflowRunPipelineOperator
 
     engine = hook.pipelines()
     engine.inspect_pipeline.return_value = SimpleNamespace(name="p", output_branch="master")
     done = commit(repo="p", id="o1")
     done.metadata = {"datums": {"processed": 2}}
     engine.store.inspect_commit.return_value = done
-    out = RunPipelineOperator(task_id="t", pipeline="p").execute({"ti": ti()})
+    out = DatumflowRunPipelineOperator(task_id="t", pipeline="p").execute({"ti": ti()})
     assert engine.store.start_commit.call_args.kwargs["metadata"]["airflow"] == STAMP
     assert out["commit"] == "o1" and out["datums"] == {"processed": 2}
 
 
 def test_run_pipeline_defers_until_the_output_commit_finishes(hook):
     from airflow.sdk.exceptions import TaskDeferred
-    from datumflow.operators.pipeline import RunPipelineOperator
+    from datumflow.operators.pipeline import DatumflowRunPipelineOperator
     from datumflow.plugin.triggers import CommitFinishedTrigger
 
     engine = hook.pipelines()
-    hook.trigger_kwargs.return_value = {"address": "http://df:8765", "token": None}
     engine.inspect_pipeline.return_value = SimpleNamespace(name="p", output_branch="master")
     engine.store.inspect_commit.return_value = commit(repo="p", id="o1", state=CommitState.OPEN)
     with pytest.raises(TaskDeferred) as deferred:
-        RunPipelineOperator(task_id="t", pipeline="p").execute({"ti": ti()})
+        DatumflowRunPipelineOperator(task_id="t", pipeline="p", deferrable=True).execute({"ti": ti()})
     trigger = deferred.value.trigger
     assert isinstance(trigger, CommitFinishedTrigger) and (trigger.repo, trigger.commit) == ("p", "o1")
     assert deferred.value.method_name == "execute_complete"
 
 
 def test_kafka_spout_operator_returns_the_commits(hook):
-    from datumflow.operators.kafka import KafkaSpoutOperator
+    from datumflow.operators.kafka import DatumflowKafkaSpoutOperator
 
     with mock.patch("datumflow.storage_service.spouts.kafka.KafkaSpout") as spout:
         spout.return_value.run.return_value = [commit(id="k1"), commit(id="k2")]
-        op = KafkaSpoutOperator(task_id="t", bootstrap="b:9092", topic="orders", repo="raw", max_messages=5)
+        op = DatumflowKafkaSpoutOperator(task_id="t", bootstrap="b:9092", topic="orders", repo="raw", max_messages=5)
         out = op.execute({"ti": ti()})
     store, config = spout.call_args.args
     assert store.start_commit.__self__ is store  # the stamping wrapper around the hook's client
@@ -187,16 +194,16 @@ def test_kafka_spout_operator_returns_the_commits(hook):
 
 
 @pytest.mark.parametrize(("module", "name", "fields"), [
-    ("repo", "CreateRepoOperator", {"repo"}),
-    ("repo", "CreateBranchOperator", {"repo", "branch", "head", "provenance"}),
-    ("commit", "StartCommitOperator", {"repo", "branch", "commit_metadata"}),
-    ("commit", "FinishCommitOperator", {"repo", "commit", "error"}),
-    ("files", "PutFilesOperator", {"repo", "branch", "files", "data", "commit"}),
-    ("files", "CopyFileOperator", {"src_repo", "src_ref", "dst_repo"}),
-    ("pipeline", "CreatePipelineOperator", {"spec"}),
-    ("pipeline", "RunPipelineOperator", {"pipeline"}),
-    ("datum", "DatumPythonOperator", {"input_repo", "input_commit", "output_repo", "op_kwargs"}),
-    ("kafka", "KafkaSpoutOperator", {"topic", "repo", "bootstrap"}),
+    ("repo", "DatumflowCreateRepoOperator", {"repo"}),
+    ("repo", "DatumflowCreateBranchOperator", {"repo", "branch", "head", "provenance"}),
+    ("commit", "DatumflowStartCommitOperator", {"repo", "branch", "commit_metadata"}),
+    ("commit", "DatumflowFinishCommitOperator", {"repo", "commit", "error"}),
+    ("files", "DatumflowPutFilesOperator", {"repo", "branch", "files", "data", "commit"}),
+    ("files", "DatumflowCopyFileOperator", {"src_repo", "src_ref", "dst_repo"}),
+    ("pipeline", "DatumflowCreatePipelineOperator", {"spec"}),
+    ("pipeline", "DatumflowRunPipelineOperator", {"pipeline"}),
+    ("datum", "DatumflowDatumPythonOperator", {"input_repo", "input_commit", "output_repo", "op_kwargs"}),
+    ("kafka", "DatumflowKafkaSpoutOperator", {"topic", "repo", "bootstrap"}),
 ])
 def test_template_fields(module, name, fields):
 
@@ -206,11 +213,11 @@ def test_template_fields(module, name, fields):
 
 
 def test_sensor_template_fields():
-    from datumflow.sensors.commit import CommitSensor, CommitSetSensor, FileSensor
+    from datumflow.sensors.commit import DatumflowCommitSensor, DatumflowCommitSetSensor, DatumflowFileSensor
 
-    assert {"datumflow_conn_id", "repo", "branch", "after"} <= set(CommitSensor.template_fields)
-    assert {"repo", "pattern"} <= set(FileSensor.template_fields)
-    assert {"commit", "commit_set"} <= set(CommitSetSensor.template_fields)
+    assert {"datumflow_conn_id", "repo", "branch", "after"} <= set(DatumflowCommitSensor.template_fields)
+    assert {"repo", "pattern"} <= set(DatumflowFileSensor.template_fields)
+    assert {"commit", "commit_set"} <= set(DatumflowCommitSetSensor.template_fields)
 
 
 def test_openlineage_datasets_are_commits_in_the_datumflow_namespace():
@@ -231,14 +238,15 @@ def test_openlineage_datasets_are_commits_in_the_datumflow_namespace():
 
 
 def test_operator_facets_on_complete_name_its_commits(hook):
-    from datumflow.operators.files import CopyFileOperator
+    from datumflow.operators.files import DatumflowCopyFileOperator
     from datumflow.plugin.openlineage import dataset_names
 
     conn = hook.get_conn()
     conn.inspect_commit.return_value = commit(repo="src", id="s9")
     conn.start_commit.return_value = commit(state=CommitState.OPEN)
     conn.finish_commit.return_value = commit(id="c7")
-    op = CopyFileOperator(task_id="t", src_repo="src", src_ref="master", src_path="/x", dst_repo="raw", dst_path="/y")
+    op = DatumflowCopyFileOperator(task_id="t", src_repo="src", src_ref="master", src_path="/x", dst_repo="raw",
+                                   dst_path="/y")
     op.execute({"ti": ti()})
     assert dataset_names(hook.address, op.lineage_inputs) == [("datumflow://df:8765", "src@master", "s9")]
     assert dataset_names(hook.address, op.lineage_outputs) == [("datumflow://df:8765", "raw@master", "c7")]
@@ -250,7 +258,7 @@ def test_operator_facets_on_complete_name_its_commits(hook):
 def test_commit_link_url():
     from datumflow.plugin.links import DatumflowCommitLink, commit_url
 
-    assert commit_url("http://df:8765/console/", "raw", "c1") == "http://df:8765/console/commit/raw/c1"
+    assert commit_url("http://df:8765/console/", "raw", "c1") == "http://df:8765/console/repos/raw/commits/c1"
     with mock.patch("airflow.sdk.execution_time.xcom.XCom.get_value", return_value="http://x/commit/raw/c1") as get:
         assert DatumflowCommitLink().get_link(None, ti_key="key") == "http://x/commit/raw/c1"
     get.assert_called_once_with(ti_key="key", key="datumflow_commit_link")

@@ -103,7 +103,7 @@ def test_wait_for_commit_blocks_until_the_branch_head_finishes(secret_env, clien
     writer = threading.Thread(target=later)
     writer.start()
     started = time.monotonic()
-    task = wait_for_commit(repo=repo_name, branch="master", timeout=60.0)
+    task = wait_for_commit(repo=repo_name, branch="master", timeout=60)
     writer.join()
     assert task.output == opened[0]
     assert time.monotonic() - started >= 2.0
@@ -133,7 +133,7 @@ def test_read_of_a_ref_that_does_not_exist_fails_clearly(secret_env, client, rep
 def test_wait_for_a_branch_that_never_gets_a_commit_times_out(secret_env, client, repo_name, capfd):  # type: ignore[no-untyped-def]
     client.create_repo(repo_name)
     with pytest.raises(RuntimeError):
-        wait_for_commit(repo=repo_name, branch="master", timeout=1.0)
+        wait_for_commit(repo=repo_name, branch="master", timeout=1)
     assert "got no commit within 1.0s" in _log(capfd)
 
 

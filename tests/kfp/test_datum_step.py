@@ -39,6 +39,7 @@ def test_datum_step_writes_an_output_commit_with_provenance(secret_env, client, 
     spec_head = client.resolve(name, "spec")
     assert spec_head in commit.provenance  # the code is provenance too
     assert commit.metadata["job"] == out["job"]
+    assert commit.metadata["kfp_run_id"] and commit.metadata["kfp_task"]  # the KFP run that made it
     assert client.get_file(name, commit.id, "a.csv.count") == b"2"
     assert client.get_file(name, commit.id, "b.csv.count") == b"1"
 
@@ -48,8 +49,9 @@ def test_a_second_run_reuses_the_datum_cache_not_kfp_cache(secret_env, client, r
     name = f"{repo_name}-counts"
     first = datum_step(name=name, input_ref=f"{repo_name}@master", function=COUNT_ROWS).outputs
     again = datum_step(name=name, input_ref=f"{repo_name}@master", function=COUNT_ROWS).outputs
-    # The task ran again (a new job and commit: no KFP cache hit) and ran no datum.
-    assert again["job"] != first["job"] and again["commit"] != first["commit"]
+    # The task ran again (no KFP cache hit): the same input and code ran before, so its job's
+    # output commit is the answer and no datum runs.
+    assert again["job"] == first["job"] and again["commit"] == first["commit"]
     assert (again["processed"], again["skipped"]) == (0, 2)
     assert client.get_file(name, again["commit"], "a.csv.count") == b"2"
     # One new file: one datum runs.

@@ -87,12 +87,24 @@ def test_the_shipped_yaml_is_up_to_date(tmp_path):  # type: ignore[no-untyped-de
 
 
 @pytest.mark.parametrize("name", kfp_components.NAMES)
-def test_the_shipped_yaml_loads_and_installs_datumflow(name):  # type: ignore[no-untyped-def]
+def test_the_shipped_yaml_runs_on_the_datumflow_image_without_pip(name):  # type: ignore[no-untyped-def]
     component = kfp_components.load_yaml(name)
     assert component.name == name.replace("_", "-")
     container = component.component_spec.implementation.container
-    assert container.image == "python:3.11-slim"
-    assert "'datumflow'" in " ".join(container.command)
+    assert container.image == kfp_components.DEFAULT_BASE_IMAGE
+    command = " ".join(container.command)
+    assert "pip" not in command and "kfp==" not in command  # nothing installed, no kfp pinned at run time
+
+
+def test_wait_for_commit_takes_the_timeout_users_write(tmp_path):  # type: ignore[no-untyped-def]
+    from kfp import compiler, dsl
+
+    @dsl.pipeline(name="wait-int-timeout")
+    def waits() -> None:
+        kfp_components.wait_for_commit(repo="raw", timeout=30)
+
+    compiler.Compiler().compile(waits, str(tmp_path / "w.yaml"))  # an int: KFP compiles it
+    assert "timeout" in (tmp_path / "w.yaml").read_text()
 
 
 def test_the_package_spec_and_image_are_configurable(monkeypatch):  # type: ignore[no-untyped-def]
@@ -104,3 +116,4 @@ def test_the_package_spec_and_image_are_configurable(monkeypatch):  # type: igno
     assert "'datumflow==0.1.0'" in " ".join(container.command)
     bare = kfp_components.make_components(package="").write_commit.component_spec.implementation.container
     assert "pip install" not in " ".join(bare.command)
+    assert bare.image == "registry.local/py:3.11"

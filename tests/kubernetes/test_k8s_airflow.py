@@ -1,6 +1,6 @@
 """The Airflow side: the provider renders the datum pod; a DAG maps one pod task per batch under ``dag.test()``.
 
-The one substitution: ``DatumKubernetesPodOperator.execute_sync`` (the provider's create-pod-
+The one substitution: ``DatumflowKubernetesPodOperator.execute_sync`` (the provider's create-pod-
 and-watch step) is replaced by a function that renders the pod through the provider's
 ``build_pod_request_obj`` and runs it with ``PodSim`` (no cluster here). Everything else —
 planning, the datum cache, mapping, the uploads, the assemble task — is the real thing.
@@ -22,7 +22,7 @@ from tests.kubernetes.conftest import Live, make_sim
 pytestmark = pytest.mark.airflow
 k8s = pytest.importorskip("kubernetes.client")
 
-from datumflow.operators.kubernetes_datum import DatumKubernetesPodOperator  # noqa: E402
+from datumflow.operators.kubernetes_datum import DatumflowKubernetesPodOperator  # noqa: E402
 from datumflow.storage_service.pipelines.executors.pod import to_v1pod  # noqa: E402
 
 SPEC: dict[str, Any] = {
@@ -41,7 +41,7 @@ BATCH = {"job": "a" * 32, "pipeline": "edges", "index": 3, "datums": ["b" * 64, 
 
 
 def render(**kwargs: Any) -> dict[str, Any]:
-    op = DatumKubernetesPodOperator(
+    op = DatumflowKubernetesPodOperator(
         task_id="pods", batch=BATCH, worker_image="registry.example/datumflow-worker:0.1", namespace="data",
         node_selector={"accelerator": "a100"},
         tolerations=[k8s.V1Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")], **kwargs,
@@ -116,14 +116,14 @@ def dag_setup(live: Live, admin: Any, airflow_home: str, tmp_path: Path, monkeyp
     })
     sim = make_sim(live, tmp_path, live.worker_token((repo, "reader"), (name, "writer")))
 
-    def run_in_simulation(self: DatumKubernetesPodOperator, context: Any) -> None:
+    def run_in_simulation(self: DatumflowKubernetesPodOperator, context: Any) -> None:
         # dry_run: the one call that would need kube credentials (is the hook in a cluster?) is skipped.
         pod = ApiClient().sanitize_for_serialization(self.build_pod_request_obj(context, dry_run=True))
         result = sim(pod)
         if not result.ok:
             raise AirflowException(f"pod {pod['metadata']['name']} failed: {result.log[-2000:]}")
 
-    monkeypatch.setattr(DatumKubernetesPodOperator, "execute_sync", run_in_simulation)
+    monkeypatch.setattr(DatumflowKubernetesPodOperator, "execute_sync", run_in_simulation)
     return repo, name, sim
 
 

@@ -101,3 +101,20 @@ def test_two_stages_propagate_only_new_work(store: Store, pipelines: Pipelines) 
     assert (jobs["upper"].processed, jobs["upper"].skipped) == (1, 4)
     assert jobs["both"].processed == 1
     assert store.get_file("both", "master", "all").endswith(b"ZED")
+
+
+def test_a_write_into_a_jobs_open_output_commit_is_refused(store: Store, pipelines: Pipelines) -> None:
+    """The job's output is the union of its datums: a file put there by hand would vanish, so it is refused."""
+    import pytest
+    from datumflow.storage_service.errors import Conflict
+
+    _setup(store, pipelines)
+    out = pipelines.run_pipeline("upper")  # an open output commit, not run yet
+    for target in (out, "master"):  # by id, or through the branch whose head it is
+        with pytest.raises(Conflict, match="open output commit of a job of pipeline upper"):
+            store.put_file("upper", target, "extra.txt", b"mine")
+    with pytest.raises(Conflict):
+        store.delete_file("upper", out, "w0.txt")
+    (job,) = pipelines.process()
+    assert job.state.value == "success"  # the job itself still writes it
+    assert sorted(f.path for f in store.walk_files("upper", "master")) == [f"w{i}.txt" for i in range(4)]

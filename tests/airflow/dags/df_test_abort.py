@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from airflow.sdk import DAG, task
-from datumflow.operators.commit import StartCommitOperator
+from datumflow.operators.commit import DatumflowStartCommitOperator
 
 with DAG("df_test_abort", start_date=dt.datetime(2026, 1, 1), schedule=None) as dag:
 
@@ -13,4 +13,4 @@ with DAG("df_test_abort", start_date=dt.datetime(2026, 1, 1), schedule=None) as 
     def explode():
         raise RuntimeError("transform broke")
 
-    StartCommitOperator(task_id="start", repo="{{ dag_run.conf['repo'] }}") >> explode()
+    DatumflowStartCommitOperator(task_id="start", repo="{{ dag_run.conf['repo'] }}") >> explode()

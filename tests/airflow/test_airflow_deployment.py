@@ -1,0 +1,137 @@
+"""The provider in a real Airflow deployment: the scheduler survives failed runs, one DAG run per commit.
+
+The deployment (:mod:`tests.airflow.deployment`) is started once for the
+module: ``api-server``, ``scheduler``, ``dag-processor`` and ``triggerer`` as
+separate processes over PostgreSQL, the ``datumflow_default`` connection
+stored in Airflow's database with ``airflow connections add``. The datumflow
+service is the session's ``serve`` process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from tests.airflow.deployment import Deployment, wait_for
+from tests.conftest import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, free_port, unique_name
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+BURST_REPO = unique_name("burst")
+
+
+@pytest.fixture(scope="module")
+def metadata_db(_postgres_admin: Any) -> Iterator[str]:
+    name = unique_name("dfairflow").replace("-", "_")
+    _postgres_admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://{POSTGRES_USER}@{POSTGRES_HOST}:{POSTGRES_PORT}/{name}"
+    finally:
+        _postgres_admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory: pytest.TempPathFactory, metadata_db: str,
+               datumflow_service: tuple[str, str]) -> Iterator[Deployment]:
+    from datumflow.storage_service.client.http import Client
+
+    address, _ = datumflow_service
+    with Client(address) as c:
+        c.create_repo(BURST_REPO, exist_ok=True)
+        c.put_file(BURST_REPO, "master", "seed", b"before the watcher")  # history the watcher must not replay
+    dep = Deployment(tmp_path_factory.mktemp("airflow-deployment"), metadata_db, free_port(),
+                     extra_env={"DF_BURST_REPO": BURST_REPO})
+    dep.cli("db", "migrate", timeout=600)
+    dep.cli("connections", "add", "datumflow_default", "--conn-type", "datumflow", "--conn-host", "127.0.0.1",
+            "--conn-port", address.rsplit(":", 1)[1], "--conn-schema", "http")
+    dep.start()
+    try:
+        dep.wait_api()
+        dep.wait_dag("df_deploy_fail")
+        dep.wait_dag("df_deploy_burst")
+        yield dep
+    finally:
+        dep.stop()
+
+
+@pytest.fixture
+def service_client(datumflow_service: tuple[str, str]) -> Iterator[Any]:
+    from datumflow.storage_service.client.http import Client
+
+    with Client(datumflow_service[0]) as c:
+        yield c
+
+
+def _trigger(dep: Deployment, dag_id: str, conf: dict[str, Any]) -> str:
+    run = dep.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+    return str(run["dag_run_id"])
+
+
+def _run_state(dep: Deployment, dag_id: str, run_id: str) -> str:
+    return str(dep.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
+
+
+def test_a_failed_run_fails_its_open_commit_and_the_scheduler_lives_on(deployment, service_client):
+    dep, client = deployment, service_client
+    repos = [unique_name("fail"), unique_name("fail")]
+    for repo in repos:
+        client.create_repo(repo)
+    for repo in repos:  # two failed runs in a row: the second proves the scheduler's loop went on
+        run_id = _trigger(dep, "df_deploy_fail", {"repo": repo})
+        wait_for(lambda r=run_id: _run_state(dep, "df_deploy_fail", r) == "failed", 180,
+                 lambda: f"the run did not fail:\n{dep.log('scheduler')[-4000:]}")
+
+        def failed(repo: str = repo) -> bool:
+            commits = client.list_commits(repo)
+            return bool(commits) and commits[0].state.value == "failed"
+
+        wait_for(failed, 60, lambda: f"the open commit stayed open:\n{dep.log('scheduler')[-4000:]}")
+        [commit] = client.list_commits(repo)
+        assert run_id in commit.error and "df_deploy_fail" in commit.error
+    time.sleep(3)  # a scheduler that lost its session dies on its next loop
+    assert dep.alive("scheduler"), dep.log("scheduler")[-4000:]
+    log = dep.log("scheduler")
+    assert "DetachedInstanceError" not in log and "Traceback" not in log.split("df_deploy_fail", 1)[-1]
+
+
+def _emitted(db_url: str) -> str | None:
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            query = sa.text("select value from asset_state_store where key = 'datumflow.emitted'")
+            value = conn.execute(query).scalar()
+    finally:
+        engine.dispose()
+    return json.loads(value) if value else None
+
+
+def _consumed_per_run(dep: Deployment) -> list[list[str]]:
+    out = []
+    for run in sorted(dep.runs("df_deploy_burst"), key=lambda r: r["run_after"]):
+        events = dep.api("GET", f"/dags/df_deploy_burst/dagRuns/{run['dag_run_id']}/upstreamAssetEvents")
+        out.append([e["extra"]["payload"]["commit"] for e in events["asset_events"]])
+    return out
+
+
+def test_a_burst_of_commits_gives_one_run_each_across_a_triggerer_restart(deployment, service_client, metadata_db):
+    dep, client = deployment, service_client
+    seed = client.resolve(BURST_REPO, "master")
+    wait_for(lambda: _emitted(metadata_db) == seed, 120,
+             lambda: f"the watcher never started:\n{dep.log('triggerer')[-4000:]}")
+    burst = [client.put_file(BURST_REPO, "master", f"b{i}", b"x").id for i in range(6)]  # well within a second
+    wait_for(lambda: len(dep.runs("df_deploy_burst")) >= len(burst), 240,
+             lambda: f"{len(dep.runs('df_deploy_burst'))} runs:\n{dep.log('triggerer')[-3000:]}")
+
+    dep.stop("triggerer")
+    missed = [client.put_file(BURST_REPO, "master", f"down{i}", b"y").id for i in range(2)]
+    dep.start("triggerer")
+    wanted = burst + missed
+    wait_for(lambda: len(dep.runs("df_deploy_burst")) >= len(wanted), 240,
+             lambda: f"{len(dep.runs('df_deploy_burst'))} runs after the restart:\n{dep.log('triggerer')[-3000:]}")
+    time.sleep(3)  # nothing more may come
+    assert _consumed_per_run(dep) == [[c] for c in wanted]  # one run per commit, in order, none twice
