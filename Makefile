@@ -32,7 +32,7 @@ VENV_BENCH := .venv-bench
 PYTEST_ARGS ?=
 
 # Packages mypy --strict checks in `make lint` (add one once it is clean).
-MYPY_PACKAGES := datumflow datumflow.storage_service
+MYPY_PACKAGES := datumflow datumflow.storage_service datumflow.plugin datumflow.operators datumflow.sensors datumflow.kfp_components
 
 .PHONY: setup services test test-fast lint demo bench clean kfp-components lock lock-upgrade
 

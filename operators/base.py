@@ -20,7 +20,7 @@ def with_conn_id(*fields: str) -> Sequence[str]:
     return ("datumflow_conn_id", *fields)
 
 
-class DatumflowBaseOperator(BaseOperator):  # type: ignore[misc]  # the Task SDK's class is untyped to mypy
+class DatumflowBaseOperator(BaseOperator):
     """Base of datumflow operators: ``self.hook``, ``self.done(context, commit)`` and OpenLineage."""
 
     template_fields: Sequence[str] = with_conn_id()

@@ -56,7 +56,7 @@ DEFAULT_WORKER_SECRET = "datumflow-worker"
 
 def pipelines_of(hook: DatumflowHook) -> Any:
     """The pipelines engine: in-process for an embedded store, the service's over HTTP otherwise."""
-    return hook.pipelines() if hook.embedded else hook.get_conn().pipelines
+    return hook.pipelines()
 
 
 def _spec_dict(info: Any) -> dict[str, Any]:
@@ -82,7 +82,7 @@ class DatumflowDatumPlanOperator(DatumflowBaseOperator):
         self.batch_size = batch_size
         self.max_batches = max_batches
         self.reprocess = reprocess
-        self.resources = resources
+        self.resources = dict(resources) if resources is not None else None
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
         svc = pipelines_of(self.hook)

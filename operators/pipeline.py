@@ -30,9 +30,13 @@ def pipelines_for(operator: DatumflowBaseOperator, context: Any) -> Any:
     engine = operator.hook.pipelines()
     if not operator.hook.embedded:
         return engine
-    from datumflow.storage_service.pipelines.engine import Pipelines
+    from typing import cast
 
-    return Pipelines(StampedStore(engine.store, operator.metadata(context)))
+    from datumflow.storage_service.pipelines.engine import Pipelines
+    from datumflow.storage_service.store.store import Store
+
+    # StampedStore forwards every Store call (adding the task's metadata to commits): a Store to the engine.
+    return Pipelines(cast(Store, StampedStore(engine.store, operator.metadata(context))))
 
 
 def load_spec(spec: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-__all__ = ["AIRFLOW_KEY", "airflow_metadata", "asset_uri", "commit_ref", "parse_asset_uri"]
+__all__ = ["AIRFLOW_KEY", "airflow_metadata", "asset_uri", "commit_ref", "parse_asset_uri", "run_url"]
 
 AIRFLOW_KEY = "airflow"
 
@@ -29,7 +29,10 @@ def commit_ref(commit: Any) -> dict[str, Any]:
 
 
 def airflow_metadata(context: Any) -> dict[str, Any]:
-    """{"airflow": {dag_id, run_id, task_id, try_number, map_index, hostname}} of the running task."""
+    """{"airflow": {dag_id, run_id, task_id, try_number, map_index, hostname, run_url}} of the running task.
+
+    ``run_url`` is the run's page in Airflow's UI (``[api] base_url``): the console links back to it.
+    """
     ti = context["ti"]
     return {
         AIRFLOW_KEY: {
@@ -39,8 +42,19 @@ def airflow_metadata(context: Any) -> dict[str, Any]:
             "try_number": ti.try_number,
             "map_index": getattr(ti, "map_index", -1),
             "hostname": getattr(ti, "hostname", None) or socket.getfqdn(),
+            "run_url": run_url(str(ti.dag_id), str(ti.run_id)),
         }
     }
+
+
+def run_url(dag_id: str, run_id: str) -> str:
+    """The page of a DAG run in Airflow's UI."""
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    base = str(conf.get("api", "base_url", fallback="http://localhost:8080")).rstrip("/")
+    return f"{base}/dags/{quote(dag_id, safe='')}/runs/{quote(run_id, safe='')}"
 
 
 def asset_uri(repo: str, branch: str = "master") -> str:

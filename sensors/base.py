@@ -27,7 +27,7 @@ def _sensor_timeout(message: str) -> AirflowException:
     return AirflowSensorTimeout(message)
 
 
-class DatumflowBaseSensor(BaseSensorOperator):  # type: ignore[misc]  # untyped to mypy, as BaseOperator
+class DatumflowBaseSensor(BaseSensorOperator):
     """Defers to ``self.trigger()`` (``deferrable=True``) or pokes it, one check per poke.
 
     Subclasses build their trigger from ``self.trigger_kwargs()``.

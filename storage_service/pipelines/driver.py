@@ -74,7 +74,7 @@ def find_or_open_job(
     one is joined; otherwise a new job is opened on the inputs' branch heads
     (with ``head_only``, the inputs must be those heads).
     """
-    mine = [j for j in engine.list_jobs(pipeline.name)
+    mine: list[JobInfo] = [j for j in engine.list_jobs(pipeline.name)
             if j.inputs == dict(inputs) and j.spec_commit == pipeline.spec_commit]
     if not reprocess:
         for job in mine:

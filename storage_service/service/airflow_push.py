@@ -3,7 +3,8 @@
 Configured by the service from the environment (nothing happens without it)::
 
     DATUMFLOW_AIRFLOW_URL=http://airflow:8080      # the API server
-    DATUMFLOW_AIRFLOW_USER / DATUMFLOW_AIRFLOW_PASSWORD   (a JWT is fetched from /auth/token)
+    DATUMFLOW_AIRFLOW_USER / DATUMFLOW_AIRFLOW_PASSWORD   (a JWT is fetched from /auth/token,
+                                                          and fetched again when Airflow answers 401)
     or DATUMFLOW_AIRFLOW_TOKEN                     (a ready bearer token)
 
 Each finished commit is queued and posted by one background thread
@@ -67,17 +68,24 @@ class AirflowPush:
             self._token = answer.json()["access_token"]
         return {"Authorization": f"Bearer {self._token}"} if self._token else {}
 
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One API call; a 401 (the JWT expired, 24 h by default) gets a fresh token and one more try."""
+        answer = self._http.request(method, f"{self.url}{path}", headers=self._headers(), **kwargs)
+        if answer.status_code == 401 and self._username:
+            self._token = None
+            answer = self._http.request(method, f"{self.url}{path}", headers=self._headers(), **kwargs)
+        answer.raise_for_status()
+        return answer
+
     def post(self, repo: str, branch: str, commit: str) -> bool:
         """Post one asset event; False if Airflow has no asset for the branch."""
         uri = f"datumflow://{repo}@{branch}"
-        found = self._http.get(f"{self.url}/api/v2/assets", params={"uri_pattern": uri}, headers=self._headers())
-        found.raise_for_status()
+        found = self._request("GET", "/api/v2/assets", params={"uri_pattern": uri})
         ids = [a["id"] for a in found.json().get("assets", []) if a.get("uri") == uri]
         if not ids:
             return False
-        answer = self._http.post(f"{self.url}/api/v2/assets/events", headers=self._headers(),
-                                 json={"asset_id": ids[0], "extra": {"commit": commit, "repo": repo, "branch": branch}})
-        answer.raise_for_status()
+        self._request("POST", "/api/v2/assets/events",
+                      json={"asset_id": ids[0], "extra": {"commit": commit, "repo": repo, "branch": branch}})
         return True
 
 

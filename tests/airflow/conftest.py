@@ -40,6 +40,7 @@ os.environ.update({
     "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
     "AIRFLOW__CORE__DAGS_FOLDER": str(_DAGS),
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME}/airflow.db",
+    "AIRFLOW__API__BASE_URL": "http://af.example:8080",
 })
 
 pytest.importorskip("airflow")
@@ -87,7 +88,7 @@ def datumflow_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
         stdout=log, stderr=subprocess.STDOUT,
     )
     address = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a loaded CI machine: migrations and imports take a while
     while True:
         try:
             if httpx.get(address + "/healthz", timeout=1).status_code == 200:

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 from tests.airflow.deployment import Deployment, wait_for
 from tests.conftest import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, free_port, unique_name
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1200)]
 
 BURST_REPO = unique_name("burst")
 
@@ -135,3 +136,59 @@ def test_a_burst_of_commits_gives_one_run_each_across_a_triggerer_restart(deploy
              lambda: f"{len(dep.runs('df_deploy_burst'))} runs after the restart:\n{dep.log('triggerer')[-3000:]}")
     time.sleep(3)  # nothing more may come
     assert _consumed_per_run(dep) == [[c] for c in wanted]  # one run per commit, in order, none twice
+
+
+def test_the_service_push_gets_a_new_token_when_airflow_answers_401(deployment):
+    """The push holds a token Airflow no longer accepts (expired after 24 h by default): it logs in again."""
+    from datumflow.storage_service.service.airflow_push import AirflowPush
+
+    from tests.airflow.deployment import ADMIN, PASSWORD
+
+    push = AirflowPush(deployment.url, username=ADMIN, password=PASSWORD, token="an-expired-token")
+    assert push.post(unique_name("noasset"), "master", "0" * 32) is False  # answered, not a 401 raised
+    assert push._token and push._token != "an-expired-token"
+
+
+@pytest.fixture(scope="module")
+def browser_page(chromium_path: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    from tests.console.conftest import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.mark.browser
+def test_the_lineage_view_needs_airflows_login_and_shows_the_runs_commits(deployment, service_client, browser_page):
+    import httpx
+
+    dep, client = deployment, service_client
+    repo = unique_name("ui")
+    client.create_repo(repo)
+    run_id = _trigger(dep, "df_deploy_fail", {"repo": repo})
+    wait_for(lambda: _run_state(dep, "df_deploy_fail", run_id) == "failed", 180, lambda: dep.log("scheduler")[-3000:])
+    wait_for(lambda: client.list_commits(repo)[0].state.value == "failed", 60, lambda: dep.log("scheduler")[-3000:])
+    [commit] = client.list_commits(repo)
+    url = f"{dep.url}/datumflow/lineage/df_deploy_fail/{run_id}"
+
+    assert httpx.get(url, timeout=30).status_code in (401, 403)  # the plugin's view is behind Airflow's auth
+    token = dep.token()
+    rows = httpx.get(url, params={"format": "json"}, headers={"Authorization": f"Bearer {token}"}, timeout=60).json()
+    assert [r["commit"] for r in rows] == [commit.id] and rows[0]["task_id"] == "start"
+
+    context = browser_page.new_context()
+    context.add_cookies([{"name": "_token", "value": token, "url": dep.url}])  # what Airflow's login sets
+    page = context.new_page()
+    page.goto(url, timeout=60_000)
+    link = page.locator(f"a[href$='/commits/{commit.id}']").first
+    assert link.inner_text().startswith(f"{repo}@")
+    frame = page.frame_locator("iframe.lineage").first
+    frame.locator("svg").first.wait_for(timeout=30_000)  # the console's lineage picture, drawn
+    console = context.new_page()  # and back: the console's commit page links to the Airflow run
+    console.goto(link.get_attribute("href"), timeout=60_000)
+    back = console.locator("a.airflow-run")
+    assert back.get_attribute("href") == f"{dep.url}/dags/df_deploy_fail/runs/{quote(run_id, safe='')}"
+    context.close()

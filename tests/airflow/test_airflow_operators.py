@@ -28,7 +28,8 @@ def hook():
         yield fake
 
 
-STAMP = {"dag_id": "d", "run_id": "r", "task_id": "t", "try_number": 2, "map_index": -1, "hostname": "worker-1"}
+STAMP = {"dag_id": "d", "run_id": "r", "task_id": "t", "try_number": 2, "map_index": -1, "hostname": "worker-1",
+         "run_url": "http://af.example:8080/dags/d/runs/r"}
 
 
 def test_create_repo(hook):

@@ -280,6 +280,7 @@ class _Views:
             ("started", when(c.started)), ("finished", when(c.finished)),
             ("files", c.file_count), ("size", human_size(c.size_bytes)), ("commit set", c.commit_set),
             ("error", c.error or "—"),
+            *self._airflow_row(c),
         ], "kv")
         meta = table(["key", "value"], [(k, json.dumps(v) if not isinstance(v, str) else v)
                                         for k, v in sorted(c.metadata.items())], "kv")
@@ -303,6 +304,16 @@ class _Views:
             crumbs.append((f"/console/repos/{q(repo)}/branches/{q(c.branch)}", c.branch))
         crumbs.append(("", c.id[:12]))
         return page(f"Commit {repo}@{c.id[:12]}", body, crumbs, who.name)
+
+    @staticmethod
+    def _airflow_row(c: Commit) -> list[tuple[object, ...]]:
+        """The Airflow run that made the commit (``airflow.run_url`` in its metadata), if it is a web link."""
+        stamp = c.metadata.get("airflow")
+        url = stamp.get("run_url") if isinstance(stamp, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return []
+        label = f"{stamp.get('dag_id')} / {stamp.get('run_id')}"
+        return [("Airflow run", link(url, label, "airflow-run"))]
 
     def _entry_row(self, x: ProvenanceEntry) -> tuple[object, ...]:
         return (x.repo, link(commit_url(x.repo, x.commit), x.commit[:12], "mono"), x.branch or "—", x.origin.value)
