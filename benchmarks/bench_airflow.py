@@ -66,21 +66,21 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     admin, db_url = db
     repo = f"bench-burst-{uuid.uuid4().hex[:6]}"
     try:
-        with datumflow_service(ctx.workdir / "store", ctx.workdir / "serve.log") as (url, token):
-            with Client(url, token=token) as client:
-                client.create_repo(repo)
-                client.put_file(repo, "master", "seed", b"0")
-                port = url.rsplit(":", 1)[1]
-                dep = Deployment(ctx.workdir / "airflow", db_url, free_port(), extra_env={"DF_BURST_REPO": repo})
-                ctx.log("airflow db migrate")
-                dep.cli("db", "migrate", timeout=900)
-                dep.cli("connections", "add", "datumflow_default", "--conn-type", "datumflow", "--conn-host",
-                        "127.0.0.1", "--conn-port", port, "--conn-schema", "http", "--conn-password", token)
-                dep.start()
-                try:
-                    return _measure(ctx, dep, client, repo, db_url, wait_for)
-                finally:
-                    dep.stop()
+        with datumflow_service(ctx.workdir / "store", ctx.workdir / "serve.log") as (url, token), \
+                Client(url, token=token) as client:
+            client.create_repo(repo)
+            client.put_file(repo, "master", "seed", b"0")
+            port = url.rsplit(":", 1)[1]
+            dep = Deployment(ctx.workdir / "airflow", db_url, free_port(), extra_env={"DF_BURST_REPO": repo})
+            ctx.log("airflow db migrate")
+            dep.cli("db", "migrate", timeout=900)
+            dep.cli("connections", "add", "datumflow_default", "--conn-type", "datumflow", "--conn-host",
+                    "127.0.0.1", "--conn-port", port, "--conn-schema", "http", "--conn-password", token)
+            dep.start()
+            try:
+                return _measure(ctx, dep, client, repo, db_url, wait_for)
+            finally:
+                dep.stop()
     finally:
         name = db_url.rsplit("/", 1)[1]
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -22,9 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from datumflow.plugin._compat import deprecated_alias
-from datumflow.storage_service.pipelines.code import arguments_hash, code_hash
-from datumflow.storage_service.pipelines import worker_steps
-from datumflow.storage_service.pipelines.engine import EXTERNAL_WORKER
 
 from .base import DatumflowBaseOperator, with_conn_id
 from .pipeline import pipelines_for
@@ -69,6 +66,10 @@ class DatumflowDatumPythonOperator(DatumflowBaseOperator):
         self.reprocess, self.op_kwargs = reprocess, op_kwargs or {}
 
     def spec(self) -> dict[str, Any]:
+        # Imported here, not at the top: a DAG file using @task.datum parses without the engine.
+        from datumflow.storage_service.pipelines.code import arguments_hash, code_hash
+        from datumflow.storage_service.pipelines.engine import EXTERNAL_WORKER
+
         fn = self.python_callable
         return {
             "pipeline": {"name": self.output_repo},
@@ -115,6 +116,8 @@ class DatumflowDatumPythonOperator(DatumflowBaseOperator):
 
     def _run(self, engine: Any, job_id: str, info: Any) -> str | None:
         """Run the callable on one datum and upload its output; on an error record it, return what failed."""
+        from datumflow.storage_service.pipelines import worker_steps
+
         with tempfile.TemporaryDirectory(prefix="datumflow-datum-") as tmp:
             pfs = Path(tmp)
             worker_steps.fetch_datum(engine, job_id, info.id, str(pfs))

@@ -110,7 +110,9 @@ class DatumflowDatumPlanOperator(DatumflowBaseOperator):
     def _pipeline(self, svc: Any) -> str:
         if self.spec is None:
             return str(self.pipeline)
-        info = svc.create_pipeline(self.spec, update=True)
+        from datumflow.storage_service.pipelines.driver import ensure_pipeline
+
+        info = ensure_pipeline(svc, self.spec)  # an unchanged spec makes no new spec commit (and no new job)
         return str(info["name"] if isinstance(info, Mapping) else info.name)
 
     def _next_job(self, svc: Any, name: str) -> Any:

@@ -28,6 +28,7 @@ HERE = Path(__file__).parent
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
 ADMIN, PASSWORD = "admin", "admin-pw"
+JWT_SECRET = "datumflow-deployment-test-secret-long-enough-for-hs512-0123456789"
 
 
 class Deployment:
@@ -59,12 +60,15 @@ class Deployment:
             "AIRFLOW__API__BASE_URL": self.url,
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__API_AUTH__JWT_SECRET": "datumflow-deployment-test-secret",
+            "AIRFLOW__API_AUTH__JWT_SECRET": JWT_SECRET,
             "AIRFLOW__API__SECRET_KEY": "datumflow-deployment-test-key",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+            # Two shared cores: an execution-API call can take many seconds; the defaults give up and kill the task.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "120",
+            "AIRFLOW__API__WORKER_TIMEOUT": "300",
             **(extra_env or {}),
         }
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -107,13 +111,13 @@ class Deployment:
     # -- the REST API --------------------------------------------------------------------
 
     def token(self) -> str:
-        answer = httpx.post(f"{self.url}/auth/token", json={"username": ADMIN, "password": PASSWORD}, timeout=10)
+        answer = httpx.post(f"{self.url}/auth/token", json={"username": ADMIN, "password": PASSWORD}, timeout=120)
         answer.raise_for_status()
         return str(answer.json()["access_token"])
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"Authorization": f"Bearer {self.token()}"}
-        answer = httpx.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=30, **kwargs)
+        answer = httpx.request(method, f"{self.url}/api/v2{path}", headers=headers, timeout=120, **kwargs)
         answer.raise_for_status()
         return answer.json() if answer.content else None
 
@@ -144,7 +148,10 @@ def _up(url: str) -> bool:
 def wait_for(check: Callable[[], Any], timeout: float, why: Callable[[], str], every: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout
     while True:
-        found = check()
+        try:
+            found = check()
+        except httpx.HTTPError:  # a loaded API server timing out: ask again
+            found = None
         if found:
             return found
         if time.monotonic() > deadline:

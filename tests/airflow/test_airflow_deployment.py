@@ -138,15 +138,30 @@ def test_a_burst_of_commits_gives_one_run_each_across_a_triggerer_restart(deploy
     assert _consumed_per_run(dep) == [[c] for c in wanted]  # one run per commit, in order, none twice
 
 
+def _expired(token: str, secret: str) -> str:
+    """The same JWT, expired an hour ago, signed as Airflow signs it (the deployment's secret)."""
+    import jwt
+
+    header = jwt.get_unverified_header(token)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    claims.update(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200, nbf=int(time.time()) - 7200)
+    return jwt.encode(claims, secret, algorithm=header["alg"], headers={"kid": header["kid"]} if "kid" in header
+                      else None)
+
+
 def test_the_service_push_gets_a_new_token_when_airflow_answers_401(deployment):
-    """The push holds a token Airflow no longer accepts (expired after 24 h by default): it logs in again."""
+    """The push holds a token that expired (after 24 h by default): Airflow answers 401, the push logs in again."""
+    import httpx
     from datumflow.storage_service.service.airflow_push import AirflowPush
 
-    from tests.airflow.deployment import ADMIN, PASSWORD
+    from tests.airflow.deployment import ADMIN, JWT_SECRET, PASSWORD
 
-    push = AirflowPush(deployment.url, username=ADMIN, password=PASSWORD, token="an-expired-token")
-    assert push.post(unique_name("noasset"), "master", "0" * 32) is False  # answered, not a 401 raised
-    assert push._token and push._token != "an-expired-token"
+    stale = _expired(deployment.token(), JWT_SECRET)
+    answer = httpx.get(f"{deployment.url}/api/v2/assets", headers={"Authorization": f"Bearer {stale}"}, timeout=120)
+    assert answer.status_code == 401  # what the push meets a day after it logged in
+    push = AirflowPush(deployment.url, username=ADMIN, password=PASSWORD, token=stale, timeout=120)
+    assert push.post(unique_name("noasset"), "master", "0" * 32) is False  # answered, no 401 raised
+    assert push._token and push._token != stale
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ os.environ["DATUMFLOW_KFP_PACKAGE"] = ""
 
 from datumflow.storage_service.client.http import Client
 
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 120.0  # a loaded 2-core machine: imports and migrations take a while
 
 
 @dataclass

@@ -93,7 +93,7 @@ def test_the_shipped_yaml_runs_on_the_datumflow_image_without_pip(name):  # type
     container = component.component_spec.implementation.container
     assert container.image == kfp_components.DEFAULT_BASE_IMAGE
     command = " ".join(container.command)
-    assert "pip" not in command and "kfp==" not in command  # nothing installed, no kfp pinned at run time
+    assert "pip install" not in command and "kfp==" not in command  # nothing installed, no kfp pinned at run time
 
 
 def test_wait_for_commit_takes_the_timeout_users_write(tmp_path):  # type: ignore[no-untyped-def]
