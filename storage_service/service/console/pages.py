@@ -309,7 +309,9 @@ class _Views:
     def _airflow_row(c: Commit) -> list[tuple[object, ...]]:
         """The Airflow run that made the commit (``airflow.run_url`` in its metadata), if it is a web link."""
         stamp = c.metadata.get("airflow")
-        url = stamp.get("run_url") if isinstance(stamp, dict) else None
+        if not isinstance(stamp, dict):
+            return []
+        url = stamp.get("run_url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             return []
         label = f"{stamp.get('dag_id')} / {stamp.get('run_id')}"
