@@ -16,7 +16,7 @@ import json
 from airflow.sdk import DAG, task
 from datumflow.operators.commit import FinishCommitOperator, StartCommitOperator
 from datumflow.operators.files import PutFilesOperator
-from datumflow.operators.merge import CreateTagOperator, DatumflowMergeOperator
+from datumflow.operators.merge import DatumflowCreateTagOperator, DatumflowMergeOperator
 from datumflow.operators.repo import CreateBranchOperator, CreateRepoOperator
 from datumflow.plugin.hooks import DatumflowHook
 
@@ -50,6 +50,6 @@ with DAG("datumflow_write_audit_publish", start_date=dt.datetime(2026, 1, 1), sc
     audit = validate(REPO, BRANCH)
     publish = DatumflowMergeOperator(task_id="publish", repo=REPO, source=BRANCH, dest="master",
                                      message="publish {{ ds }} ({{ run_id }})")
-    release = CreateTagOperator(task_id="tag", repo=REPO, tag="release-{{ ts_nodash | lower }}",
+    release = DatumflowCreateTagOperator(task_id="tag", repo=REPO, tag="release-{{ ts_nodash | lower }}",
                                 ref=publish.output)
     repo >> protect_master(REPO) >> branch >> start >> write >> commit >> audit >> publish >> release

@@ -12,11 +12,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from datumflow.plugin._compat import deprecated_alias
 from datumflow.storage_service.errors import CheckFailed, MergeConflict
 
 from .base import DatumflowBaseOperator, with_conn_id
 
-__all__ = ["CreateTagOperator", "DatumflowMergeOperator", "RevertCommitOperator"]
+__all__ = [
+    "CreateTagOperator",
+    "DatumflowCreateTagOperator",
+    "DatumflowMergeOperator",
+    "DatumflowRevertCommitOperator",
+    "RevertCommitOperator",
+]
 
 
 class DatumflowMergeOperator(DatumflowBaseOperator):
@@ -44,7 +51,7 @@ class DatumflowMergeOperator(DatumflowBaseOperator):
         return {**ref, "branch": self.dest, "status": result.status, "merge_base": result.base}
 
 
-class RevertCommitOperator(DatumflowBaseOperator):
+class DatumflowRevertCommitOperator(DatumflowBaseOperator):
     """A new commit on ``branch`` (default: the commit's own) undoing ``commit``'s changes."""
 
     template_fields: Sequence[str] = with_conn_id("repo", "commit", "branch", "message")
@@ -63,7 +70,7 @@ class RevertCommitOperator(DatumflowBaseOperator):
         return self.done(context, undone)
 
 
-class CreateTagOperator(DatumflowBaseOperator):
+class DatumflowCreateTagOperator(DatumflowBaseOperator):
     """Tag the commit ``ref`` resolves to (a branch head, an XCom commit ref, an id) as ``repo@tag``."""
 
     template_fields: Sequence[str] = with_conn_id("repo", "tag", "ref", "message")
@@ -76,3 +83,7 @@ class CreateTagOperator(DatumflowBaseOperator):
         ref = self.ref["commit"] if isinstance(self.ref, dict) else self.ref
         tag = self.hook.get_conn().create_tag(self.repo, self.tag, ref, message=self.message)
         return {"repo": tag.repo, "tag": tag.name, "commit": tag.commit}
+
+
+RevertCommitOperator = deprecated_alias(DatumflowRevertCommitOperator, "RevertCommitOperator")
+CreateTagOperator = deprecated_alias(DatumflowCreateTagOperator, "CreateTagOperator")

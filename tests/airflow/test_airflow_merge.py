@@ -79,15 +79,16 @@ def test_merge_operator_fails_the_task_on_conflicts(hook):
 def test_revert_and_tag_operators_take_xcom_commit_refs(hook):
     from types import SimpleNamespace
 
-    from datumflow.operators.merge import CreateTagOperator, RevertCommitOperator
+    from datumflow.operators.merge import DatumflowCreateTagOperator, DatumflowRevertCommitOperator
     from datumflow.storage_service.model.core import CommitState
 
     made = SimpleNamespace(repo="sales", branch="master", id="c2", commit_set="c2", state=CommitState.FINISHED)
     hook.get_conn().revert.return_value = made
-    out = RevertCommitOperator(task_id="t", repo="sales", commit={"commit": "c1"}).execute({"ti": _ti()})
+    out = DatumflowRevertCommitOperator(task_id="t", repo="sales", commit={"commit": "c1"}).execute({"ti": _ti()})
     hook.get_conn().revert.assert_called_once_with("sales", "c1", branch=None, message="")
     assert out["commit"] == "c2"
     hook.get_conn().create_tag.return_value = SimpleNamespace(repo="sales", name="v1", commit="c2")
-    tagged = CreateTagOperator(task_id="t", repo="sales", tag="v1", ref={"commit": "c2"}).execute({"ti": _ti()})
+    tag = DatumflowCreateTagOperator(task_id="t", repo="sales", tag="v1", ref={"commit": "c2"})
+    tagged = tag.execute({"ti": _ti()})
     hook.get_conn().create_tag.assert_called_once_with("sales", "v1", "c2", message="")
     assert tagged == {"repo": "sales", "tag": "v1", "commit": "c2"}
