@@ -22,7 +22,13 @@ def ti():
 
 @pytest.fixture
 def hook():
+    from functools import partial
+
+    from datumflow.storage_service.model.lifecycle import writing
+
     fake = mock.Mock(console_url="http://df:8765/console", address="http://df:8765", embedded=False)
+    conn = fake.get_conn.return_value
+    conn.writing = partial(writing, conn)  # the client's commit lifecycle, over the mocked calls
     with mock.patch("datumflow.operators.base.DatumflowBaseOperator.hook", new_callable=mock.PropertyMock,
                     return_value=fake):
         yield fake
@@ -88,7 +94,7 @@ def test_put_files_writes_one_commit(hook):
     conn.finish_commit.return_value = commit()
     out = DatumflowPutFilesOperator(task_id="t", repo="raw", data={"a.json": [1, 2]}).execute({"ti": ti()})
     conn.put_files.assert_called_once_with("raw", "c1", [("a.json", b"[1, 2]")])
-    conn.finish_commit.assert_called_once_with("raw", "c1")
+    conn.finish_commit.assert_called_once_with("raw", "c1", description=None, metadata=None)
     assert out["commit"] == "c1"
 
 
