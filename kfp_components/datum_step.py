@@ -91,7 +91,7 @@ def run_datum_step(
             done = worker_steps.run_datum(engine, job_id, datum.id, os.path.join(scratch, datum.id[:16], "pfs"))
             return None if done.state is DatumState.SUCCESS else f"datum {datum.id[:12]}: {done.error}"
 
-        driven = run_datums(engine, job, run_one)
+        driven = run_datums(engine, job, run_one, metadata=metadata)
     job = driven.job
     if job.state is not JobState.SUCCESS:
         raise DatumflowError(f"job {job.id} of {name} {job.state.value}: {job.reason}")

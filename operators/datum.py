@@ -91,7 +91,8 @@ class DatumflowDatumPythonOperator(DatumflowBaseOperator):
             self.lineage_inputs.append({"repo": self.input_repo, "branch": self.input_branch, "commit": input_id})
             job = find_or_open_job(engine, info, {self.input_repo: input_id}, reprocess=self.reprocess,
                                    metadata=self.metadata(context), description=f"run by {self.task_id}")
-            driven = run_datums(engine, job, lambda job_id, d: self._run(engine, job_id, d))
+            driven = run_datums(engine, job, lambda job_id, d: self._run(engine, job_id, d),
+                                metadata=self.metadata(context))
         except DatumflowError as exc:
             raise self.fail(f"{type(exc).__name__}: {exc}") from exc
         job = driven.job

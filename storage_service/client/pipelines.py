@@ -163,8 +163,9 @@ class RemotePipelines:
     def plan_job(self, job_id: str) -> list[DatumInfo]:
         return [datum_from_dict(d) for d in self._call("POST", f"/jobs/{_q(job_id)}/plan")]
 
-    def complete_job(self, job_id: str) -> JobInfo:
-        return job_from_dict(self._call("POST", f"/jobs/{_q(job_id)}/complete"))
+    def complete_job(self, job_id: str, *, metadata: dict[str, Any] | None = None) -> JobInfo:
+        body = {"metadata": metadata} if metadata else None
+        return job_from_dict(self._call("POST", f"/jobs/{_q(job_id)}/complete", json=body))
 
     def fail_job(self, job_id: str, reason: str) -> JobInfo:
         return job_from_dict(self._call("POST", f"/jobs/{_q(job_id)}/fail", json={"reason": reason}))

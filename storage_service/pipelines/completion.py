@@ -9,6 +9,7 @@ nothing of the job is visible.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from datumflow.storage_service.model.core import CommitState
@@ -28,7 +29,7 @@ class JobCompletion:
         self.jobs = jobs
         self.cache = cache
 
-    def complete(self, job: JobInfo) -> JobInfo:
+    def complete(self, job: JobInfo, *, metadata: Mapping[str, Any] | None = None) -> JobInfo:
         """Finish the output commit from the recorded datum outputs (or fail the job if a datum failed)."""
         results = self.jobs.datum_outputs(job.id)
         failed = [d for d, state, _ in results if state in (DatumState.FAILED.value, DatumState.PENDING.value)]
@@ -51,7 +52,7 @@ class JobCompletion:
         counters = self.jobs.counters(job.id)
         self.store.finish_commit(
             job.pipeline, job.output_commit,
-            metadata={"job": job.id, "pipeline": job.pipeline, "datums": counters},
+            metadata={**(metadata or {}), "job": job.id, "pipeline": job.pipeline, "datums": counters},
         )
         ran = [(d, o) for d, state, o in results if state == DatumState.SUCCESS.value]
         hashes = self.jobs.datum_hashes(job.id) if ran else {}

@@ -105,8 +105,9 @@ def _check_heads(engine: Any, pipeline: Any, inputs: Mapping[str, str]) -> None:
             )
 
 
-def run_datums(engine: Any, job: JobInfo, run_one: RunOne) -> Driven:
-    """Plan the job, run its pending datums with ``run_one``, complete it (or wait for whoever claimed it)."""
+def run_datums(engine: Any, job: JobInfo, run_one: RunOne, *, metadata: Mapping[str, Any] | None = None) -> Driven:
+    """Plan the job, run its pending datums with ``run_one``, complete it (or wait for whoever claimed it);
+    ``metadata`` (the caller's run) joins the output commit when this call completes the job."""
     if job.state is JobState.SUCCESS:
         return Driven(job, reused=True)
     if job.state is JobState.CREATED:
@@ -119,4 +120,4 @@ def run_datums(engine: Any, job: JobInfo, run_one: RunOne) -> Driven:
     else:
         raise InvalidArgument(f"job {job.id} is {job.state.value}; open a new one")
     failures = tuple(f for f in (run_one(job.id, d) for d in pending) if f)
-    return Driven(engine.complete_job(job.id), failures)
+    return Driven(engine.complete_job(job.id, metadata=dict(metadata) if metadata else None), failures)

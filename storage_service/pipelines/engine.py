@@ -120,9 +120,10 @@ class Pipelines:
         """
         return self.runner.plan(self.inspect_job(job_id))
 
-    def complete_job(self, job_id: str) -> JobInfo:
-        """Finish (or fail) a planned job's output commit from its recorded datum outputs."""
-        return self.runner.complete(self.inspect_job(job_id))
+    def complete_job(self, job_id: str, *, metadata: dict[str, Any] | None = None) -> JobInfo:
+        """Finish (or fail) a planned job's output commit from its recorded datum outputs; ``metadata``
+        joins the output commit's (the Airflow task or KFP run that drove the job)."""
+        return self.runner.complete(self.inspect_job(job_id), metadata=metadata)
 
     def fail_job(self, job_id: str, reason: str) -> JobInfo:
         """Fail a job that is not done (an executor gave up on it); its output commit fails too."""

@@ -10,6 +10,8 @@ that run datums elsewhere (pods, Airflow tasks) use ``plan`` … ``complete``
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from datumflow.storage_service.errors import DatumflowError, InvalidArgument, JobLost, Timeout
 from datumflow.storage_service.pipelines.cache import DatumCache
@@ -90,12 +92,13 @@ class JobRunner:
             raise
         return self.jobs.list_datums(job.id, state=DatumState.PENDING)
 
-    def complete(self, job: JobInfo) -> JobInfo:
-        """Finish (or fail) a planned job's output commit from its recorded datum outputs."""
+    def complete(self, job: JobInfo, *, metadata: Mapping[str, Any] | None = None) -> JobInfo:
+        """Finish (or fail) a planned job's output commit from its recorded datum outputs (``metadata`` joins
+        the commit's: the driver that ran the datums, e.g. the KFP run)."""
         if job.state is not JobState.RUNNING:
             raise InvalidArgument(f"job {job.id} is {job.state.value}, not running")
         try:
-            return self._egress(self.completion.complete(job))
+            return self._egress(self.completion.complete(job, metadata=metadata))
         except DatumflowError as exc:
             return self.completion.fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
 

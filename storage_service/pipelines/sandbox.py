@@ -8,6 +8,9 @@ mount, PID, IPC and UTS namespaces, as uid/gid 65534 (nobody), and sees:
 - a private, empty ``/tmp`` (and ``HOME=/tmp``);
 - the host's ``/usr``, ``/etc``, ``/bin``, ``/lib*``, ``/sbin``, ``/opt``
   read-only, standing in for the image; ``/proc`` and a minimal ``/dev``;
+- this service's Python and the datumflow packages, read-only (the worker
+  image has both: a transform such as ``python3 -m datumflow.kfp_components.datum_fn``
+  runs the same in a pod and here); ``python3`` on ``PATH`` is that Python;
 - secrets with ``mount_path`` as files in that folder; folders an operator
   lists in ``DATUMFLOW_SANDBOX_BINDS`` (``:``-separated, read-only: where
   transform code lives);
@@ -29,6 +32,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,13 +98,13 @@ class Sandbox:
         args += ["--bind", str(pfs / "out"), "/pfs/out"]
         for target, source in mounts.items():
             args += ["--ro-bind", str(source), target]
-        for bind in self.binds:
+        for bind in (*_runtime_paths(), *self.binds):
             args += ["--ro-bind-try", bind, bind]
         cwd = working_dir or "/pfs"
         if not cwd.startswith("/pfs") and not any(_overlaps(cwd, b) for b in (*_SYSTEM, *self.binds)):
             args += ["--dir", cwd]  # a working_dir the "image" lacks: an empty folder, as a container runtime makes
         args += ["--chdir", cwd, "--clearenv"]
-        for key, value in {"PATH": PATH, "HOME": "/tmp", **env}.items():
+        for key, value in {"PATH": f"{sys.prefix}/bin:{PATH}", "HOME": "/tmp", **env}.items():
             args += ["--setenv", key, value]
         return [*args, "--", *cmd]
 
@@ -112,6 +116,23 @@ def sandbox_from_env(*, hidden: Sequence[str] = ()) -> Sandbox:
         raise SandboxUnavailable(f"{MODE_ENV}={mode!r}: use bwrap (the default) or none")
     binds = tuple(os.path.abspath(b) for b in os.environ.get(BINDS_ENV, "").split(":") if b.strip())
     return Sandbox(isolated=mode == "bwrap", binds=binds, hidden=tuple(os.path.abspath(h) for h in hidden))
+
+
+def _runtime_paths() -> list[str]:
+    """This Python (its prefix and base install) and the folders of the datumflow packages, outside the
+    system folders already shown: what the worker image would hold. Never a parent folder of them."""
+    import importlib.util
+
+    found = [sys.prefix, sys.base_prefix]
+    for name in ("datumflow", *(f"datumflow.{m}" for m in _PACKAGES)):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            found.extend(spec.submodule_search_locations)
+    real = dict.fromkeys(os.path.realpath(p) for p in found)
+    return [p for p in real if not any(p == s or p.startswith(s + "/") for s in _SYSTEM)]
+
+
+_PACKAGES = ("storage_service", "kfp_components", "plugin", "operators", "sensors")
 
 
 def _overlaps(a: str, b: str) -> bool:

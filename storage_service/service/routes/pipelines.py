@@ -76,6 +76,10 @@ class RunIn(BaseModel):
     reprocess: bool = False
 
 
+class CompleteIn(BaseModel):
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
 class FailIn(BaseModel):
     reason: str
 
@@ -191,9 +195,9 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
         return [d.to_dict() for d in svc.plan_job(found.id)]
 
     @api.post("/jobs/{job}/complete", tags=["worker"])
-    def complete_job(found: JobInfo = job_of("writer")) -> dict[str, Any]:
-        """Finish (or fail) a planned job's output commit from its datums' outputs."""
-        return svc.complete_job(found.id).to_dict()
+    def complete_job(body: CompleteIn | None = None, found: JobInfo = job_of("writer")) -> dict[str, Any]:
+        """Finish (or fail) a planned job's output commit from its datums' outputs; ``metadata`` joins it."""
+        return svc.complete_job(found.id, metadata=(body.metadata if body else None) or None).to_dict()
 
     @api.post("/jobs/{job}/fail", tags=["worker"])
     def fail_job(body: FailIn, found: JobInfo = job_of("writer")) -> dict[str, Any]:
