@@ -98,7 +98,7 @@ class DatumflowDatumPythonOperator(DatumflowBaseOperator):
         job = driven.job
         if driven.failures or job.state.value != "success":  # the job and its output commit were failed
             named = "; ".join(driven.failures) or str(job.reason)
-            raise self.fail(f"{len(driven.failures)} datum(s) failed: {named} — output commit "
+            raise self.fail(f"{len(driven.failures)} of {job.total} datum(s) failed: {named} — output commit "
                             f"{self.output_repo}@{job.output_commit} was failed, nothing partial is visible")
         commit = engine.store.inspect_commit(job.pipeline, job.output_commit)
         self.log.info("datums of %s: %s%s", commit, driven.counters,

@@ -24,6 +24,12 @@ class StampedStore:
         kwargs["metadata"] = {**(kwargs.get("metadata") or {}), **self._stamp}
         return self._store.start_commit(repo, branch, **kwargs)
 
+    def writing(self, repo: str, branch: str, **kwargs: Any) -> Any:
+        """The store's commit lifecycle, with this wrapper's start and finish (so both are stamped)."""
+        from datumflow.storage_service.model.lifecycle import writing
+
+        return writing(self, repo, branch, **kwargs)
+
     def finish_commit(self, repo: str, ref: str, **kwargs: Any) -> Any:
         kwargs["metadata"] = {**(kwargs.get("metadata") or {}), **self._stamp}
         return self._store.finish_commit(repo, ref, **kwargs)
