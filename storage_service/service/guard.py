@@ -13,7 +13,8 @@ machine is still a way in: a page on any site can make it send requests.
   ``same-site``, or an ``Origin`` that is not this service) is 403; and a
   POST whose body is one a plain HTML form can send without a CORS check
   (``text/plain``, ``application/x-www-form-urlencoded``,
-  ``multipart/form-data``) is 415 — no datumflow client sends those (S3's
+  ``multipart/form-data``) is 415 unless its ``Origin`` is this service (a form
+  of the console's own pages) — no datumflow client sends those (S3's
   CreateMultipartUpload, which carries the object's type, excepted; PUT and
   DELETE cannot come from a form or a CORS-free fetch at all).
 
@@ -108,7 +109,8 @@ class OpenModeGuard:
         elif origin == "null":
             return 403, "Forbidden", "requests from an opaque origin are refused by a service without users"
         kind = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if kind in _FORM_TYPES and scope.get("method") == "POST" and not _multipart_step(scope):
+        same_origin = origin is not None and origin != "null"  # checked above: this service's own page
+        if kind in _FORM_TYPES and scope.get("method") == "POST" and not same_origin and not _multipart_step(scope):
             return 415, "InvalidArgument", (f"a {kind} body is refused by a service without users "
                                             "(a web page could send it): send the right Content-Type")
         return None
