@@ -86,6 +86,8 @@ def datumflow_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     proc = subprocess.Popen(
         [sys.executable, "-m", "datumflow.storage_service.service.serve", "--root", root, "--port", str(port)],
         stdout=log, stderr=subprocess.STDOUT,
+        # Airflow's UI on loopback shows the console's lineage picture in a frame.
+        env={**os.environ, "DATUMFLOW_FRAME_ANCESTORS": "http://127.0.0.1:* http://localhost:*"},
     )
     address = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120  # a loaded CI machine: migrations and imports take a while

@@ -128,3 +128,19 @@ def test_the_console_cookie_is_not_the_token_and_pages_cannot_be_framed(
     # the session dies with the token
     auth_of(svc.root).revoke_token(user.token)
     assert httpx.get(f"{svc.url}/console/", cookies=login.cookies).status_code == 303
+
+
+def test_only_the_sites_an_operator_lists_may_frame_console_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow's lineage view frames the console's picture: DATUMFLOW_FRAME_ANCESTORS names the sites
+    that may; a value that would end or widen the policy is dropped."""
+    from datumflow.storage_service.service.console.pages import _secured
+    from starlette.responses import Response
+
+    assert _secured(Response()).headers["x-frame-options"] == "DENY"
+    monkeypatch.setenv("DATUMFLOW_FRAME_ANCESTORS", "https://airflow.example.com *; script-src * 'unsafe-inline'")
+    framed = _secured(Response())
+    policy = framed.headers["content-security-policy"]
+    assert "frame-ancestors 'self' https://airflow.example.com;" in policy or policy.endswith(
+        "frame-ancestors 'self' https://airflow.example.com")
+    assert "unsafe-inline'" not in policy.split("style-src", 1)[0] and "script-src" not in policy
+    assert "x-frame-options" not in framed.headers

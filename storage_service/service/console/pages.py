@@ -15,6 +15,7 @@ and scripts.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 from collections.abc import Callable
 from pathlib import Path
@@ -62,9 +63,26 @@ SECURITY_HEADERS = {
 }
 
 
+FRAME_ANCESTORS_ENV = "DATUMFLOW_FRAME_ANCESTORS"
+
+
 def _secured(response: _R) -> _R:
     response.headers.update(SECURITY_HEADERS)
+    # Sites allowed to show console pages in a frame (Airflow's UI embeds the lineage picture): listed,
+    # space-separated, in DATUMFLOW_FRAME_ANCESTORS; then CSP names them and X-Frame-Options (which
+    # cannot name a site) is left out. Without it no page can be framed.
+    ancestors = " ".join(a for a in os.environ.get(FRAME_ANCESTORS_ENV, "").split() if _is_source(a))
+    if ancestors:
+        policy = response.headers["Content-Security-Policy"].replace("frame-ancestors 'none'",
+                                                                     f"frame-ancestors 'self' {ancestors}")
+        response.headers["Content-Security-Policy"] = policy
+        del response.headers["X-Frame-Options"]
     return response
+
+
+def _is_source(text: str) -> bool:
+    """A CSP host source such as https://airflow.example.com or http://127.0.0.1:* (nothing that ends the header)."""
+    return text.startswith(("http://", "https://")) and not any(c in text for c in ";,'\"\\ ")
 
 
 def build_router(get_store: Callable[[], Store], *, auth: Auth | None = None) -> APIRouter:
