@@ -89,12 +89,17 @@ def write_env_file(env: DatumEnv, pfs: Path) -> Path:
     """``<pfs>.env``: the datum's variables as ``export NAME='value'`` lines, for a pod's POSIX sh wrapper.
 
     Names a shell cannot export (a hyphenated input name) are left out of the file:
-    a pod's shell cannot set them (the local sandbox sets them all).
+    a pod's shell cannot set them (the local sandbox sets them all). Paths under ``/pfs``
+    are written under ``$DATUMFLOW_PFS``, the volume's mount point the pod spec gives.
     """
     lines = []
     for key, value in env.variables(Path("/pfs")).items():
-        if _SHELL_NAME.fullmatch(key):
-            lines.append(f"export {key}='" + value.replace("'", "'\\''") + "'\n")
+        if key == "DATUMFLOW_PFS" or not _SHELL_NAME.fullmatch(key):
+            continue  # the pod spec sets DATUMFLOW_PFS, where the volume is mounted
+        quoted = "'" + value.replace("'", "'\\''") + "'"
+        if value == "/pfs" or value.startswith("/pfs/"):  # under the volume, wherever it is mounted
+            quoted = '"$DATUMFLOW_PFS"' + quoted.replace("'/pfs", "'", 1)
+        lines.append(f"export {key}={quoted}\n")
     target = pfs.with_name(pfs.name + ".env")
     target.write_text("".join(lines))
     return target
