@@ -138,5 +138,5 @@ def test_a_pods_wrapper_exports_the_same_variables(store: Store, tmp_path: Path)
     env_file = write_env_file(DatumEnv("job1", datum, "out1", "lab"), pfs)
     shown = subprocess.run(["sh", "-c", f". {env_file}; echo $labs $PACH_DATUM_labs_GROUP_BY $PACH_OUTPUT_COMMIT_ID"],
                            capture_output=True, text=True, check=True,
-                           env={"DATUMFLOW_PFS": "/pfs", "PATH": "/usr/bin:/bin"}).stdout.split()  # as the pod spec sets it
+                           env={"DATUMFLOW_PFS": "/pfs", "PATH": "/usr/bin:/bin"}).stdout.split()  # as in a pod
     assert shown == ["/pfs/labs/a-h1.csv", "h1", "out1"]
