@@ -11,6 +11,7 @@ nothing: the service's own loop runs the jobs.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 __all__ = ["NO_RUN_ENV", "drive"]
@@ -22,9 +23,10 @@ def drive(store: Any, *, no_run: bool = False) -> None:
     """Run every ready job of an embedded store in this process (nothing for a remote one)."""
     if no_run or os.environ.get(NO_RUN_ENV, "").strip().lower() in ("1", "true", "yes"):
         return
-    from datumflow.storage_service.store.store import Store
-
-    if isinstance(store, Store) and _has_pipelines(store):
+    # A process that never imported the store module holds no Store (a client of a service):
+    # asking sys.modules keeps a remote ``put`` from importing the store only to learn that.
+    module = sys.modules.get("datumflow.storage_service.store.store")
+    if module is not None and isinstance(store, module.Store) and _has_pipelines(store):
         from datumflow.storage_service.pipelines.engine import Pipelines
 
         Pipelines(store).process()

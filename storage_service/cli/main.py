@@ -47,10 +47,12 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from datumflow.storage_service.cli.base import Context, env_address
 from datumflow.storage_service.errors import DatumflowError
+
+if TYPE_CHECKING:
+    from datumflow.storage_service.cli.base import Context
 
 __all__ = ["EXTRAS", "VERBS", "VERB_MODULES", "build_parser", "main"]
 
@@ -82,6 +84,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser(verb: str | None = None) -> Parser:
     """The parser; with ``verb``, only the module that registers it is imported."""
+    from datumflow.storage_service.cli.base import env_address
+
     parser = Parser(prog="datumflow", description="Versioned data with provenance.")
     parser.add_argument("--address", help=f"http://host:port or file:///path (default: $DATUMFLOW_ADDRESS or "
                         f"{env_address()})")
@@ -138,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv == ["--version"]:  # no verb module, no store: the quickest answer there is
         sys.stdout.write(_version() + "\n")
         return 0
+    # httpx loads its own command line (click, rich, pygments: a third of what importing the HTTP
+    # client costs) unless that module is unavailable; this process is datumflow's command line.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    from datumflow.storage_service.cli.base import Context, env_address
+
     args = build_parser(_verb_of(argv)).parse_args(argv)
     ctx = Context(args.address or env_address(), token=os.environ.get("DATUMFLOW_TOKEN") or None)
     try:

@@ -12,7 +12,6 @@ triggers need, over ``httpx.AsyncClient``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
@@ -43,7 +42,6 @@ from datumflow.storage_service.model.core import (
 )
 from datumflow.storage_service.model.lifecycle import OpenCommit, writing
 from datumflow.storage_service.model.sync import SyncResult
-from datumflow.storage_service.sync import engine
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -373,6 +371,8 @@ class Client(_Endpoint, HistoryCalls):
         description: str = "", progress: Any = None, cache: bool = True,
     ) -> SyncResult:
         """Make ``repo@branch:path`` hold what the folder ``local`` holds: one upload of the differences."""
+        from datumflow.storage_service.sync import engine  # the folder scan and hashing: sync verbs only
+
         return engine.sync_up(self, local, repo, branch, path, delete=delete, dry_run=dry_run,
                               description=description, progress=progress, cache=cache)
 
@@ -381,6 +381,8 @@ class Client(_Endpoint, HistoryCalls):
         progress: Any = None, cache: bool = True,
     ) -> SyncResult:
         """Make the folder ``local`` hold what ``repo@ref:path`` holds, downloading only the files that differ."""
+        from datumflow.storage_service.sync import engine
+
         commit = self.resolve(repo, ref)
 
         def read(infos: Sequence[FileInfo]) -> Iterator[Iterable[bytes]]:
@@ -471,7 +473,7 @@ class AsyncClient(_Endpoint):
             except _RETRYABLE as exc:
                 if attempt == self.retries:
                     raise ServiceUnavailable(f"cannot reach {self.address}: {exc}") from exc
-                await asyncio.sleep(delay)
+                await _sleep(delay)
                 delay *= 2
             except httpx.TransportError as exc:
                 raise ServiceUnavailable(f"lost the connection to {self.address}: {exc}") from exc
@@ -525,7 +527,7 @@ class AsyncClient(_Endpoint):
                     return commit
             if deadline is not None and time.monotonic() >= deadline:
                 raise Timeout(f"no new finished commit on {repo}@{branch} within {timeout}s")
-            await asyncio.sleep(poll_interval)
+            await _sleep(poll_interval)
 
     async def _long_poll(self, url: str, timeout: float | None) -> Any:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -537,3 +539,11 @@ class AsyncClient(_Endpoint):
                 if deadline is not None and time.monotonic() >= deadline:
                     raise
 
+
+
+async def _sleep(seconds: float) -> None:
+    # asyncio loads here, in the async client's first wait: the command line (sync, every start)
+    # never needs it, and it is a tenth of what importing the HTTP client costs.
+    import asyncio
+
+    await asyncio.sleep(seconds)

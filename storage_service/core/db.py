@@ -10,7 +10,6 @@ from typing import Any
 from datumflow.storage_service.core.migrations import ensure_schema
 from datumflow.storage_service.errors import DatumflowError, InvalidArgument, ServiceUnavailable
 from sqlalchemy import Connection, Engine, create_engine, event, insert, make_url
-from sqlalchemy.dialects import postgresql, sqlite
 
 __all__ = ["connect_engine", "insert_ignore", "open_engine"]
 
@@ -94,8 +93,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def insert_ignore(engine: Engine, table: Any) -> Any:
     """An INSERT that skips rows whose primary key exists (content-addressed rows)."""
+    # The dialect modules load here, on the first write: importing the PostgreSQL one loads every
+    # driver's module of it (asyncpg's too), which a read-only CLI start has no use for.
     if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(table).on_conflict_do_nothing()
     if engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
         return sqlite.insert(table).on_conflict_do_nothing()
     return insert(table).prefix_with("IGNORE")

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-import fsspec
 from datumflow.storage_service.errors import ObjectNotFound, ServiceUnavailable
 
 __all__ = ["FsspecObjects", "LocalObjects", "ObjectStore", "open_object_store"]
@@ -129,6 +128,8 @@ class FsspecObjects:
     """Any fsspec filesystem (S3, GCS, …); files are built in a local spool."""
 
     def __init__(self, url: str, **storage_options: Any) -> None:
+        import fsspec  # here, not at the top: a local store (every CLI start) never needs it
+
         self.url = url.rstrip("/")
         self.fs, self.base = fsspec.core.url_to_fs(self.url, **storage_options)
         self._spool = os.path.join(

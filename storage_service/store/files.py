@@ -14,9 +14,8 @@ import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Union, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, Union, cast
 
-from datumflow.storage_service.core import globs
 from datumflow.storage_service.core.chunks import ChunkWriter
 from datumflow.storage_service.core.index import MAX_KEY
 from datumflow.storage_service.core.inflight import gc_lock
@@ -36,6 +35,9 @@ from datumflow.storage_service.store.clash import refuse_file_folder_clash
 from datumflow.storage_service.store.leases import Leases, _Abandoned
 from datumflow.storage_service.store.publish import Edits, Publishing, _OutsideWork
 from sqlalchemy import Connection, select, update
+
+if TYPE_CHECKING:
+    from datumflow.storage_service.core import globs
 
 __all__ = ["FileOps", "MetaSource", "Precondition", "Source"]
 
@@ -532,6 +534,8 @@ class FileOps(Publishing, Leases):
         For callers that want only paths and content hashes (a pipeline's datums): no
         ``FileInfo`` and no folder totals are built.
         """
+        from datumflow.storage_service.core import globs  # re2 loads with the first glob, not with every store
+
         segments = globs.segments(pattern)
         if not segments:
             files, _ = self.tree.stats(root)

@@ -23,11 +23,13 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from datumflow.storage_service import Store
 from datumflow.storage_service.core.schema import metadata
@@ -166,3 +168,38 @@ def store_snapshot(root: Path) -> dict[str, Any]:
 @pytest.fixture
 def snapshot(cli: Cli) -> Snapshot:
     return lambda: store_snapshot(cli.root)
+
+
+SERVE_DEADLINE = 60.0
+
+
+@pytest.fixture
+def http_service(cli: Cli, tmp_path: Path, free_tcp_port: int) -> Iterator[tuple[str, str]]:
+    """``datumflow serve`` (started through this CLI) with auth on: (url, admin token)."""
+    root = tmp_path / "served"
+    token = cli.ok("auth", "init", "--root", str(root)).strip()
+    port = free_tcp_port
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([sys.executable, *MODULE, "serve", "--root", str(root), "--port", str(port),
+                             "--log-level", "warning"], env=base_env(), stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, proc)
+        yield url, token
+    finally:
+        proc.terminate()
+        proc.wait(timeout=SERVE_DEADLINE)
+        log.close()
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + SERVE_DEADLINE
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "serve exited"
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("serve did not answer")

@@ -8,10 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from datumflow.storage_service import Store
 from datumflow.storage_service.cli import main as cli
@@ -123,38 +121,6 @@ def _wait_for_the_write(root: Path, proc: subprocess.Popen[bytes]) -> None:
             assert proc.poll() is None, "the put ended before it was interrupted"
             assert time.monotonic() < deadline, "the put never started writing"
             time.sleep(0.05)
-
-
-@pytest.fixture
-def http_service(cli: Cli, tmp_path: Path, free_tcp_port: int) -> Iterator[tuple[str, str]]:
-    """``datumflow serve`` (started through this CLI) with auth on: (url, admin token)."""
-    root = tmp_path / "served"
-    token = cli.ok("auth", "init", "--root", str(root)).strip()
-    port = free_tcp_port
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, *MODULE, "serve", "--root", str(root), "--port", str(port),
-                             "--log-level", "warning"], env=base_env(), stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, proc)
-        yield url, token
-    finally:
-        proc.terminate()
-        proc.wait(timeout=DEADLINE)
-        log.close()
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "serve exited"
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("serve did not answer")
 
 
 def test_same_verbs_against_the_http_service(cli: Cli, http_service: tuple[str, str]) -> None:

@@ -1,5 +1,6 @@
 """CLI start-up: every verb is in ``--help`` whatever is installed, a verb loads only its own module,
-and a missing optional dependency is one line naming the extra to install.
+a verb loads none of the libraries it has no use for (what it imports is what its start costs), and a
+missing optional dependency is one line naming the extra to install.
 
 A missing dependency is simulated in a subprocess by blocking its import (``sys.modules[name] = None``,
 or a finder that refuses it), as a machine without the extra would.
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from datumflow.storage_service.cli import main as cli
 
-from .conftest import base_env
+from .conftest import Cli, base_env
 
 PROBE = """
 import importlib.abc, json, sys
@@ -78,6 +79,80 @@ def test_version_loads_no_verb_module(tmp_path: Path) -> None:
     out = done.stdout.splitlines()
     assert out[0].startswith("datumflow ")
     assert set(json.loads(out[1])) <= {"datumflow.storage_service.cli.main", "datumflow.storage_service.cli.base"}
+
+
+# -- what a start imports -------------------------------------------------------------------
+
+IMPORTS = """
+import json, sys
+from datumflow.storage_service.cli import main
+status = main.main({argv!r})
+with open({out!r}, "w") as f:
+    json.dump(sorted(name for name, module in sys.modules.items() if module is not None), f)
+sys.exit(status)
+"""
+
+# Loaded by no verb below: the service, the pipelines and the spouts, their web and broker libraries,
+# the adapters' frameworks, schema migrations (a store at the current revision is checked with one
+# SELECT), SQLAlchemy's ORM and the PostgreSQL dialect, fsspec (a local object folder), re2 (globs),
+# and the terminal libraries httpx would load for a command line of its own.
+NEVER = (
+    "datumflow.storage_service.service", "datumflow.storage_service.pipelines", "datumflow.storage_service.spouts",
+    "fastapi", "starlette", "uvicorn", "kafka", "airflow", "kfp", "kubernetes", "alembic", "sqlalchemy.orm",
+    "sqlalchemy.dialects.postgresql", "psycopg", "fsspec", "s3fs", "boto3", "re2", "pydantic", "yaml", "rich",
+    "click", "pygments",
+)
+STORE = ("sqlalchemy", "datumflow.storage_service.store", "datumflow.storage_service.core")
+
+
+def imports_of(cwd: Path, argv: list[str], env: dict[str, str] | None = None,
+               ) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    out = cwd / "modules.json"
+    code = IMPORTS.format(argv=argv, out=str(out))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
+                          env={**base_env(), **(env or {})}, timeout=60)
+    return done, set(json.loads(out.read_text()))
+
+
+def loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:
+    return sorted(m for m in modules if any(m == p or m.startswith(p + ".") for p in packages))
+
+
+def test_version_imports_the_package_alone(tmp_path: Path) -> None:
+    done, modules = imports_of(tmp_path, ["--version"])
+    assert (done.returncode, done.stdout) == (0, "datumflow 0.1.0\n")
+    ours = loaded(modules, ("datumflow",))
+    assert set(ours) <= {"datumflow", "datumflow.storage_service", "datumflow.storage_service.errors",
+                         "datumflow.storage_service.cli", "datumflow.storage_service.cli.main"}, ours
+    assert loaded(modules, (*NEVER, *STORE, "httpx", "dataclasses")) == []
+
+
+def test_ls_on_the_embedded_store_imports_the_store_and_nothing_it_does_not_use(cli: Cli) -> None:
+    cli.ok("repo", "create", "r")
+    cli.ok("put", "r@master:a.txt", "-", input=b"a\n")
+    done, modules = imports_of(cli.cwd, ["ls", "r@master"])
+    assert (done.returncode, done.stderr) == (0, "")
+    assert "a.txt" in done.stdout
+    assert loaded(modules, ("sqlalchemy", "datumflow.storage_service.store.store"))  # it did open the store
+    assert loaded(modules, (*NEVER, "httpx", "datumflow.storage_service.client")) == []
+
+
+def test_verbs_against_a_service_import_no_store(cli: Cli, http_service: tuple[str, str]) -> None:
+    url, token = http_service
+    env = {"DATUMFLOW_ADDRESS": url, "DATUMFLOW_TOKEN": token}
+    (cli.cwd / "one.txt").write_bytes(b"one\n")
+    printed = {}
+    for argv in (["repo", "create", "r"], ["put", "r@master:one.txt", "one.txt"], ["ls", "r@master"],
+                 ["log", "r@master"]):
+        done, modules = imports_of(cli.cwd, argv, env)
+        assert (done.returncode, done.stderr) == (0, ""), argv
+        printed[argv[0]] = done.stdout
+        assert loaded(modules, ("datumflow.storage_service.client.http",)), argv  # it did talk to the service
+        assert loaded(modules, (*NEVER, *STORE)) == [], argv
+        assert "asyncio" not in modules, argv  # the async client's, loaded by its first wait
+    commit = printed["put"].strip()
+    assert "one.txt" in printed["ls"] and commit in printed["log"]
+    assert not cli.root.exists()  # nothing went to a local store
 
 
 def test_a_missing_dependency_at_run_time_is_one_line_naming_the_extra(tmp_path: Path) -> None:
