@@ -32,11 +32,14 @@ if [ ! -x "$dir/bin/python" ]; then
     log "creating $dir with $python"
     $uv venv -q --python "$(command -v "$python")" "$dir"
 fi
+# --compile-bytecode: every module compiled at install, as pip does. uv leaves that to the first
+# import by default, and where PYTHONDONTWRITEBYTECODE is set nothing is ever cached: each start of
+# the CLI, a test's subprocess or a service compiled SQLAlchemy again (half a second here).
 log "syncing $dir with $lock"
-$uv pip sync -q --python "$dir/bin/python" "$lock"
+$uv pip sync -q --compile-bytecode --python "$dir/bin/python" "$lock"
 if [ $# -gt 0 ]; then
     log "installing into $dir without dependencies: $*"
-    $uv pip install -q --python "$dir/bin/python" --no-deps "$@"
+    $uv pip install -q --compile-bytecode --python "$dir/bin/python" --no-deps "$@"
 fi
 $uv pip check -q --python "$dir/bin/python" \
     || die "$dir has missing or conflicting packages; after a pyproject.toml change, run 'make lock'"
