@@ -11,7 +11,9 @@ existing local path. ``--delete`` also removes what the source lacks;
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 from typing import TextIO
 
 from datumflow.storage_service.cli.base import Commands, Context, add_json, file_arg, write_arg
@@ -38,6 +40,7 @@ def register(commands: Commands) -> None:
 
 
 def sync_folder(ctx: Context, args: argparse.Namespace) -> None:
+    _warnings_to_stderr()
     up = _is_remote(args.dest)
     if up == _is_remote(args.source):
         raise InvalidArgument(
@@ -53,6 +56,19 @@ def sync_folder(ctx: Context, args: argparse.Namespace) -> None:
             result = ctx.store.sync_down(repo, ref, path, args.dest, delete=args.delete, dry_run=args.dry_run,
                                          progress=tick)
     emit(ctx, args, _json_of(result), lambda out, _: _render(out, result))
+
+
+def _warnings_to_stderr() -> None:
+    """A damaged stat cache (ignored, so nothing is lost) is said on one line, as the CLI's errors are."""
+    top = logging.getLogger("datumflow")
+    if any(getattr(h, "datumflow_cli", False) for h in top.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.datumflow_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("datumflow: warning: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    top.addHandler(handler)
+    top.propagate = False
 
 
 def _is_remote(text: str) -> bool:

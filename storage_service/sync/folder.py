@@ -1,13 +1,20 @@
 """A local folder as a sync sees it: its files by relative path, and their content hashes.
 
-Scanning costs one ``stat`` per file and reads nothing. A hash is asked for
-only where a comparison needs it; the stat cache answers for unchanged
-files, and only the others are read (in parallel threads: reading and BLAKE3
-release the GIL). ``files_read`` counts those reads.
+Scanning costs one ``lstat`` per entry (and one listing per folder) and reads
+nothing. It yields two columns, the relative paths in a fixed order and their
+stats as one flat array of integers, so that an unchanged folder is told from
+the stat cache by two comparisons in bulk, not a Python object per file. A
+hash is asked for only where a comparison needs it; the stat cache answers
+for unchanged files, and only the others are read (in parallel threads:
+reading and BLAKE3 release the GIL). ``files_read`` counts those reads.
+
+A symbolic link to a file syncs as that file (its target's stat); links to
+folders are not followed, so a link loop cannot make a scan endless.
 """
 
 from __future__ import annotations
 
+import array
 import os
 import time
 from collections.abc import Iterable
@@ -18,16 +25,19 @@ from datumflow.storage_service.core.chunking import file_hash
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.sync.statcache import Stat, StatCache
 
-__all__ = ["PART_SUFFIX", "LocalFile", "LocalFolder"]
+__all__ = ["PART_SUFFIX", "LocalFile", "LocalFolder", "check_folder"]
 
 PART_SUFFIX = ".datumflow-part"  # a file being written by a restore: never synced
 _WORKERS = 4
+_TYPE = 0o170000
+_FILE = 0o100000
+_DIR = 0o040000
+_LINK = 0o120000
 
 
 class LocalFile(NamedTuple):
     path: str  # absolute
     stat: Stat
-    statted_ns: int  # taken just before the stat: the hash read later is at least this fresh
 
 
 class LocalFolder:
@@ -35,31 +45,38 @@ class LocalFolder:
         self.root = os.path.abspath(root)
         self.cache = cache
         self.files_read = 0
+        self.statted_ns = 0  # taken before the first stat: every hash read later is at least this fresh
+        self._paths: list[str] | None = None
+        self._stats: array.array[int] = array.array("q")
         self._files: dict[str, LocalFile] | None = None
+
+    @property
+    def paths(self) -> list[str]:
+        """Relative paths of the files, in scan order."""
+        if self._paths is None:
+            self.statted_ns = time.time_ns()
+            self._paths, self._stats = _scan(self.root) if os.path.isdir(self.root) else ([], array.array("q"))
+        return self._paths
+
+    @property
+    def stats(self) -> array.array[int]:
+        """(size, mtime_ns, inode, ctime_ns) of each path, flat."""
+        _ = self.paths
+        return self._stats
 
     @property
     def files(self) -> dict[str, LocalFile]:
         if self._files is None:
-            self._files = dict(self._scan()) if os.path.isdir(self.root) else {}
+            base, s = self.root + os.sep, self.stats
+            self._files = {
+                rel: LocalFile(base + rel, Stat(s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]))
+                for i, rel in enumerate(self.paths)
+            }
         return self._files
-
-    def _scan(self) -> Iterable[tuple[str, LocalFile]]:
-        pending = [("", self.root)]
-        while pending:
-            rel_dir, folder = pending.pop()
-            statted = time.time_ns()
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-                    if entry.is_dir(follow_symlinks=False):
-                        pending.append((rel, entry.path))
-                    elif entry.is_file() and not entry.name.endswith(PART_SUFFIX):
-                        yield rel, LocalFile(entry.path, Stat.of(entry.stat()), statted)
 
     def known_hash(self, rel: str) -> str | None:
         """The cached hash of ``rel``, without reading it (None if it must be read)."""
-        local = self.files[rel]
-        return self.cache.lookup(rel, local.stat)
+        return self.cache.lookup(rel, self.files[rel].stat)
 
     def hashes(self, rels: Iterable[str]) -> dict[str, str]:
         """rel → content hash: from the cache where it can, by reading the file where not."""
@@ -84,19 +101,57 @@ class LocalFolder:
         content, size = file_hash(local.path)
         self.files_read += 1
         if size == local.stat.size:  # else it changed under us: do not record it, its stat is stale
-            self.cache.record(rel, local.stat, content, local.statted_ns)
+            self.cache.record(rel, local.stat, content, self.statted_ns)
         return content
 
     def learn(self, rel: str, content_hash: str) -> None:
         """Record a hash computed elsewhere (by the store, from the bytes it read after the scan's stat)."""
         local = self.files.get(rel)
         if local is not None:
-            self.cache.record(rel, local.stat, content_hash, local.statted_ns)
+            self.cache.record(rel, local.stat, content_hash, self.statted_ns)
 
     def finish(self) -> None:
-        """Forget files that are gone and write the cache back."""
-        self.cache.forget_except(set(self.files))
-        self.cache.save()
+        """Forget files that are gone and write the cache back (in scan order)."""
+        self.cache.forget_except(set(self.paths))
+        self.cache.save(self.paths)
+
+
+def _scan(root: str) -> tuple[list[str], array.array[int]]:
+    """Depth first, each folder's names sorted: the same tree always gives the same columns."""
+    paths: list[str] = []
+    stats: array.array[int] = array.array("q")
+    add, extend, lstat = paths.append, stats.extend, os.lstat
+    pending = [("", root + os.sep)]
+    while pending:
+        rel_dir, abs_dir = pending.pop()
+        try:
+            names = os.listdir(abs_dir)
+        except (FileNotFoundError, NotADirectoryError):  # removed (or replaced) while we scan
+            continue
+        names.sort()
+        folders = []
+        for name in names:
+            try:
+                st = lstat(abs_dir + name)
+            except FileNotFoundError:
+                continue
+            kind = st.st_mode & _TYPE
+            if kind == _LINK:
+                try:
+                    st = os.stat(abs_dir + name)
+                except OSError:  # dangling
+                    continue
+                if st.st_mode & _TYPE != _FILE:
+                    continue
+                kind = _FILE
+            if kind == _FILE:
+                if not name.endswith(PART_SUFFIX):
+                    add(rel_dir + name)
+                    extend((st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
+            elif kind == _DIR:
+                folders.append((f"{rel_dir}{name}/", f"{abs_dir}{name}{os.sep}"))
+        pending.extend(reversed(folders))
+    return paths, stats
 
 
 def check_folder(root: str, *, must_exist: bool) -> str:

@@ -35,6 +35,7 @@ BatchReader = Callable[[Sequence[FileInfo]], Iterator[Iterable[bytes]]]
 _BATCH_FILES = 256
 _BATCH_BYTES = 16 * 1024 * 1024
 _WORKERS = 4
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
 def restore(
@@ -84,15 +85,24 @@ def _batches(wanted: Sequence[tuple[str, FileInfo]]) -> Iterator[Sequence[tuple[
 
 
 def write_atomically(target: str, chunks: Iterable[bytes], expect: FileInfo | None = None) -> tuple[int, int, int]:
-    """Write under a temporary name, then rename; returns (size, mtime_ns, inode) of what was written."""
+    """Write under a temporary name, then rename; returns (size, mtime_ns, inode) of what was written.
+
+    Plain descriptor writes (no buffered file object: a restore of many small
+    files is mostly their creation) and no fsync per file: like ``cp`` and
+    ``restic restore``, durability is left to the filesystem's own flush.
+    """
     head, name = os.path.split(target)
     part = os.path.join(head, f".{name}{PART_SUFFIX}")
     try:
-        with open(part, "wb") as fh:
+        fd = os.open(part, _CREATE, 0o666)
+        try:
             for chunk in chunks:
-                fh.write(chunk)
-            fh.flush()
-            st = os.fstat(fh.fileno())
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+            st = os.fstat(fd)
+        finally:
+            os.close(fd)
         if expect is not None and file_hash(part)[0] != expect.hash:
             raise CorruptObject(f"{expect.path}: the downloaded bytes do not match the content hash {expect.hash}")
         os.replace(part, target)

@@ -7,6 +7,7 @@ file opened under the synced folder.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -237,7 +238,11 @@ def test_a_damaged_cache_is_ignored(user: Cli, repo: str, tmp_path: Path) -> Non
     for cache in (tmp_path / "cache").iterdir():
         cache.write_bytes(b"not a database at all" * 10)
     (src / "d0" / "f0002.bin").write_bytes(os.urandom(1024))
-    assert _sync(user, "src", f"{repo}@master")["changed"] == 1
+    damaged = user.run("sync", "src", f"{repo}@master", "--json")
+    assert damaged.rc == 0
+    assert damaged.stderr.startswith("datumflow: warning: the sync stat cache") and "damaged" in damaged.stderr
+    assert json.loads(damaged.out)["changed"] == 1
+    assert _sync(user, "src", f"{repo}@master")["commit"] is None  # a fresh cache, written by that run
 
 
 def test_bad_arguments_get_one_line(user: Cli, repo: str) -> None:

@@ -1,0 +1,202 @@
+"""The stat cache's record of the commit last synced, on both transports.
+
+An unchanged head costs no walk of the commit and a moved one only a diff from
+the commit recorded; a record for another branch, repo or store, a deleted
+cache and a damaged one all give the same results as no cache at all. Calls
+are counted by a thin wrapper around the real store (it forwards everything).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datumflow.storage_service.sync.statcache import cache_file
+
+import datumflow
+
+from .conftest import Service
+
+
+class Counting:
+    """The store, with a count of the calls that cost a walk or a diff."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.store, name)
+        if name in ("walk_files", "diff"):
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                self.calls[name] += 1
+                return found(*args, **kwargs)
+            return counted
+        return found
+
+    def sync_up(self, local: str, repo: str, branch: str, path: str = "", **kwargs: Any) -> Any:
+        from datumflow.storage_service.sync import engine
+
+        return engine.sync_up(self, local, repo, branch, path, **kwargs)
+
+    def take(self) -> dict[str, int]:
+        out = dict(self.calls)
+        self.calls.clear()
+        return out
+
+
+@pytest.fixture(params=["embedded", "http"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    monkeypatch.setenv("DATUMFLOW_SYNC_CACHE", str(tmp_path / "cache"))
+    if request.param == "embedded":
+        s = datumflow.connect(f"file://{tmp_path / 'store'}")
+    else:
+        svc: Service = request.getfixturevalue("service")
+        s = datumflow.connect(svc.url, token=svc.token)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def repo(store: Any) -> str:
+    name = f"y-{uuid.uuid4().hex[:10]}"
+    store.create_repo(name)
+    return name
+
+
+def _folder(root: Path, count: int = 30) -> Path:
+    for i in range(count):
+        (root / f"d{i % 3}").mkdir(parents=True, exist_ok=True)
+        (root / f"d{i % 3}" / f"f{i:03d}").write_bytes(os.urandom(200))
+    time.sleep(0.25)  # past the racy window: what the first sync records is trusted
+    return root
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _remote(store: Any, repo: str, ref: str, prefix: str = "") -> dict[str, bytes]:
+    cut = len(prefix) + 1 if prefix else 0
+    return {f.path[cut:]: store.get_file(repo, ref, f.path) for f in store.walk_files(repo, ref, prefix)}
+
+
+def test_an_unchanged_head_needs_no_walk_and_a_moved_one_only_a_diff(store: Any, repo: str, tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src")
+    counting = Counting(store)
+    counting.sync_up(str(src), repo, "master", "in")
+    counting.take()
+    again = counting.sync_up(str(src), repo, "master", "in")
+    assert (again.is_noop, again.files_read, again.commit) == (True, 0, None)
+    assert counting.take() == {}  # no walk, no diff: the head is the commit recorded
+    store.put_files(repo, "master", [("in/d0/f000", b"theirs"), ("in/new", b"n"), ("elsewhere", b"e")])
+    moved = counting.sync_up(str(src), repo, "master", "in")
+    assert (moved.added, moved.changed, moved.deleted) == ((), ("d0/f000",), ())  # the folder wins, as rclone's
+    assert counting.take() == {"diff": 2}  # recorded commit → head, then head → the new commit
+    assert _remote(store, repo, "master", "in") == {**_files(src), "new": b"n"}
+    assert counting.sync_up(str(src), repo, "master", "in", delete=True).deleted == ("new",)
+    assert counting.take() == {"diff": 1}
+
+
+def test_a_branch_moved_by_another_writer_restores_only_what_it_changed(
+    store: Any, repo: str, tmp_path: Path
+) -> None:
+    src = _folder(tmp_path / "src")
+    store.sync_up(str(src), repo, "master")
+    out = tmp_path / "out"
+    store.sync_down(repo, "master", "", str(out))
+    time.sleep(0.25)
+    store.put_files(repo, "master", [("d1/f001", b"other writer"), ("d2/f002", None), ("added", b"a")])
+    down = store.sync_down(repo, "master", "", str(out), delete=True)
+    assert (down.added, down.changed, down.deleted) == (("added",), ("d1/f001",), ("d2/f002",))
+    assert _files(out) == _remote(store, repo, "master")
+    time.sleep(0.25)
+    settling = store.sync_down(repo, "master", "", str(out))  # hashes the two just written, once
+    assert settling.is_noop and settling.files_read <= 2
+    assert store.sync_down(repo, "master", "", str(out)).files_read == 0
+
+
+@pytest.mark.parametrize("elsewhere", ["branch", "repo", "path"])
+def test_a_record_for_another_branch_repo_or_path_gives_the_same_plan(
+    store: Any, repo: str, tmp_path: Path, elsewhere: str
+) -> None:
+    src = _folder(tmp_path / "src")
+    store.sync_up(str(src), repo, "master")
+    other_repo, branch, path = repo, "master", ""
+    if elsewhere == "branch":
+        branch = "other"
+        store.put_files(repo, branch, [("d0/f000", b"x"), ("only-there", b"o")])
+    elif elsewhere == "repo":
+        other_repo = f"{repo}-b"
+        store.create_repo(other_repo)
+        store.put_files(other_repo, branch, [("d0/f000", b"x"), ("only-there", b"o")])
+    else:
+        path = "sub"
+        store.put_files(repo, branch, [("sub/d0/f000", b"x"), ("sub/only-there", b"o")])
+    plan = store.sync_up(str(src), other_repo, branch, path, delete=True, dry_run=True)
+    shutil.rmtree(tmp_path / "cache")
+    cold = store.sync_up(str(src), other_repo, branch, path, delete=True, dry_run=True)
+    assert (plan.added, plan.changed, plan.deleted) == (cold.added, cold.changed, cold.deleted)
+    assert plan.changed == ("d0/f000",) and plan.deleted == ("only-there",) and len(plan.added) == 29
+    store.sync_up(str(src), other_repo, branch, path, delete=True)
+    assert _remote(store, other_repo, branch, path) == _files(src)
+
+
+def test_a_record_from_another_store_is_not_trusted(repo: str, store: Any, tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src")
+    store.put_files(repo, "master", [("d0/f000", b"old")])
+    with datumflow.connect(f"file://{tmp_path / 'elsewhere'}") as other:
+        other.create_repo(repo)
+        other.sync_up(str(src), repo, "master")  # the cache now names a commit of the other store
+    result = store.sync_up(str(src), repo, "master")
+    assert (len(result.added), result.changed) == (29, ("d0/f000",))
+    assert _remote(store, repo, "master") == _files(src)
+
+
+def test_a_deleted_or_damaged_cache_changes_no_result(
+    store: Any, repo: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src = _folder(tmp_path / "src")
+    store.sync_up(str(src), repo, "master")
+    store.put_files(repo, "master", [("d2/f005", b"moved on")])
+    (src / "d1" / "f004").write_bytes(os.urandom(200))
+    warm = store.sync_up(str(src), repo, "master", dry_run=True)
+    cache = cache_file(str(src))
+    data = bytearray(cache.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cache.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="datumflow"):
+        damaged = store.sync_up(str(src), repo, "master", dry_run=True)
+    assert "damaged" in caplog.text and "checksum" in caplog.text
+    cache.unlink(missing_ok=True)
+    deleted = store.sync_up(str(src), repo, "master", dry_run=True)
+    plans = {(r.added, r.changed, r.deleted) for r in (warm, damaged, deleted)}
+    assert plans == {((), ("d1/f004", "d2/f005"), ())}
+    assert warm.files_read == 1 and damaged.files_read == deleted.files_read == 29
+
+
+def test_same_size_edits_and_racy_entries_miss_the_bulk_compare(store: Any, repo: str, tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src")
+    store.sync_up(str(src), repo, "master")
+    target = src / "d0" / "f003"
+    st = target.stat()
+    target.write_bytes(os.urandom(200))  # same size, and the very same mtime put back
+    os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+    edited = store.sync_up(str(src), repo, "master")
+    assert edited.changed == ("d0/f003",)
+    # Recorded moments after it was written (racy): the next sync hashes it again rather than trusting it.
+    fresh = store.sync_up(str(src), repo, "master")
+    assert fresh.is_noop and fresh.files_read <= 1
+    time.sleep(0.25)
+    store.sync_up(str(src), repo, "master")
+    settled = store.sync_up(str(src), repo, "master")
+    assert (settled.is_noop, settled.files_read) == (True, 0)
+    assert _remote(store, repo, "master") == _files(src)
