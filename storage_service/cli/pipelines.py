@@ -18,7 +18,7 @@ from datumflow.storage_service.pipelines.engine import PipelineInfo, Pipelines
 from datumflow.storage_service.pipelines.jobs import DatumInfo, JobInfo
 from datumflow.storage_service.pipelines.lineage import LineageNode
 from datumflow.storage_service.pipelines.run_local import LocalRun
-from datumflow.storage_service.pipelines.spec import load_specs, parse_spec
+from datumflow.storage_service.pipelines.spec import load_specs
 
 __all__ = ["register"]
 
@@ -64,8 +64,16 @@ def _pipeline(verbs: Commands) -> None:
     run.add_argument("name")
     run.add_argument("--reprocess", action="store_true", help="ignore the datum cache")
     run.add_argument("--no-wait", action="store_true", help="do not run the job before returning")
+    run.add_argument("--for", dest="seconds", type=float, metavar="S",
+                     help="a spout pipeline on the embedded store: run it S seconds (default: until stopped)")
     cron = _verb(verbs, "run-cron", "tick a pipeline's cron inputs now (and run the job)", run_cron_cmd)
     cron.add_argument("name")
+    cron.add_argument("--no-wait", action="store_true", help="do not run the job before returning")
+    for name, helptext in (("stop", "stop a pipeline: no jobs, cron ticks or spout until started"),
+                           ("start", "start a stopped pipeline: commits that arrived meanwhile run")):
+        p = _verb(verbs, name, helptext, stop_start_cmd)
+        p.add_argument("name")
+        p.set_defaults(stop=name == "stop")
     validate = _verb(verbs, "validate", "check pipeline specs without creating anything", validate_cmd)
     validate.add_argument("-f", dest="spec", required=True, metavar="SPEC", help="YAML or JSON spec(s); - is stdin")
     local = _verb(verbs, "run-local", "run a spec on real data without committing", run_local_cmd)
@@ -152,6 +160,9 @@ def delete_cmd(ctx: Context, args: argparse.Namespace) -> None:
 
 def run_cmd(ctx: Context, args: argparse.Namespace) -> int:
     svc = service(ctx)
+    info = svc.inspect_pipeline(args.name)
+    if info.spec.get("spout") is not None:
+        return _run_spout(ctx, args, svc, info)
     commit = svc.run_pipeline(args.name, reprocess=args.reprocess)
     _drive(svc, args)
     job = svc.job_for_commit(commit)
@@ -159,32 +170,46 @@ def run_cmd(ctx: Context, args: argparse.Namespace) -> int:
     return 1 if job.state.value in ("failure", "killed") else 0
 
 
-def run_cron_cmd(ctx: Context, args: argparse.Namespace) -> int:
-    import datetime as dt
-
-    from datumflow.storage_service.pipelines.cron import tick
-    from datumflow.storage_service.pipelines.spec import CronInput
+def _run_spout(ctx: Context, args: argparse.Namespace, svc: Any, info: PipelineInfo) -> int:
+    """A spout runs until stopped: here in the foreground on the embedded store; a service runs its own."""
     from datumflow.storage_service.store.store import Store
 
-    svc = service(ctx)
-    spec = parse_spec(svc.inspect_pipeline(args.name).spec)
-    crons = [leaf for leaf in spec.leaves() if isinstance(leaf, CronInput)]
-    if not crons:
-        raise InvalidArgument(f"pipeline {args.name} has no cron input")
     if not isinstance(ctx.store, Store):
-        raise InvalidArgument("run-cron ticks an embedded store (file://); a service ticks its crons by itself")
-    now = dt.datetime.now(dt.timezone.utc)
-    ticks = [tick(ctx.store, spec.cron_repo(c), now, overwrite=c.overwrite) for c in crons]
-    svc.process()
-    job = svc.job_for_commit(_output_of(ctx.store, args.name, spec.cron_repo(crons[-1]), ticks[-1]))
+        if info.state == "stopped":
+            info = svc.start_pipeline(args.name)
+        emit(ctx, args, info, _render_pipeline)  # the service keeps it running
+        return 0
+    from datumflow.storage_service.service.spout_host import run_spout_here
+
+    try:
+        status = run_spout_here(ctx.store, args.name, seconds=args.seconds)
+    except KeyboardInterrupt:
+        status = svc.inspect_pipeline(args.name).spout or {}
+    emit(ctx, args, {"pipeline": args.name, **status}, _render_spout)
+    return 0
+
+
+def _render_spout(out: TextIO, status: dict[str, Any]) -> None:
+    print_fields(out, [(k.replace("_", " "), v) for k, v in status.items() if k != "log"])
+    if status.get("log"):
+        out.write(f"log:\n{status['log']}")
+
+
+def run_cron_cmd(ctx: Context, args: argparse.Namespace) -> int:
+    svc = service(ctx)
+    commit = svc.run_cron(args.name)
+    _drive(svc, args)
+    job = svc.job_for_commit(commit)
     emit(ctx, args, job, _render_job)
     return 1 if job.state.value in ("failure", "killed") else 0
 
 
-def _output_of(store: Any, pipeline: str, repo: str, input_commit: str) -> str:
-    """The output commit of ``pipeline`` in the commit set an input commit started."""
-    commit_set = store.commit_set(store.inspect_commit(repo, input_commit).commit_set)
-    return str(next(c.id for c in commit_set if c.repo == pipeline))
+def stop_start_cmd(ctx: Context, args: argparse.Namespace) -> None:
+    svc = service(ctx)
+    info = svc.stop_pipeline(args.name) if args.stop else svc.start_pipeline(args.name)
+    if not args.stop:
+        _drive(svc, args)
+    emit(ctx, args, info, _render_pipeline)
 
 
 def validate_cmd(ctx: Context, args: argparse.Namespace) -> None:
@@ -281,14 +306,19 @@ def worker_cmd(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _render_pipelines(out: TextIO, items: list[PipelineInfo]) -> None:
-    rows = [(p.name, p.version, ", ".join(p.inputs), p.output_branch, human_time(p.updated)) for p in items]
-    print_table(out, ["NAME", "VERSION", "INPUTS", "OUTPUT", "UPDATED"], rows)
+    rows = [(p.name, p.state, p.version, ", ".join(p.inputs) or ("(spout)" if p.spec.get("spout") is not None else ""),
+             p.output_branch, human_time(p.updated)) for p in items]
+    print_table(out, ["NAME", "STATE", "VERSION", "INPUTS", "OUTPUT", "UPDATED"], rows)
 
 
 def _render_pipeline(out: TextIO, p: PipelineInfo) -> None:
-    print_fields(out, [("name", p.name), ("version", p.version), ("spec commit", f"{p.name}@{p.spec_commit}"),
+    print_fields(out, [("name", p.name), ("state", p.state), ("version", p.version),
+                       ("spec commit", f"{p.name}@{p.spec_commit}"),
                        ("inputs", ", ".join(p.inputs)), ("output", f"{p.name}@{p.output_branch}"),
                        ("created", human_time(p.created)), ("updated", human_time(p.updated))])
+    if p.spout is not None:
+        out.write("spout:\n")
+        print_fields(out, [(f"  {k.replace('_', ' ')}", v) for k, v in p.spout.items() if k != "log"])
     out.write("spec:\n")
     print_json(out, p.spec)
 

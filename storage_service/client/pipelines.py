@@ -127,6 +127,16 @@ class RemotePipelines:
         data = self._call("POST", f"/pipelines/{_q(name)}/run", json={"reprocess": reprocess})
         return str(data["output_commit"])
 
+    def run_cron(self, name: str) -> str:
+        """Tick the pipeline's cron inputs now; the output commit of the job the ticks opened."""
+        return str(self._call("POST", f"/pipelines/{_q(name)}/run-cron")["output_commit"])
+
+    def stop_pipeline(self, name: str) -> PipelineInfo:
+        return PipelineInfo.from_dict(self._call("POST", f"/pipelines/{_q(name)}/stop"))
+
+    def start_pipeline(self, name: str) -> PipelineInfo:
+        return PipelineInfo.from_dict(self._call("POST", f"/pipelines/{_q(name)}/start"))
+
     def run_local(self, spec: Any, *, sample: int | None = None, out_dir: str | None = None) -> LocalRun:
         raise InvalidArgument("pipeline run-local runs on the embedded store: use a file:// address")
 

@@ -13,7 +13,8 @@ from datumflow.storage_service.core.schema import metadata
 from sqlalchemy import BigInteger, Column, Connection, Float, Index, Integer, String, Table, Text
 
 __all__ = [
-    "bulk_insert", "datum_cache", "datums", "jobs", "lineage", "pipeline_repos", "pipelines", "placeholder",
+    "bulk_insert", "datum_cache", "datums", "jobs", "lineage", "pipeline_repos", "pipeline_tokens", "pipelines",
+    "placeholder", "spout_runs",
 ]
 
 pipelines = Table(
@@ -26,6 +27,34 @@ pipelines = Table(
     Column("created", Float, nullable=False),
     Column("updated", Float, nullable=False),
     Column("last_tick", Text, nullable=True),  # JSON {cron input name: ISO time} of the last tick
+    # ``pipeline stop``: no jobs for new commits, no cron ticks, no spout process, until ``start``.
+    Column("stopped", Integer, nullable=False, default=0, server_default="0"),
+)
+
+# Tokens a pipeline's own process holds (a spout writing its output repo): only their SHA-256.
+pipeline_tokens = Table(
+    "df_pipeline_tokens",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("pipeline", String(64), nullable=False),
+    Column("created", Float, nullable=False),
+    Index("ix_df_pipeline_tokens_pipeline", "pipeline"),
+)
+
+# The process of a spout pipeline: which worker runs it (a lease, so one replica does), and how it went.
+spout_runs = Table(
+    "df_spout_runs",
+    metadata,
+    Column("pipeline", String(64), primary_key=True),
+    Column("owner", String(80), nullable=True),  # the supervisor running it
+    Column("lease_until", Float, nullable=True),
+    Column("state", String(16), nullable=False),  # running | backoff | stopped | failed
+    Column("spec_commit", String(32), nullable=True),  # the spec its process runs
+    Column("pid", Integer, nullable=True),
+    Column("started", Float, nullable=True),
+    Column("restarts", Integer, nullable=False, default=0),
+    Column("last_exit", Integer, nullable=True),
+    Column("log", Text, nullable=True),  # the tail of its output
 )
 
 # The repos a pipeline made (its output repo, its cron repos): the only ones deleting it deletes.

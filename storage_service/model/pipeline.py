@@ -21,3 +21,5 @@ class PipelineInfo(_Value):
     updated: float
     output_branch: str
     inputs: list[str]  # "repo@branch" of every input
+    state: str = "running"  # "running", or "stopped" (``pipeline stop``: no jobs, ticks or spout until started)
+    spout: dict[str, Any] | None = None  # a spout pipeline's process: state, pid, restarts, last exit, log

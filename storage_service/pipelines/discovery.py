@@ -8,7 +8,9 @@ once every commit it depends on has finished.
 
 from __future__ import annotations
 
-from datumflow.storage_service.errors import CommitNotFound, NotFound
+import contextlib
+
+from datumflow.storage_service.errors import CommitNotFound, InvalidArgument, NotFound
 from datumflow.storage_service.model.core import Commit, CommitState, Origin
 from datumflow.storage_service.pipelines.datums import input_branches
 from datumflow.storage_service.pipelines.jobs import JobInfo, JobState, JobTable
@@ -30,22 +32,40 @@ class JobDiscovery:
         self.jobs = jobs
 
     def discover(self, pipeline: str | None = None) -> None:
-        """Record a job for every open AUTO commit of a pipeline's output branch."""
+        """Record a job for every open AUTO commit of a running pipeline's output branch.
+
+        A stopped pipeline gets none (its open commits wait for ``start``). A spout pipeline has
+        no jobs: the AUTO commit a new spec opened is finished as it is (the spout's process
+        writes the repo), so the spec commit stays in the output's provenance.
+        """
         known = self.jobs.output_commits()
-        for name, branch in self.registry.output_branches(pipeline):
+        for name, branch, spout in self.registry.output_branches(pipeline, running=True):
             for commit_id in queries.open_commit_ids(self.store, name, branch, Origin.AUTO):
-                if commit_id not in known:
+                if spout:
+                    self._pass_through(name, commit_id)
+                elif commit_id not in known:
                     self._open_job(name, commit_id)
+
+    def _pass_through(self, name: str, commit_id: str) -> None:
+        with contextlib.suppress(CommitNotFound, InvalidArgument):  # finished or gone meanwhile
+            self.store.finish_commit(name, commit_id)
 
     def next_ready(self, pipeline: str | None) -> JobInfo | None:
         """The oldest created job whose upstream commits have all finished."""
         self.discover(pipeline)
+        stopped: dict[str, bool] = {}
         for job in reversed(self.jobs.list_jobs(pipeline, states=[JobState.CREATED])):
+            if stopped.setdefault(job.pipeline, self._stopped(job.pipeline)):
+                continue  # waits for ``pipeline start``
             if EXTERNAL_WORKER in self.registry.job_spec(job).transform.env:  # planned and completed from outside
                 continue
             if all(up.state is not CommitState.OPEN for up in self.upstream(job)):
                 return job
         return None
+
+    def _stopped(self, name: str) -> bool:
+        row = self.registry.row(name)
+        return bool(row is not None and row.stopped)
 
     def failed_upstream(self, job: JobInfo) -> str | None:
         """An upstream commit of the job that failed, as text, if there is one."""

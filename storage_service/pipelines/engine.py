@@ -42,7 +42,7 @@ from datumflow.storage_service.pipelines.registry import (
     PipelineRegistry,
 )
 from datumflow.storage_service.pipelines.run_local import LocalRun, run_local
-from datumflow.storage_service.pipelines.schedule import BackgroundLoop, tick_crons
+from datumflow.storage_service.pipelines.schedule import BackgroundLoop, run_cron, tick_crons
 from datumflow.storage_service.pipelines.spec import PipelineSpec
 from datumflow.storage_service.store.store import Store
 
@@ -105,6 +105,18 @@ class Pipelines:
     def run_pipeline(self, name: str, *, reprocess: bool = False) -> str:
         """Open a new job on the current inputs (all datums with ``reprocess``); returns the output commit."""
         return self.registry.run(name, reprocess=reprocess)
+
+    def stop_pipeline(self, name: str) -> PipelineInfo:
+        """``pachctl stop pipeline``: no jobs for new commits, no cron ticks, its spout ends; until started."""
+        return self.registry.set_stopped(name, True)
+
+    def start_pipeline(self, name: str) -> PipelineInfo:
+        """Resume a stopped pipeline: the commits that arrived meanwhile become jobs (a spout restarts)."""
+        return self.registry.set_stopped(name, False)
+
+    def run_cron(self, name: str) -> str:
+        """Tick the pipeline's cron inputs now (``pachctl run cron``); returns the output commit of its job."""
+        return run_cron(self.store, self.registry, name)
 
     # -- jobs -----------------------------------------------------------------------
 

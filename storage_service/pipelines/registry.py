@@ -13,11 +13,12 @@ import json
 import time
 from typing import Any
 
-from datumflow.storage_service.core.pipeline_schema import pipeline_repos
+from datumflow.storage_service.core.pipeline_schema import pipeline_repos, spout_runs
 from datumflow.storage_service.core.pipeline_schema import pipelines as pipelines_table
 from datumflow.storage_service.errors import AlreadyExists, BranchInUse, InvalidArgument, PipelineNotFound, RepoNotFound
 from datumflow.storage_service.model.core import BranchRef, Origin
 from datumflow.storage_service.model.pipeline import PipelineInfo
+from datumflow.storage_service.pipelines import tokens
 from datumflow.storage_service.pipelines.cache import DatumCache
 from datumflow.storage_service.pipelines.datums import input_branches
 from datumflow.storage_service.pipelines.jobs import JobInfo, JobTable
@@ -84,7 +85,21 @@ class PipelineRegistry:
             name=row.name, description=spec.description, spec=spec.to_dict(), spec_commit=row.spec_commit,
             version=row.version, created=row.created, updated=row.updated, output_branch=spec.output_branch,
             inputs=[f"{r}@{b}" for r, b in input_branches(spec).values()],
+            state="stopped" if row.stopped else "running",
+            spout=self.spout_status(name) if spec.spout is not None else None,
         )
+
+    def spout_status(self, name: str) -> dict[str, Any]:
+        """How a spout pipeline's process goes (:mod:`.spout_runner` records it): state, pid, restarts…"""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(spout_runs).where(spout_runs.c.pipeline == name)).first()
+        if row is None:
+            return {"state": "starting", "pid": None, "started": None, "restarts": 0, "last_exit": None, "log": ""}
+        state = row.state
+        if state == "running" and (row.owner is None or (row.lease_until or 0) < time.time()):
+            state = "lost"  # its supervisor died; another one takes it over
+        return {"state": state, "pid": row.pid, "started": row.started, "restarts": row.restarts,
+                "last_exit": row.last_exit, "log": row.log or "", "spec_commit": row.spec_commit}
 
     def names(self) -> list[str]:
         with self.store.engine.connect() as conn:
@@ -100,6 +115,22 @@ class PipelineRegistry:
             raise BranchInUse(f"pipeline {name} is an input of {', '.join(users)}; delete those first or force")
         self._remove(name, parse_spec(info.spec), force=force)
 
+    def set_stopped(self, name: str, stopped: bool) -> PipelineInfo:
+        """``pipeline stop`` / ``start``: a stopped pipeline gets no jobs, cron ticks or spout process."""
+        with self.store.engine.begin() as conn:
+            moved = conn.execute(
+                update(pipelines_table).where(pipelines_table.c.name == name).values(stopped=int(stopped))
+            ).rowcount
+        if moved != 1:
+            raise PipelineNotFound(f"pipeline {name} not found")
+        return self.inspect(name)
+
+    def is_stopped(self, name: str) -> bool:
+        row = self.row(name)
+        if row is None:
+            raise PipelineNotFound(f"pipeline {name} not found")
+        return bool(row.stopped)
+
     def run(self, name: str, *, reprocess: bool = False) -> str:
         info = self.inspect(name)
         commit = self.store.start_commit(
@@ -110,14 +141,28 @@ class PipelineRegistry:
 
     # -- what jobs read --------------------------------------------------------------
 
-    def output_branches(self, pipeline: str | None = None) -> list[tuple[str, str]]:
-        """(pipeline, output branch) of one pipeline or of all."""
+    def output_branches(
+        self, pipeline: str | None = None, *, running: bool = False
+    ) -> list[tuple[str, str, bool]]:
+        """(pipeline, output branch, is a spout) of one pipeline or of all (``running``: not the stopped ones)."""
         with self.store.engine.connect() as conn:
             query = select(pipelines_table.c.name, pipelines_table.c.spec)
             if pipeline is not None:
                 query = query.where(pipelines_table.c.name == pipeline)
+            if running:
+                query = query.where(pipelines_table.c.stopped == 0)
             rows = conn.execute(query).all()
-        return [(name, json.loads(spec).get("output_branch", "master")) for name, spec in rows]
+        specs = [(name, json.loads(spec)) for name, spec in rows]
+        return [(name, spec.get("output_branch", "master"), spec.get("spout") is not None) for name, spec in specs]
+
+    def spouts(self) -> list[tuple[str, str, bool]]:
+        """(name, spec commit, stopped) of every spout pipeline."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(select(
+                pipelines_table.c.name, pipelines_table.c.spec, pipelines_table.c.spec_commit,
+                pipelines_table.c.stopped,
+            )).all()
+        return [(r.name, r.spec_commit, bool(r.stopped)) for r in rows if json.loads(r.spec).get("spout") is not None]
 
     def spec_at(self, pipeline: str, spec_commit: str) -> PipelineSpec:
         """The spec a spec commit holds."""
@@ -157,7 +202,7 @@ class PipelineRegistry:
         with self.store.engine.begin() as conn:
             conn.execute(insert(pipelines_table), {
                 "name": spec.name, "spec": spec.to_json(), "spec_commit": "", "version": 0,
-                "created": now, "updated": now, "last_tick": json.dumps({}),
+                "created": now, "updated": now, "last_tick": json.dumps({}), "stopped": 0,
             })
 
     def _check_inputs(self, spec: PipelineSpec) -> None:
@@ -224,6 +269,9 @@ class PipelineRegistry:
 
     def _remove(self, name: str, spec: PipelineSpec, *, force: bool) -> None:
         forget_lineage(self.store.engine, name)
+        tokens.revoke_pipeline(self.store.engine, name)  # a spout's process can write no more, at once
+        with self.store.engine.begin() as conn:
+            conn.execute(delete(spout_runs).where(spout_runs.c.pipeline == name))
         with self.store.engine.begin() as conn:
             conn.execute(delete(pipelines_table).where(pipelines_table.c.name == name))
         self.jobs.delete_pipeline(name)

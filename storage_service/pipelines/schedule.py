@@ -8,13 +8,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from datumflow.storage_service.errors import DatumflowError
+from datumflow.storage_service.errors import DatumflowError, InvalidArgument
 from datumflow.storage_service.pipelines.cron import next_tick, tick
 from datumflow.storage_service.pipelines.registry import PipelineRegistry
 from datumflow.storage_service.pipelines.spec import CronInput, parse_spec
 from datumflow.storage_service.store.store import Store
 
-__all__ = ["BackgroundLoop", "tick_crons"]
+__all__ = ["BackgroundLoop", "run_cron", "tick_crons"]
 
 
 def tick_crons(store: Store, registry: PipelineRegistry, now: float | None = None) -> list[str]:
@@ -22,6 +22,8 @@ def tick_crons(store: Store, registry: PipelineRegistry, now: float | None = Non
     when = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc)
     made: list[str] = []
     for info in registry.list_all():
+        if info.state == "stopped":
+            continue
         spec = parse_spec(info.spec)
         seen = registry.last_ticks(spec.name)
         last = dict(seen)
@@ -38,6 +40,22 @@ def tick_crons(store: Store, registry: PipelineRegistry, now: float | None = Non
         if due and registry.claim_ticks(spec.name, seen, last):
             made.extend(tick(store, spec.cron_repo(leaf), when, overwrite=leaf.overwrite) for leaf in due)
     return made
+
+
+def run_cron(store: Store, registry: PipelineRegistry, name: str, now: float | None = None) -> str:
+    """Tick every cron input of pipeline ``name`` now, as ``pachctl run cron`` does, whatever its schedule;
+    returns the output commit the (last) tick opened: its job runs the pipeline on the ticks."""
+    info = registry.inspect(name)
+    if info.state == "stopped":
+        raise InvalidArgument(f"pipeline {name} is stopped: start it first (datumflow pipeline start {name})")
+    spec = parse_spec(info.spec)
+    crons = [leaf for leaf in spec.leaves() if isinstance(leaf, CronInput)]
+    if not crons:
+        raise InvalidArgument(f"pipeline {name} has no cron input")
+    when = dt.datetime.fromtimestamp(time.time() if now is None else now, dt.timezone.utc)
+    ticks = [tick(store, spec.cron_repo(leaf), when, overwrite=leaf.overwrite) for leaf in crons]
+    last = store.inspect_commit(spec.cron_repo(crons[-1]), ticks[-1])
+    return next(c.id for c in store.commit_set(last.commit_set) if c.repo == name)
 
 
 class BackgroundLoop:

@@ -244,9 +244,9 @@ class Secret(_Model):
 
 
 class Spout(_Model):
-    """A long-running transform: every batch it writes under /pfs/out becomes one output commit."""
+    """A long-running transform that writes commits into its output repo itself (see pipelines/spout_runner.py)."""
 
-    overwrite: bool = False  # each commit replaces the previous contents (else adds to them)
+    overwrite: bool = False  # Pachyderm 1.x's: accepted; the spout's own commits say what they replace
 
 
 class Egress(_Model):

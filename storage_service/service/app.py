@@ -18,8 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from datumflow.storage_service.errors import DatumflowError, status_for
+from datumflow.storage_service.pipelines.tokens import PREFIX as PIPELINE_TOKEN
 from datumflow.storage_service.service import observability
-from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal
+from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal, pipeline_principal
 from datumflow.storage_service.service.bodies import error_body
 from datumflow.storage_service.service.guard import OpenModeGuard
 from datumflow.storage_service.service.limits import BodyLimits
@@ -79,12 +80,17 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
 # -- the app -------------------------------------------------------------------------------
 
 
-def create_app(store: Store, *, auth: Auth | None = None, s3_domain: str | None = None) -> FastAPI:
+def create_app(
+    store: Store, *, auth: Auth | None = None, s3_domain: str | None = None, pipeline_tokens_only: bool = False
+) -> FastAPI:
     """The HTTP service over ``store``.
 
     ``auth=None`` serves without tokens, always (an embedded, loopback-only app);
     with ``auth``, requests need tokens as soon as its database has users —
     until then the service is open, and guarded as an open one (:mod:`.guard`).
+    A pipeline's token (a spout's process holds one) is its pipeline's principal in
+    every case; ``pipeline_tokens_only`` refuses any other caller (the loopback app an
+    embedded spout writes through).
     """
     app = FastAPI(
         title="datumflow",
@@ -95,7 +101,7 @@ def create_app(store: Store, *, auth: Auth | None = None, s3_domain: str | None 
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    principal = _principal_dependency(auth)
+    principal = _principal_dependency(auth, store, pipeline_tokens_only=pipeline_tokens_only)
     _mount_store(app, store, Roles(principal))
     _mount_pipelines(app, store, principal)
     app.include_router(s3_keys.build_router(store, principal), prefix=API_PREFIX)
@@ -114,13 +120,18 @@ def create_app(store: Store, *, auth: Auth | None = None, s3_domain: str | None 
     return app
 
 
-def _principal_dependency(auth: Auth | None) -> Callable[..., Principal]:
+def _principal_dependency(
+    auth: Auth | None, store: Store, *, pipeline_tokens_only: bool = False
+) -> Callable[..., Principal]:
     bearer = HTTPBearer(auto_error=False, description="a datumflow token (`datumflow auth token create`)")
 
     def principal(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
+        token = credentials.credentials if credentials else None
+        if (token and token.startswith(PIPELINE_TOKEN)) or pipeline_tokens_only:
+            return pipeline_principal(store.engine, token)
         if auth is None or auth.open_mode():
             return ANONYMOUS_ADMIN
-        return auth.authenticate(credentials.credentials if credentials else None)
+        return auth.authenticate(token)
 
     return principal
 

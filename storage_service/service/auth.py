@@ -25,7 +25,7 @@ from datumflow.storage_service.names import check_repo_name
 from datumflow.storage_service.service.s3.keys import s3_keys
 from sqlalchemy import Boolean, Column, Engine, Float, Index, String, Table, delete, func, insert, select, update
 
-__all__ = ["ROLES", "Auth", "Principal", "roles", "tokens", "users"]
+__all__ = ["ROLES", "Auth", "Principal", "pipeline_principal", "roles", "tokens", "users"]
 
 ROLES: dict[str, int] = {"reader": 1, "writer": 2, "owner": 3}
 TOKEN_PREFIX = "dft_"
@@ -56,6 +56,12 @@ class Principal:
     name: str
     admin: bool
     grants: dict[str, str]
+    pipeline: str | None = None  # a pipeline's own process (a spout): its grants, and creates nothing
+
+    def require_person(self, what: str) -> None:
+        """Refuse a pipeline's token for what only a user may do (create repos or pipelines)."""
+        if self.pipeline is not None:
+            raise Forbidden(f"the token of pipeline {self.pipeline} writes its output repo only; it may not {what}")
 
     def role_on(self, repo: str) -> int:
         return max(ROLES.values()) if self.admin else ROLES.get(self.grants.get(repo, ""), 0)
@@ -67,6 +73,16 @@ class Principal:
     def require_admin(self) -> None:
         if not self.admin:
             raise Forbidden(f"user {self.name} is not an admin")
+
+
+def pipeline_principal(engine: Engine, token: str | None) -> Principal:
+    """The principal of a pipeline's own token: writer on the pipeline's output repo, nothing else."""
+    from datumflow.storage_service.pipelines.tokens import PREFIX, pipeline_of
+
+    name = pipeline_of(engine, token) if token and token.startswith(PREFIX) else None
+    if name is None:
+        raise Unauthenticated("a pipeline token is required here, and this one is unknown or revoked")
+    return Principal(f"pipeline:{name}", False, {name: "writer"}, pipeline=name)
 
 
 # The principal of a service that runs without users: may do everything.

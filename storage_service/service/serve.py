@@ -114,10 +114,17 @@ def _serve(args: argparse.Namespace, uvicorn: Any, create_app: Any) -> int:
     # Open while there are no users; tokens are asked for as soon as one exists, without a restart.
     app = create_app(store, auth=auth, s3_domain=args.s3_domain)
     engine = _start_pipelines(store, args)
+    spouts = None
+    if engine is not None:
+        from datumflow.storage_service.service.spout_host import client_address, start_spouts
+
+        spouts = start_spouts(engine, client_address(args.host, args.port))
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, log_config=None,
                     access_log=False)  # the service logs each request itself, off the event loop
     finally:
+        if spouts is not None:
+            spouts.stop()  # the spout processes end with the service
         if engine is not None:
             engine.stop_background()  # waits for the job in progress, if any
         store.close()
@@ -286,7 +293,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--log-format", default=os.environ.get("DATUMFLOW_LOG_FORMAT", "json"), choices=["json", "text"],
                    help="json: one JSON object per line with the request id (default); text: for people")
     p.add_argument("--no-pipelines", action="store_true",
-                   help="do not run pipeline jobs and cron ticks in this process (another one does)")
+                   help="do not run pipeline jobs, cron ticks and spouts in this process (another one does)")
     p.add_argument("--pipelines-interval", type=float, default=1.0, metavar="S",
                    help="seconds between looks for ready jobs (default 1)")
     _executor_options(p)

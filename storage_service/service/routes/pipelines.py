@@ -136,6 +136,7 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
         spec = parse_spec(body.spec)
         if spec.name != name:
             raise InvalidArgument(f"the spec names pipeline {spec.name}, not {name}")
+        who.require_person("update pipelines")
         authorize_spec(svc, spec, who, exists=True)
         info = svc.update_pipeline(spec, reprocess=body.reprocess)
         grant_made(svc, spec, who)
@@ -150,6 +151,21 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
     def run_pipeline(name: str, body: RunIn | None = None) -> dict[str, str]:
         """Open a job on the current inputs; answers its output commit (the service runs the job)."""
         return {"output_commit": svc.run_pipeline(name, reprocess=(body or RunIn()).reprocess)}
+
+    @api.post("/pipelines/{name}/run-cron", tags=["pipelines"], dependencies=[on_pipeline("writer")])
+    def run_cron(name: str) -> dict[str, str]:
+        """Tick the pipeline's cron inputs now (``pachctl run cron``); answers the output commit of its job."""
+        return {"output_commit": svc.run_cron(name)}
+
+    @api.post("/pipelines/{name}/stop", tags=["pipelines"], dependencies=[on_pipeline("writer")])
+    def stop_pipeline(name: str) -> dict[str, Any]:
+        """No jobs for new commits, no cron ticks, the spout's process ends, until ``start``."""
+        return svc.stop_pipeline(name).to_dict()
+
+    @api.post("/pipelines/{name}/start", tags=["pipelines"], dependencies=[on_pipeline("writer")])
+    def start_pipeline(name: str) -> dict[str, Any]:
+        """Resume a stopped pipeline: commits that arrived meanwhile become jobs."""
+        return svc.start_pipeline(name).to_dict()
 
     @api.get("/pipelines/{name}/jobs", tags=["jobs"], dependencies=[on_pipeline("reader")])
     def pipeline_jobs(name: str) -> list[dict[str, Any]]:
@@ -257,6 +273,7 @@ def build_router(pipelines: Pipelines, principal: Callable[..., Principal]) -> A
 
 def _create(svc: Pipelines, body: PipelineIn, who: Principal) -> dict[str, Any]:
     """Create (or, with ``update``, update) once the caller may run what the spec reaches."""
+    who.require_person("create pipelines")
     spec = parse_spec(body.spec)
     authorize_spec(svc, spec, who, exists=svc.exists(spec.name))
     info = svc.create_pipeline(spec, update=body.update, reprocess=body.reprocess)

@@ -37,6 +37,7 @@ def build_router(store: Store, roles: Roles) -> APIRouter:
 
         ``exist_ok`` never grants anything: on a repo someone else made, the caller needs a role already.
         """
+        who.require_person("create repos")
         try:
             repo = store.create_repo(body.name, body.description)
         except AlreadyExists:
