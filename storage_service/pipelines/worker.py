@@ -88,20 +88,33 @@ def datum_env(spec: PipelineSpec, job_id: str, datum: Datum, output_commit: str 
 def write_env_file(env: DatumEnv, pfs: Path) -> Path:
     """``<pfs>.env``: the datum's variables as ``export NAME='value'`` lines, for a pod's POSIX sh wrapper.
 
-    Names a shell cannot export (a hyphenated input name) are left out of the file:
-    a pod's shell cannot set them (the local sandbox sets them all). Paths under ``/pfs``
-    are written under ``$DATUMFLOW_PFS``, the volume's mount point the pod spec gives.
+    Names a shell cannot export (a hyphenated input name: ``my-images``, ``my-images_COMMIT``) go
+    to ``<pfs>.envargs`` instead, one ``NAME=value`` per line: the wrapper hands them to ``env``,
+    which puts them in the transform's environment as Pachyderm's worker does. Paths under
+    ``/pfs`` are written under ``$DATUMFLOW_PFS``, the volume's mount point the pod spec gives
+    (in ``.envargs``: lines marked ``p`` hold the part after ``/pfs``, ``v`` a value as it is).
     """
-    lines = []
+    lines, args = [], []
     for key, value in env.variables(Path("/pfs")).items():
-        if key == "DATUMFLOW_PFS" or not _SHELL_NAME.fullmatch(key):
+        if key == "DATUMFLOW_PFS":
             continue  # the pod spec sets DATUMFLOW_PFS, where the volume is mounted
+        if not _SHELL_NAME.fullmatch(key):
+            if "\n" in value or "=" in key:
+                raise InvalidArgument(f"variable {key!r} cannot be passed to a pod's transform")
+            under = value == "/pfs" or value.startswith("/pfs/")
+            args.append(f"p{key}={value[len('/pfs'):]}\n" if under else f"v{key}={value}\n")
+            continue
         quoted = "'" + value.replace("'", "'\\''") + "'"
         if value == "/pfs" or value.startswith("/pfs/"):  # under the volume, wherever it is mounted
             quoted = '"$DATUMFLOW_PFS"' + quoted.replace("'/pfs", "'", 1)
         lines.append(f"export {key}={quoted}\n")
     target = pfs.with_name(pfs.name + ".env")
     target.write_text("".join(lines))
+    extra = pfs.with_name(pfs.name + ".envargs")
+    if args:
+        extra.write_text("".join(args))
+    else:
+        extra.unlink(missing_ok=True)
     return target
 
 

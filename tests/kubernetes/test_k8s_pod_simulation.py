@@ -7,6 +7,7 @@ token scoped to the input (reader) and output (writer) repos.
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,35 @@ def test_the_worker_token_cannot_write_elsewhere(live: Live, admin: Client) -> N
     admin.create_repo(other)
     with Client(live.url, token=live.worker_token((other, "reader"))) as worker, pytest.raises(Forbidden):
         worker.put_file(other, "master", "x", b"no")
+
+
+# Reads Pachyderm's variables of a hyphenated input (a shell cannot export them; env(1) sets them).
+HYPHENATED = (
+    "import json, os; p = os.environ['raw-in']; "
+    "open('/pfs/out/' + os.path.basename(p) + '.json', 'w').write(json.dumps({"
+    "'path': p.split('/pfs/', 1)[-1], 'commit': os.environ['raw-in_COMMIT'], 'data': open(p).read(), "
+    "'datum': os.environ['PACH_DATUM_ID']}))"
+)
+
+
+def test_pods_set_the_variables_of_hyphenated_input_names(live: Live, admin: Client, tmp_path: Path) -> None:
+    tag = uuid.uuid4().hex[:8]
+    repo, name = f"in-{tag}", f"hy-{tag}"
+    admin.create_repo(repo)
+    admin.put_files(repo, "master", [("a.txt", b"alpha"), ("b.txt", b"beta")])
+    admin.pipelines.create_pipeline({
+        "pipeline": {"name": name},
+        "input": {"pfs": {"repo": repo, "glob": "/*", "name": "raw-in"}},
+        "transform": {"image": "python:3.11-slim", "cmd": ["python3", "-c", HYPHENATED]},
+    })
+    results, job = run_job(live, admin, tmp_path, repo, name, size=2)
+    assert [r.phase for r in results] == ["Succeeded"], [r.log for r in results]
+    assert job.state.value == "success" and job.processed == 2
+    head = admin.inspect_commit(repo, "master").id
+    seen = {f.path: json.loads(admin.get_file(name, job.output_commit, f.path))
+            for f in admin.walk_files(name, job.output_commit)}
+    by_datum = {d.id: d for d in admin.pipelines.list_datums(job.id)}
+    assert {p: (v["path"], v["commit"], v["data"]) for p, v in seen.items()} == {
+        "a.txt.json": ("raw-in/a.txt", head, "alpha"), "b.txt.json": ("raw-in/b.txt", head, "beta")}
+    # Two datums in one pod: each saw its own values (the wrapper took the first one's off again).
+    assert {v["datum"] for v in seen.values()} == set(by_datum)

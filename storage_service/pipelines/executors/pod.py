@@ -57,16 +57,29 @@ done
 chmod -R a+rwX "$DATUMFLOW_PFS"
 """
 
-# The user's image needs only a POSIX sh; "$@" is the transform's cmd.
+# The user's image needs only a POSIX sh (and env); "$@" is the transform's cmd. Variables whose
+# names a shell cannot export (hyphenated input names) come as NAME=value lines in <datum>.envargs
+# (marked "p" for a path under the volume, "v" for a value as it is): prepended to "$@" for env(1)
+# to set, and shifted off again after the datum.
 _WRAP = """status=0
+run() { if [ "$extra" -gt 0 ]; then env "$@"; else "$@"; fi; }
 for d in $DATUMFLOW_DATUMS; do
   dir="$DATUMFLOW_PFS/.datums/$d"
   names=$(ls -A "$dir")
   for n in $names; do mv "$dir/$n" "$DATUMFLOW_PFS/$n"; done
   export PACH_DATUM_ID="$d" DATUMFLOW_DATUM_ID="$d"
   if [ -f "$dir.env" ]; then . "$dir.env"; fi
-  if [ -n "${DATUMFLOW_STDIN:-}" ]; then printf '%s\\n' "$DATUMFLOW_STDIN" | "$@"; else "$@" </dev/null; fi
+  extra=0
+  if [ -f "$dir.envargs" ]; then
+    while IFS= read -r line; do
+      pair=${line#?}
+      case "$line" in p*) pair="${pair%%=*}=$DATUMFLOW_PFS${pair#*=}";; esac
+      set -- "$pair" "$@"; extra=$((extra + 1))
+    done < "$dir.envargs"
+  fi
+  if [ -n "${DATUMFLOW_STDIN:-}" ]; then printf '%s\\n' "$DATUMFLOW_STDIN" | run "$@"; else run "$@" </dev/null; fi
   code=$?
+  shift "$extra"
   for n in $names; do mv "$DATUMFLOW_PFS/$n" "$dir/$n"; done
   echo "$code" > "$dir/.exit"
   ok=0
