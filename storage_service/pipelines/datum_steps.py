@@ -33,7 +33,7 @@ class DatumSteps:
 
     def upload(self, info: DatumInfo, pfs: str, *, log: str | None = None) -> DatumInfo:
         """Store ``pfs/out`` as the datum's output and mark it succeeded."""
-        outputs = worker.upload(self.store, Path(pfs))
+        outputs = worker.upload(self.store, Path(pfs), datum_of(info))
         self.jobs.record_datum(
             info.job, info.id, state=DatumState.SUCCESS, outputs=outputs, tries=info.tries + 1,
             finished=time.time(), log=log if log is not None else info.log, error=None,

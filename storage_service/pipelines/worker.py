@@ -226,18 +226,38 @@ def written_outside(before: dict[str, tuple[int, int]], after: dict[str, tuple[i
     return sorted(changed + [p for p in before if p not in after])
 
 
-def upload(store: Store, pfs: Path) -> dict[str, list[Any]]:
-    """Store the files under ``pfs/out``; {path: file entry}. Links may point inside ``pfs`` only."""
+def upload(store: Store, pfs: Path, datum: Datum | None = None) -> dict[str, list[Any]]:
+    """Store the files under ``pfs/out``; {path: file entry}. Links may point inside ``pfs`` only.
+
+    A link to one of the ``datum``'s input files takes that file's stored entry as it is, as
+    Pachyderm's worker does: nothing is read or written (the shuffle pattern), and with
+    ``empty_files`` the output still has the input's full content.
+    """
     pfs = pfs.resolve()
     out = pfs / "out"
     if out.is_symlink() or not out.is_dir():
         raise InvalidArgument(f"{out} must be a folder the transform writes into")
+    linked = _input_files(datum)
     entries: dict[str, list[Any]] = {}
     with store.chunks.writer() as writer:
         for rel, local in _output_files(pfs, out):
+            source = linked.get(local.relative_to(pfs).as_posix()) if local.is_relative_to(pfs) else None
+            info = store.inspect_file(*source) if source is not None else None
+            if info is not None and info.hash is not None:
+                entries[rel] = entry_of(info.size, info.hash, info.chunks)
+                continue
             h, refs, size = writer.add_file(str(local))
             entries[rel] = entry_of(size, h, refs)
     return entries
+
+
+def _input_files(datum: Datum | None) -> dict[str, tuple[str, str, str]]:
+    """{"<input name>/<path>": (repo, commit, path)} of every input file of the datum."""
+    found: dict[str, tuple[str, str, str]] = {}
+    for inp in datum.inputs if datum is not None else ():
+        for f in inp.files:
+            found[f"{inp.name}/{f.path}"] = (inp.repo, inp.commit, f.path)
+    return found
 
 
 def _output_files(pfs: Path, out: Path) -> list[tuple[str, Path]]:
@@ -249,7 +269,7 @@ def _output_files(pfs: Path, out: Path) -> list[tuple[str, Path]]:
             rel = f"{prefix}/{entry.name}" if prefix else entry.name
             target = Path(entry.path)
             if entry.is_symlink():
-                target = Path(os.path.realpath(entry.path))
+                target = _link_target(target, pfs)
                 if not target.is_relative_to(pfs) or target == pfs:
                     raise InvalidArgument(f"output out/{rel} is a link to {target}, outside the datum's /pfs")
             mode = os.stat(target).st_mode if target.exists() else 0
@@ -260,6 +280,20 @@ def _output_files(pfs: Path, out: Path) -> list[tuple[str, Path]]:
             else:
                 raise InvalidArgument(f"output out/{rel} is not a regular file or folder")
     return sorted(found)
+
+
+def _link_target(link: Path, pfs: Path, hops: int = 40) -> Path:
+    """Where a link made in the datum's view leads on this host: ``/pfs/...`` there is ``pfs`` here."""
+    path = link
+    for _ in range(hops):
+        if not path.is_symlink():
+            return Path(os.path.realpath(path))
+        raw = os.readlink(path)
+        if raw == "/pfs" or raw.startswith("/pfs/"):
+            path = pfs / raw[len("/pfs/"):] if raw != "/pfs" else pfs
+        else:
+            path = Path(os.path.normpath(path.parent / raw))
+    raise InvalidArgument(f"output {link.name} is a chain of more than {hops} links")
 
 
 def clear(pfs: Path) -> None:
@@ -320,7 +354,7 @@ def run_datum(
                 error = "wrote outside /pfs/out: " + ", ".join(outside[:5])
         if error is None:
             try:
-                outputs = upload(store, pfs)
+                outputs = upload(store, pfs, env.datum)
             except InvalidArgument as exc:
                 error = str(exc)
             else:
