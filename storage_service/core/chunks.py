@@ -14,20 +14,24 @@ import contextlib
 import os
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
 from datumflow.storage_service.core.chunking import (
+    MIN_CHUNK,
     SMALL_FILE,
+    Cut,
     Readable,
     chunk_bytes,
     chunk_stream,
     content_hash,
-    cut_file,
     hash_bytes,
+    hashed_cuts,
+    mapped,
 )
-from datumflow.storage_service.core.db import insert_ignore
+from datumflow.storage_service.core.db import bulk_insert_ignore
 from datumflow.storage_service.core.inflight import PACK_PREFIX, Pins, gc_lock
 from datumflow.storage_service.core.objects import LocalObjects, ObjectStore
 from datumflow.storage_service.core.schema import chunks, packs
@@ -39,7 +43,8 @@ __all__ = ["ChunkStore", "ChunkWriter", "pack_key"]
 
 PACK_TARGET = 64 * 1024 * 1024
 _PENDING_BYTES = 32 * 1024 * 1024
-_LOOKUP_BATCH = 500
+_LOOKUP_BATCH = 2000  # hashes per query (and per pinning transaction): a folder of small files makes many
+_RANGE_BATCH = 128  # chunks of a large file looked up at once: small enough that copying starts early
 
 
 def pack_key(pack_id: str) -> str:
@@ -94,15 +99,52 @@ class ChunkStore:
         return data
 
     def read_all(self, refs: Iterable[ChunkRef]) -> Iterator[bytes]:
-        """The bytes of a file, chunk by chunk, locations looked up in batches."""
+        """The bytes of a file, chunk by chunk, locations looked up in batches.
+
+        A large file's chunks are read and checked a few ahead on a pool (reads
+        and hashing release the interpreter lock), while the caller writes out
+        the ones before them.
+        """
         refs = list(refs)
+        if len(refs) < 2 or sum(r.size for r in refs) < _READ_AHEAD_BYTES:
+            for ref, where in self._located(refs):
+                yield self.read(ref, where)
+            return
+        pool = _readers()
+        window: deque[Future[bytes]] = deque()
+        try:
+            for ref, where in self._located(refs):
+                window.append(pool.submit(self.read, ref, where))
+                if len(window) >= _READ_AHEAD:
+                    yield window.popleft().result()
+            while window:
+                yield window.popleft().result()
+        finally:
+            for reading in window:
+                reading.cancel()
+
+    def _located(self, refs: list[ChunkRef]) -> Iterator[tuple[ChunkRef, tuple[str, int, int]]]:
         for i in range(0, len(refs), _LOOKUP_BATCH):
             batch = refs[i:i + _LOOKUP_BATCH]
             where = self.locate(r.hash for r in batch)
             for ref in batch:
                 if ref.hash not in where:
                     raise ObjectNotFound(f"chunk {ref.hash} is not in the store")
-                yield self.read(ref, where[ref.hash])
+                yield ref, where[ref.hash]
+
+
+_READ_AHEAD = 4  # chunks in flight per reader: a few MiB
+_READ_AHEAD_BYTES = 4 * 1024 * 1024  # smaller files are read in the caller's thread (a pool costs more)
+_READERS: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _readers() -> ThreadPoolExecutor:
+    """Threads that read and check chunks, one pool per process (a forked child makes its own)."""
+    global _READERS
+    pool = _READERS
+    if pool is None or pool[0] != os.getpid():
+        pool = _READERS = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="datumflow-read"))
+    return pool[1]
 
 
 class ChunkWriter:
@@ -126,7 +168,7 @@ class ChunkWriter:
         self._pack: BinaryIO | None = None
         self._pack_id = ""
         self._pack_path = ""
-        self._pack_rows: list[dict[str, Any]] = []
+        self._pack_rows: list[tuple[str, str, int, int]] = []  # (hash, pack, offset, length)
         self._pack_size = 0
         self._ranges: list[tuple[str, int, int]] = []
         self._sealing: Future[None] | None = None  # (hash, offset, length) of a file being added
@@ -155,6 +197,9 @@ class ChunkWriter:
 
     def add_bytes(self, data: bytes) -> tuple[str, list[ChunkRef]]:
         """Store a whole buffer: (content hash, chunks)."""
+        if len(data) <= MIN_CHUNK:  # one chunk, the content hash itself: no cutting, no copy
+            ref = self.add(data)
+            return ref.hash, [ref]
         refs = [self.add(piece) for piece in chunk_bytes(data)]
         return content_hash(refs), refs
 
@@ -166,28 +211,32 @@ class ChunkWriter:
     def add_file(self, path: str) -> tuple[str, list[ChunkRef], int]:
         """Store a local file: (content hash, chunks, size).
 
-        Large files are cut through mmap and new chunks are copied into the
-        pack by the kernel (``copy_file_range``): no byte passes through Python.
+        Large files are cut and hashed at once over an mmap (see
+        :func:`.chunking.hashed_cuts`), and new chunks are copied into the pack
+        by the kernel (``copy_file_range``) while the next ones are cut: no
+        byte passes through Python.
         """
-        size = os.path.getsize(path)
-        if size <= SMALL_FILE:
-            with open(path, "rb") as fh:
-                data = fh.read()
-            h, refs = self.add_bytes(data)
-            return h, refs, len(data)
-        refs = []
         with open(path, "rb") as src:
-            for cut in cut_file(path):
-                h = hash_bytes(cut.data)
-                refs.append(ChunkRef(h, cut.length))
-                self.bytes_in += cut.length
-                if h not in self.seen:
-                    self.seen.add(h)
-                    self._ranges.append((h, cut.offset, cut.length))
-                    if len(self._ranges) >= _LOOKUP_BATCH:
-                        self._flush_ranges(src.fileno())
+            size = os.fstat(src.fileno()).st_size
+            if size <= SMALL_FILE:
+                data = src.read()
+                h, refs = self.add_bytes(data)
+                return h, refs, len(data)
+            refs = []
+            with mapped(src.fileno(), size) as view:
+                for cut in hashed_cuts(view):
+                    refs.append(ChunkRef(cut.hash, cut.length))
+                    self._add_range(src.fileno(), cut)
             self._flush_ranges(src.fileno())
         return content_hash(refs), refs, size
+
+    def _add_range(self, fd: int, cut: Cut) -> None:
+        self.bytes_in += cut.length
+        if cut.hash not in self.seen:
+            self.seen.add(cut.hash)
+            self._ranges.append((cut.hash, cut.offset, cut.length))
+            if len(self._ranges) >= _RANGE_BATCH:
+                self._flush_ranges(fd)
 
     # -- writing packs -----------------------------------------------------------
 
@@ -238,7 +287,7 @@ class ChunkWriter:
         return self._pack
 
     def _record(self, h: str, length: int) -> None:
-        self._pack_rows.append({"hash": h, "pack": self._pack_id, "offset": self._pack_size, "length": length})
+        self._pack_rows.append((h, self._pack_id, self._pack_size, length))
         self._pack_size += length
         self.bytes_new += length
         if self._pack_size >= PACK_TARGET:
@@ -263,7 +312,7 @@ class ChunkWriter:
         if job is not None:
             self._sealing = _SEALER.submit(_finish_pack, self.store, *job)
 
-    def _detach(self) -> tuple[BinaryIO, str, str, int, list[dict[str, Any]], bool] | None:
+    def _detach(self) -> tuple[BinaryIO, str, str, int, list[tuple[str, str, int, int]], bool] | None:
         pack, self._pack = self._pack, None
         if pack is None:
             return None
@@ -297,7 +346,7 @@ _SEALER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="datumflow-seal")
 
 
 def _finish_pack(
-    store: ChunkStore, pack: BinaryIO, pack_id: str, path: str, size: int, rows: list[dict[str, Any]],
+    store: ChunkStore, pack: BinaryIO, pack_id: str, path: str, size: int, rows: list[tuple[str, str, int, int]],
     relocate: bool,
 ) -> None:
     """Make a pack durable, check it, publish it, then record its chunks."""
@@ -313,13 +362,11 @@ def _finish_pack(
     with store.engine.begin() as conn:
         conn.execute(packs.insert(), {"id": pack_id, "size": size, "created": time.time()})
         if relocate:
-            for row in rows:
-                conn.execute(
-                    update(chunks).where(chunks.c.hash == row["hash"])
-                    .values(pack=pack_id, offset=row["offset"], length=row["length"])
-                )
-        elif rows:
-            conn.execute(insert_ignore(store.engine, chunks), rows)
+            for h, _, offset, length in rows:
+                moved = update(chunks).where(chunks.c.hash == h)
+                conn.execute(moved.values(pack=pack_id, offset=offset, length=length))
+        else:
+            bulk_insert_ignore(conn, chunks, ("hash", "pack", "offset", "length"), rows)
 
 
 def _copy_range(src: int, dst: int, offset: int, length: int) -> None:

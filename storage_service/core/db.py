@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -104,3 +104,22 @@ def insert_ignore(engine: Engine, table: Any) -> Any:
 
         return sqlite.insert(table).on_conflict_do_nothing()
     return insert(table).prefix_with("IGNORE")
+
+
+def bulk_insert_ignore(conn: Connection, table: Any, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """:func:`insert_ignore` of many rows (tuples in ``columns`` order) in one driver executemany.
+
+    Core's executemany builds and checks a parameter dict per row, which is
+    most of the cost of the thousands of chunk and pin rows a folder of small
+    files writes; the driver takes the tuples as they are.
+    """
+    if not rows:
+        return
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    into = f"{quote(table.name)} ({', '.join(quote(c) for c in columns)}) VALUES ({', '.join([mark] * len(columns))})"
+    if conn.dialect.name in ("postgresql", "sqlite"):
+        sql = f"INSERT INTO {into} ON CONFLICT DO NOTHING"
+    else:
+        sql = f"INSERT IGNORE INTO {into}"
+    conn.exec_driver_sql(sql, list(rows))

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from datumflow.storage_service.core.db import insert_ignore
+from datumflow.storage_service.core.db import bulk_insert_ignore
 from datumflow.storage_service.core.schema import pins, writes
 from datumflow.storage_service.model.lifecycle import _start_ticks, process_owner
 from sqlalchemy import Connection, Engine, delete, insert, select, text
@@ -79,9 +79,7 @@ class Pins:
         return write_id
 
     def pin(self, conn: Connection, write_id: str, keys: Iterable[str]) -> None:
-        rows = [{"write": write_id, "key": k} for k in dict.fromkeys(keys)]
-        if rows:
-            conn.execute(insert_ignore(self.engine, pins), rows)
+        bulk_insert_ignore(conn, pins, ("write", "key"), [(write_id, k) for k in dict.fromkeys(keys)])
 
     def pin_now(self, write_id: str, keys: Iterable[str]) -> None:
         with self.engine.begin() as conn:

@@ -328,17 +328,10 @@ class FileOps(Publishing, Leases):
     def _store_folder(
         self, writer: ChunkWriter, dest: str, folder: str, progress: Any
     ) -> Iterator[tuple[str, list[Any]]]:
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames.sort()
-            rel = os.path.relpath(dirpath, folder)
-            for name in sorted(filenames):
-                local = os.path.join(dirpath, name)
-                if not os.path.isfile(local):
-                    continue
-                parts = [p for p in (dest, "" if rel == "." else rel, name) if p]
-                h, refs, size = writer.add_file(local)
-                _tick(progress, size)
-                yield normalize_path("/".join(parts)), entry_of(size, h, refs)
+        for rel, local in _walk_files(folder):
+            h, refs, size = writer.add_file(local)
+            _tick(progress, size)
+            yield normalize_path(f"{dest}/{rel}" if dest else rel), entry_of(size, h, refs)
 
     def _appending(self, edits: dict[str, Any], write_id: str) -> Edits:
         """Edits that append each entry to the file already at its path (in the root they apply to)."""
@@ -645,3 +638,24 @@ def _tick(progress: Any, n: int) -> None:
         progress(n)
 
 
+
+
+def _walk_files(folder: str, rel: str = "") -> Iterator[tuple[str, str]]:
+    """(path relative to ``folder``, local path) of every file under it: a folder's files by name, then its
+    folders by name, as ``os.walk`` goes; links to files are files, links to folders are not followed.
+
+    One ``scandir`` per folder and no ``stat`` per file (the directory entry says what it is).
+    """
+    try:
+        with os.scandir(folder) as found:
+            entries = sorted(found, key=lambda e: e.name)
+    except OSError:  # unreadable or vanished, as os.walk skips it
+        return
+    folders = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            folders.append(entry)
+        elif entry.is_file():
+            yield f"{rel}{entry.name}", entry.path
+    for entry in folders:
+        yield from _walk_files(entry.path, f"{rel}{entry.name}/")
