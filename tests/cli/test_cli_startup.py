@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from datumflow.storage_service.cli import main as cli
 
 from .conftest import Cli, base_env
@@ -153,6 +154,26 @@ def test_verbs_against_a_service_import_no_store(cli: Cli, http_service: tuple[s
     commit = printed["put"].strip()
     assert "one.txt" in printed["ls"] and commit in printed["log"]
     assert not cli.root.exists()  # nothing went to a local store
+
+
+def test_the_model_package_loads_each_noun_on_first_use() -> None:
+    code = (
+        "import json, sys\nfrom datumflow.storage_service import model\n"
+        "before = sorted(m for m in sys.modules if m.startswith('datumflow.storage_service.model.'))\n"
+        "from datumflow.storage_service.model import FileInfo\n"
+        "after = sorted(m for m in sys.modules if m.startswith('datumflow.storage_service.model.'))\n"
+        "import importlib\n"
+        "same = [n for n in model.__all__ if getattr(model, n) is not getattr(importlib.import_module("
+        "'datumflow.storage_service.model.' + model._HOME[n]), n)]\n"
+        "print(json.dumps([before, after, same, sorted(model._HOME) == sorted(model.__all__)]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=base_env(), timeout=60)
+    before, after, wrong, complete = json.loads(done.stdout)
+    assert before == []
+    assert after == ["datumflow.storage_service.model.file", "datumflow.storage_service.model.value"]
+    assert wrong == [] and complete
+    with pytest.raises(ImportError, match="NoSuchValue"):
+        from datumflow.storage_service.model import NoSuchValue  # type: ignore[attr-defined]  # noqa: F401
 
 
 def test_a_missing_dependency_at_run_time_is_one_line_naming_the_extra(tmp_path: Path) -> None:
