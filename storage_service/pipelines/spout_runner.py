@@ -140,7 +140,9 @@ class SpoutSupervisor:
                     self._release(name)
         for name, spec_commit in wanted.items():
             if name in self._running:
-                self._renew(name)
+                if not self._renew(name):  # another supervisor took it over (ours lapsed): one process only
+                    _log.warning("spout %s: lease taken over by another service; ending this process", name)
+                    self._end(self._running[name], state=None)
                 continue
             waiting = self._waiting.get(name)
             if waiting is not None and time.time() < waiting.not_before:
@@ -257,10 +259,12 @@ class SpoutSupervisor:
             moved = conn.execute(update(spout_runs).where(spout_runs.c.pipeline == name, free).values(**values))
             return bool(moved.rowcount == 1)
 
-    def _renew(self, name: str) -> None:
+    def _renew(self, name: str) -> bool:
         with self.store.engine.begin() as conn:
-            conn.execute(update(spout_runs).where(spout_runs.c.pipeline == name, spout_runs.c.owner == self.owner)
-                         .values(lease_until=time.time() + self.lease_seconds))
+            moved = conn.execute(update(spout_runs).where(spout_runs.c.pipeline == name,
+                                                          spout_runs.c.owner == self.owner)
+                                 .values(lease_until=time.time() + self.lease_seconds))
+            return bool(moved.rowcount == 1)
 
     def _release(self, name: str) -> None:
         with self.store.engine.begin() as conn:

@@ -146,3 +146,37 @@ def test_cron_ticks_with_run_cron_and_fixed_output_names_merge(run: Any) -> None
     assert len(run("get", "scrape@master:log.txt").split()) == 2
     lineage = json.loads(run("lineage", "scrape@master:log.txt", "--json"))
     assert len(lineage["datums"]) == 2
+
+
+SPOUT_SH = """#!/bin/sh
+i=0
+while [ $i -lt 2 ]; do
+  i=$((i+1)); echo "event $i" > /tmp/e.txt
+  datumflow put "$PACH_OUTPUT_REPO@master:event-$i.txt" /tmp/e.txt || exit 9
+done
+exec sleep 3600
+"""
+
+
+def test_stop_start_and_a_spout_from_the_command_line(run: Any) -> None:
+    (run.code / "spout.sh").write_text(SPOUT_SH)
+    spout = json.dumps({"pipeline": {"name": "events"}, "spout": {},
+                        "transform": {"image": "alpine:3", "cmd": ["sh", str(run.code / "spout.sh")]}})
+    count = _spec("count", _pfs("events", "/*"), ["sh", "-c", "wc -c < $events > /pfs/out/$(basename $events)"])
+    run("pipeline", "create", "-f", "-", stdin=spout + "\n---\n" + count)
+    listed = json.loads(run("pipeline", "list", "--json"))
+    assert {p["name"]: p["state"] for p in listed} == {"events": "running", "count": "running"}
+    # The spout runs in the foreground for a while: its commits run `count` downstream.
+    status = json.loads(run("pipeline", "run", "events", "--for", "20", "--json"))
+    assert status["pipeline"] == "events" and status["state"] == "stopped" and status["restarts"] == 0, status
+    assert run("get", "count@master:event-2.txt").strip() == "8"
+
+    stopped = json.loads(run("pipeline", "stop", "count", "--json"))
+    assert stopped["state"] == "stopped"
+    (run.tmp / "late.txt").write_text("late!")
+    run("put", "events@master:late.txt", str(run.tmp / "late.txt"))
+    assert "late.txt" not in run("ls", "count@master")  # no job while stopped
+    started = json.loads(run("pipeline", "start", "count", "--json"))
+    assert started["state"] == "running"
+    assert run("get", "count@master:late.txt").strip() == "5"  # start ran what arrived meanwhile
+    assert "not found" in run("pipeline", "start", "nope", rc=1)

@@ -79,7 +79,9 @@ time.sleep(3600)
 
 def _spout_spec(name: str, script: Path, **env: str) -> dict[str, Any]:
     return {"pipeline": {"name": name}, "spout": {}, "description": "a spout in Pachyderm's JSON",
-            "transform": {"image": "python:3.11-slim", "cmd": ["python3", str(script)], "env": env}}
+            "parallelismSpec": {"constant": 1}, "resourceRequests": {"cpu": 0.5},
+            "transform": {"image": "python:3.11-slim", "cmd": ["python3", str(script)], "env": env,
+                          "workingDir": "/tmp"}}
 
 
 @pytest.fixture
@@ -194,3 +196,27 @@ def test_the_spout_token_writes_only_its_own_repo_and_dies_with_the_process(
     assert not thread.is_alive()
     with pytest.raises(Unauthenticated):
         pipeline_principal(store.engine, token)
+
+
+def test_one_supervisor_runs_a_spout_and_another_takes_over_when_its_lease_lapses(
+    store: Store, pipelines: Pipelines, code: Path
+) -> None:
+    from datumflow.storage_service.pipelines.spout_runner import SpoutSupervisor
+
+    pipelines.create_pipeline(_spout_spec("solo", code / "producer.py", MESSAGES="0"))
+    first = SpoutSupervisor(store, pipelines.registry, address="http://127.0.0.1:9", lease_seconds=0.5)
+    second = SpoutSupervisor(store, pipelines.registry, address="http://127.0.0.1:9", lease_seconds=0.5)
+    try:
+        first.step()
+        second.step()
+        assert first.running() == ["solo"] and second.running() == []  # one process among replicas
+        time.sleep(0.7)  # the first one stops renewing (its service died, say)
+        second.step()
+        assert second.running() == ["solo"]
+        first.step()  # it finds its lease gone and ends its own process
+        assert first.running() == []
+        assert pipelines.inspect_pipeline("solo").spout["state"] == "running"  # type: ignore[index]
+    finally:
+        first.stop_all()
+        second.stop_all()
+    assert pipelines.inspect_pipeline("solo").spout["state"] == "stopped"  # type: ignore[index]
