@@ -237,6 +237,11 @@ def datum_restart_cmd(ctx: Context, args: argparse.Namespace) -> int:
 def logs_cmd(ctx: Context, args: argparse.Namespace) -> None:
     svc = service(ctx)
     if args.pipeline is not None:
+        spout = svc.inspect_pipeline(args.pipeline).spout
+        if spout is not None:  # a spout has no jobs: its process's output
+            row = {"pipeline": args.pipeline, "datum": "", "state": spout["state"], "log": spout.get("log", "")}
+            emit(ctx, args, [row], _render_logs)
+            return
         jobs = svc.list_jobs(args.pipeline)
         if not jobs:
             raise InvalidArgument(f"pipeline {args.pipeline} has no jobs yet")
@@ -250,7 +255,8 @@ def logs_cmd(ctx: Context, args: argparse.Namespace) -> None:
 
 def _render_logs(out: TextIO, rows: list[dict[str, Any]]) -> None:
     for row in rows:
-        out.write(f"--- datum {row['datum'][:12]} ({row['state']}) ---\n{row['log']}")
+        what = f"datum {row['datum'][:12]}" if row["datum"] else f"spout {row.get('pipeline', '')}"
+        out.write(f"--- {what} ({row['state']}) ---\n{row['log']}")
         if row["log"] and not row["log"].endswith("\n"):
             out.write("\n")
 

@@ -69,6 +69,7 @@ from sqlalchemy import insert, or_, select, update
 __all__ = ["SpoutSupervisor"]
 
 LOG_LIMIT = 16 * 1024
+LOG_EVERY = 2.0  # seconds between copies of a running spout's output tail into its run record
 _log = logging.getLogger(__name__)
 
 
@@ -90,6 +91,7 @@ class _Running:
     folder: Path
     log: IO[bytes]
     started: float = field(default_factory=time.time)
+    logged: float = field(default_factory=time.monotonic)  # when its output tail was last recorded
 
 
 @dataclass
@@ -140,9 +142,13 @@ class SpoutSupervisor:
                     self._release(name)
         for name, spec_commit in wanted.items():
             if name in self._running:
+                run = self._running[name]
                 if not self._renew(name):  # another supervisor took it over (ours lapsed): one process only
                     _log.warning("spout %s: lease taken over by another service; ending this process", name)
-                    self._end(self._running[name], state=None)
+                    self._end(run, state=None)
+                elif time.monotonic() - run.logged >= LOG_EVERY:  # `logs --pipeline` shows it as it runs
+                    run.logged = time.monotonic()
+                    self._record(name, log=_tail(run))
                 continue
             waiting = self._waiting.get(name)
             if waiting is not None and time.time() < waiting.not_before:

@@ -154,6 +154,7 @@ while [ $i -lt 2 ]; do
   i=$((i+1)); echo "event $i" > /tmp/e.txt
   datumflow put "$PACH_OUTPUT_REPO@master:event-$i.txt" /tmp/e.txt || exit 9
 done
+echo "events written"
 exec sleep 3600
 """
 
@@ -170,6 +171,7 @@ def test_stop_start_and_a_spout_from_the_command_line(run: Any) -> None:
     status = json.loads(run("pipeline", "run", "events", "--for", "20", "--json"))
     assert status["pipeline"] == "events" and status["state"] == "stopped" and status["restarts"] == 0, status
     assert run("get", "count@master:event-2.txt").strip() == "8"
+    assert "events written" in run("logs", "--pipeline", "events")  # a spout's logs are its process's output
 
     stopped = json.loads(run("pipeline", "stop", "count", "--json"))
     assert stopped["state"] == "stopped"

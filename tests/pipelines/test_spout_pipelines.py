@@ -153,6 +153,7 @@ def test_a_spout_writes_commits_with_the_spec_as_provenance_and_downstream_runs(
     assert all(spec_commit in c.provenance for c in made)  # the code is provenance
     status = pipelines.inspect_pipeline("events").spout
     assert status is not None and status["state"] == "running" and status["pid"]
+    _until(lambda: "wrote 3" in pipelines.inspect_pipeline("events").spout["log"])  # type: ignore[index]
 
     pipelines.stop_pipeline("events")  # the runner sees it and ends the process
     thread.join(timeout=60)
