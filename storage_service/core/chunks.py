@@ -31,13 +31,13 @@ from datumflow.storage_service.core.chunking import (
     hashed_cuts,
     mapped,
 )
-from datumflow.storage_service.core.db import bulk_insert_ignore
+from datumflow.storage_service.core.db import Prepared, bulk_insert_ignore
 from datumflow.storage_service.core.inflight import PACK_PREFIX, Pins, gc_lock
 from datumflow.storage_service.core.objects import LocalObjects, ObjectStore
 from datumflow.storage_service.core.schema import chunks, packs
 from datumflow.storage_service.errors import CorruptObject, ObjectNotFound
 from datumflow.storage_service.model.core import ChunkRef
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 
 __all__ = ["ChunkStore", "ChunkWriter", "pack_key"]
 
@@ -45,6 +45,8 @@ PACK_TARGET = 64 * 1024 * 1024
 _PENDING_BYTES = 32 * 1024 * 1024
 _LOOKUP_BATCH = 2000  # hashes per query (and per pinning transaction): a folder of small files makes many
 _RANGE_BATCH = 128  # chunks of a large file looked up at once: small enough that copying starts early
+_LOCATE_ONE = Prepared(select(chunks.c.hash, chunks.c.pack, chunks.c.offset, chunks.c.length).where(
+    chunks.c.hash == bindparam("hash")))
 
 
 def pack_key(pack_id: str) -> str:
@@ -79,6 +81,10 @@ class ChunkStore:
         """hash -> (pack, offset, length) for the hashes that are stored."""
         wanted = list(dict.fromkeys(hashes))
         found: dict[str, tuple[str, int, int]] = {}
+        if len(wanted) == 1:  # a small file: one prebuilt statement
+            for row in _LOCATE_ONE.rows(self.engine, hash=wanted[0]):
+                found[row[0]] = (row[1], row[2], row[3])
+            return found
         with self.engine.connect() as conn:
             for i in range(0, len(wanted), _LOOKUP_BATCH):
                 batch = wanted[i:i + _LOOKUP_BATCH]

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from datumflow.storage_service.core.migrations import ensure_schema
 from datumflow.storage_service.errors import DatumflowError, InvalidArgument, ServiceUnavailable
-from sqlalchemy import Connection, Engine, create_engine, event, insert, make_url
+from sqlalchemy import Connection, Engine, Select, create_engine, event, insert, make_url
 
-__all__ = ["connect_engine", "insert_ignore", "open_engine"]
+__all__ = ["Prepared", "connect_engine", "insert_ignore", "open_engine"]
 
 
 def open_engine(url: str) -> Engine:
@@ -66,6 +67,50 @@ def _sqlite_begin(conn: Any) -> None:
     # SQLITE_BUSY on the lock upgrade.
     immediate = conn.get_execution_options().get("sqlite_immediate", False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+class Prepared:
+    """One read statement of the request path, compiled once per dialect and run on the driver's connection.
+
+    A lookup made on every request (a token, a branch head, a chunk's place)
+    is one SELECT; through a SQLAlchemy ``Connection`` it costs several times
+    what the database takes for it (events, the transaction it begins and rolls
+    back, result set-up). Here the pooled driver connection runs the compiled
+    SQL directly: one SELECT, no transaction (SQLite's pysqlite runs it in
+    autocommit, a lone SELECT being its own snapshot; the pool rolls
+    PostgreSQL's back when the connection returns). Rows are named tuples with
+    the statement's column keys, values as the driver returns them (callers
+    convert booleans and binaries themselves). Only for single-statement reads.
+    """
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, Any, tuple[str, ...] | None]] = {}
+        self._row = namedtuple("_Row", [c.key for c in statement.selected_columns])  # type: ignore[misc]
+
+    def rows(self, engine: Engine, **params: Any) -> list[Any]:
+        sql, compiled, order = self._compile(engine)
+        values = compiled.construct_params(params)
+        args = [values[name] for name in order] if order is not None else values
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, args)
+                found = cursor.fetchall()
+            finally:
+                cursor.close()
+        finally:
+            raw.close()  # back to the pool (which rolls back whatever the driver began)
+        return [self._row(*r) for r in found]
+
+    def _compile(self, engine: Engine) -> tuple[str, Any, tuple[str, ...] | None]:
+        found = self._compiled.get(engine.dialect.name)
+        if found is None:
+            compiled = self.statement.compile(dialect=engine.dialect)
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            found = self._compiled[engine.dialect.name] = (str(compiled), compiled, order)
+        return found
 
 
 def _writes_begin_immediate(engine: Engine) -> None:

@@ -32,6 +32,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = ["API_PREFIX", "LONG_POLL_MAX", "create_app"]
@@ -103,6 +104,9 @@ def create_app(
     app.add_exception_handler(Exception, _unexpected_error)
     principal = _principal_dependency(auth, store, pipeline_tokens_only=pipeline_tokens_only)
     _mount_store(app, store, Roles(principal))
+    caller = _caller(auth, store, pipeline_tokens_only=pipeline_tokens_only)
+    app.router.routes[0:0] = files.fast_routes(API_PREFIX, store, lambda request: caller(
+        bearer_token(request.headers.get("authorization"))))
     _mount_pipelines(app, store, principal)
     app.include_router(s3_keys.build_router(store, principal), prefix=API_PREFIX)
 
@@ -124,16 +128,35 @@ def _principal_dependency(
     auth: Auth | None, store: Store, *, pipeline_tokens_only: bool = False
 ) -> Callable[..., Principal]:
     bearer = HTTPBearer(auto_error=False, description="a datumflow token (`datumflow auth token create`)")
+    caller = _caller(auth, store, pipeline_tokens_only=pipeline_tokens_only)
 
     def principal(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Principal:
-        token = credentials.credentials if credentials else None
+        return caller(credentials.credentials if credentials else None)
+
+    return principal
+
+
+def _caller(
+    auth: Auth | None, store: Store, *, pipeline_tokens_only: bool = False
+) -> Callable[[str | None], Principal]:
+    """token (or None) -> the caller's principal: what the principal dependency and the fast routes ask."""
+
+    def caller(token: str | None) -> Principal:
         if (token and token.startswith(PIPELINE_TOKEN)) or pipeline_tokens_only:
             return pipeline_principal(store.engine, token)
         if auth is None or auth.open_mode():
             return ANONYMOUS_ADMIN
         return auth.authenticate(token)
 
-    return principal
+    return caller
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header, parsed as HTTPBearer parses it; None otherwise."""
+    scheme, credentials = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and credentials) or scheme.lower() != "bearer":
+        return None
+    return credentials
 
 
 def _mount_store(app: FastAPI, store: Store, roles: Roles) -> None:
@@ -157,7 +180,7 @@ def _mount_optional(app: FastAPI, store: Store, s3_domain: str | None, auth: Aut
     from datumflow.storage_service.service.console import pages as console
     from datumflow.storage_service.service.s3 import gateway as s3_gateway
 
-    app.include_router(s3_gateway.build_router(lambda: store, auth=auth), prefix="/s3")
+    app.router.routes[0:0] = s3_gateway.build_routes(lambda: store, auth=auth, prefix="/s3")  # first: see there
     if s3_domain:
         app.add_middleware(s3_gateway.HostStyleBuckets, domain=s3_domain)
     app.include_router(console.build_router(lambda: store, auth=auth), prefix="/console")

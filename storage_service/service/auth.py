@@ -17,13 +17,29 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from datumflow.storage_service.core.db import Prepared
 from datumflow.storage_service.core.migrations import ensure_tables
 from datumflow.storage_service.core.schema import metadata, roles
 from datumflow.storage_service.errors import AlreadyExists, Forbidden, InvalidArgument, NotFound, Unauthenticated
 from datumflow.storage_service.names import check_repo_name
 from datumflow.storage_service.service.s3.keys import s3_keys
-from sqlalchemy import Boolean, Column, Engine, Float, Index, String, Table, delete, func, insert, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Index,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 
 __all__ = ["ROLES", "Auth", "Principal", "pipeline_principal", "roles", "tokens", "users"]
 
@@ -47,6 +63,18 @@ tokens = Table(
     Index("ix_df_tokens_user", "user"),
 )
 
+
+# What a request's credentials name, each in one prebuilt query: the user and every grant.
+_BY_TOKEN = Prepared(
+    select(users.c.name, users.c.admin, roles.c.repo, roles.c.role)
+    .select_from(tokens.join(users, users.c.name == tokens.c.user).outerjoin(roles, roles.c.user == users.c.name))
+    .where(tokens.c.hash == bindparam("hash"))
+)
+_BY_S3_KEY = Prepared(
+    select(users.c.name, users.c.admin, roles.c.repo, roles.c.role, s3_keys.c.secret)
+    .select_from(s3_keys.join(users, users.c.name == s3_keys.c.user).outerjoin(roles, roles.c.user == users.c.name))
+    .where(s3_keys.c.access_key_id == bindparam("key"))
+)
 
 
 @dataclass(frozen=True)
@@ -87,6 +115,11 @@ def pipeline_principal(engine: Engine, token: str | None) -> Principal:
 
 # The principal of a service that runs without users: may do everything.
 ANONYMOUS_ADMIN = Principal("anonymous", True, {})
+
+
+def _principal(rows: list[Any]) -> Principal:
+    """The principal of one user's rows (its name and admin flag, one grant per row, or none)."""
+    return Principal(rows[0].name, bool(rows[0].admin), {r.repo: r.role for r in rows if r.repo is not None})
 
 
 def hash_token(token: str) -> str:
@@ -193,16 +226,21 @@ class Auth:
         return self.authenticate_hash(hash_token(token))
 
     def authenticate_hash(self, token_hash: str) -> Principal:
-        """The principal of the token whose SHA-256 is ``token_hash`` (a console session holds only that)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(users.c.name, users.c.admin)
-                .select_from(tokens.join(users, users.c.name == tokens.c.user))
-                .where(tokens.c.hash == token_hash)
-            ).first()
-        if row is None:
+        """The principal of the token whose SHA-256 is ``token_hash`` (a console session holds only that).
+
+        One prebuilt query per request (token, user and grants joined), nothing
+        cached: a revoked token, a deleted user or a changed grant counts at once,
+        in every process that shares the database.
+        """
+        rows = _BY_TOKEN.rows(self.engine, hash=token_hash)
+        if not rows:
             raise Unauthenticated("unknown or revoked token")
-        return self.principal_of(row.name)
+        return _principal(rows)
+
+    def key_holder(self, access_key_id: str) -> tuple[Principal, bytes] | None:
+        """(principal, sealed secret) of an S3 key pair's user, in one query; None if there is no such pair."""
+        rows = _BY_S3_KEY.rows(self.engine, key=access_key_id)
+        return (_principal(rows), bytes(rows[0].secret)) if rows else None
 
     def principal_of(self, name: str) -> Principal:
         """The principal of user ``name`` (an S3 key pair's owner); :class:`Unauthenticated` if gone."""

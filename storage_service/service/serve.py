@@ -14,6 +14,7 @@ calls :func:`register` to add both sub-commands to its own parser.
 from __future__ import annotations
 
 import argparse
+import atexit
 import ipaddress
 import json
 import logging
@@ -96,23 +97,17 @@ def serve(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, uvicorn: Any, create_app: Any) -> int:
     executor_config(args)  # a bad executor setting is refused before anything opens
+    workers = getattr(args, "workers", 1) or 1
+    if workers < 1:
+        raise InvalidArgument(f"--workers must be at least 1, not {workers}")
     store = _open_store(args)
-    from datumflow.storage_service.service.airflow_push import from_env
-
-    push = from_env()
-    if push is not None:
-        store.on_commit_finished.append(push)
-    auth = Auth(store.engine)
-    if not auth.has_users():
-        log.warning(_OPEN_WARNING)
-        print(_OPEN_WARNING, file=sys.stderr, flush=True)
-        if not is_loopback(args.host):
-            raise InvalidArgument(
-                f"refusing to serve {args.host} without users: run `datumflow auth init` first, "
-                "or bind to 127.0.0.1"
-            )
-    # Open while there are no users; tokens are asked for as soon as one exists, without a restart.
-    app = create_app(store, auth=auth, s3_domain=args.s3_domain)
+    if workers > 1:
+        try:
+            _check_open_mode(store, args)  # once, in the supervisor; each worker opens the store itself
+        finally:
+            store.close()
+        return _serve_workers(args, uvicorn, workers)
+    app = _build_app(store, args, create_app, warn=True)
     engine = _start_pipelines(store, args)
     spouts = None
     if engine is not None:
@@ -129,6 +124,85 @@ def _serve(args: argparse.Namespace, uvicorn: Any, create_app: Any) -> int:
             engine.stop_background()  # waits for the job in progress, if any
         store.close()
     return 0
+
+
+def _build_app(store: Any, args: argparse.Namespace, create_app: Any, *, warn: bool) -> Any:
+    from datumflow.storage_service.service.airflow_push import from_env
+
+    push = from_env()
+    if push is not None:
+        store.on_commit_finished.append(push)
+    auth = _check_open_mode(store, args) if warn else Auth(store.engine)
+    # Open while there are no users; tokens are asked for as soon as one exists, without a restart.
+    return create_app(store, auth=auth, s3_domain=args.s3_domain)
+
+
+def _check_open_mode(store: Any, args: argparse.Namespace) -> Auth:
+    """The store's Auth; a service without users is announced, and refused beyond loopback."""
+    auth = Auth(store.engine)
+    if not auth.has_users():
+        log.warning(_OPEN_WARNING)
+        print(_OPEN_WARNING, file=sys.stderr, flush=True)
+        if not is_loopback(args.host):
+            raise InvalidArgument(
+                f"refusing to serve {args.host} without users: run `datumflow auth init` first, "
+                "or bind to 127.0.0.1"
+            )
+    return auth
+
+
+# -- several worker processes ------------------------------------------------------------------
+
+_WORKER_ARGS = "DATUMFLOW_SERVE_WORKER_ARGS"
+# Seconds a worker may take to answer the supervisor's health check: a new worker imports the
+# service first, which takes a loaded machine more than uvicorn's default 5 s.
+_WORKER_HEALTHCHECK = 60
+
+
+def _serve_workers(args: argparse.Namespace, uvicorn: Any, workers: int) -> int:
+    """``--workers N``: uvicorn's supervisor binds the socket once and runs N worker processes on it.
+
+    Each worker is a replica of the service, as several ``serve`` processes on
+    one database are (:func:`worker_app`): its own store, connection pool and,
+    unless ``--no-pipelines``, its own job loop (jobs are claimed in the
+    database, so no two workers run one job). The supervisor replaces a worker
+    that dies, and on SIGINT/SIGTERM stops them all, each finishing its requests
+    and the job it is running.
+    """
+    plain = (str, int, float, bool, list, type(None))
+    os.environ[_WORKER_ARGS] = json.dumps({k: v for k, v in vars(args).items() if isinstance(v, plain)})
+    uvicorn.run("datumflow.storage_service.service.serve:worker_app", factory=True, workers=workers,
+                host=args.host, port=args.port, log_level=args.log_level, log_config=None, access_log=False,
+                timeout_worker_healthcheck=_WORKER_HEALTHCHECK)
+    return 0
+
+
+def worker_app() -> Any:
+    """The app of one ``serve --workers N`` worker process (uvicorn's factory; the arguments come in the
+    environment): the store opened here, the job loop started and stopped with the app's lifespan."""
+    from contextlib import asynccontextmanager
+
+    from datumflow.storage_service.service.app import create_app
+    from datumflow.storage_service.service.observability import configure_logging
+
+    args = argparse.Namespace(**json.loads(os.environ[_WORKER_ARGS]))
+    logs = configure_logging(getattr(args, "log_format", "json"), args.log_level)
+    store = _open_store(args)
+    app = _build_app(store, args, create_app, warn=False)
+
+    @asynccontextmanager
+    async def lifespan(_: Any) -> Any:
+        engine = _start_pipelines(store, args)
+        try:
+            yield
+        finally:
+            if engine is not None:
+                engine.stop_background()  # waits for the job in progress, if any
+            store.close()
+
+    atexit.register(logs.stop)  # after uvicorn's last lines, which follow the lifespan's end
+    app.router.lifespan_context = lifespan
+    return app
 
 
 def _start_pipelines(store: Any, args: argparse.Namespace) -> Any:
@@ -296,6 +370,9 @@ def register(subparsers: Any) -> None:
                    help="do not run pipeline jobs, cron ticks and spouts in this process (another one does)")
     p.add_argument("--pipelines-interval", type=float, default=1.0, metavar="S",
                    help="seconds between looks for ready jobs (default 1)")
+    p.add_argument("--workers", type=int, default=int(os.environ.get("DATUMFLOW_WORKERS", "1")), metavar="N",
+                   help="worker processes sharing the port, each a replica with its own job loop (default 1; "
+                        "about one per core)")
     _executor_options(p)
     p.set_defaults(func=serve, run=_run_from_cli)
 

@@ -31,6 +31,7 @@ from datumflow.storage_service.errors import (
 )
 from datumflow.storage_service.model.core import ChunkRef, Commit, CommitState, DiffEntry, FileInfo, Origin
 from datumflow.storage_service.names import check_branch_name, is_commit_id, normalize_path
+from datumflow.storage_service.store import lookup
 from datumflow.storage_service.store.clash import refuse_file_folder_clash
 from datumflow.storage_service.store.leases import Leases, _Abandoned
 from datumflow.storage_service.store.publish import Edits, Publishing, _OutsideWork
@@ -405,7 +406,8 @@ class FileOps(Publishing, Leases):
             return conn.execute(select(commits.c.root).where(commits.c.id == commit_id)).scalar()
 
     def _root(self, repo: str, ref: str) -> str | None:
-        return self._root_of(self.resolve(repo, ref))
+        found = lookup.root_of(self.engine, repo, ref)  # a branch head or commit id: one query
+        return found[0] if found is not None else self._root_of(self.resolve(repo, ref))
 
     def inspect_file(self, repo: str, ref: str, path: str) -> FileInfo:
         path = normalize_path(path, allow_root=True)

@@ -50,6 +50,7 @@ from datumflow.storage_service.errors import (
 from datumflow.storage_service.model.core import Branch, BranchRef, Commit, CommitState, Origin, ProvenanceEntry, Repo
 from datumflow.storage_service.model.lifecycle import OpenCommit, writing
 from datumflow.storage_service.names import check_branch_name, check_repo_name, is_commit_id, parse_ancestry
+from datumflow.storage_service.store import lookup
 from datumflow.storage_service.store.bisect import Bisecting
 from datumflow.storage_service.store.files import FileOps
 from datumflow.storage_service.store.maintenance import Maintenance
@@ -614,6 +615,17 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
                         .values(state=CommitState.FINISHED.value, finished=time.time())
                     )
                     progress = True
+
+    def head_commit(self, repo: str, branch: str) -> Commit | None:
+        """The head commit of a branch, in one query; None if there is no such branch or it has no commits.
+
+        For the request path (S3 GetObject/HeadObject): on None, ``inspect_branch`` says which.
+        """
+        rows = lookup.head_rows(self.engine, repo, branch)
+        if not rows:
+            return None
+        upstream = tuple(sorted({r.lookup_upstream for r in rows if r.lookup_upstream is not None}))
+        return _commit_from_row(rows[0], upstream, rows[0].lookup_merge_parent)
 
     def inspect_commit(self, repo: str, ref: str) -> Commit:
         with self.engine.connect() as conn:

@@ -31,15 +31,16 @@ class Roles:
 
 
 def _on_repo(principal: Callable[..., Principal], role: str) -> Any:
-    def check(repo: str, who: Principal = Depends(principal)) -> Principal:
+    # async: a check of what the principal holds does no I/O, so it runs on the event loop (no thread hop)
+    async def check(repo: str, who: Principal = Depends(principal)) -> Principal:
         who.require(repo, role)
         return who
 
     return Depends(check)
 
 
-def _admin(principal: Callable[..., Principal]) -> Callable[..., Principal]:
-    def admin(who: Principal = Depends(principal)) -> Principal:
+def _admin(principal: Callable[..., Principal]) -> Callable[..., Any]:
+    async def admin(who: Principal = Depends(principal)) -> Principal:
         who.require_admin()
         return who
 

@@ -53,6 +53,11 @@ def parse_bucket(name: str) -> Bucket:
 
 def open_bucket(store: Store, who: Principal, b: Bucket, role: str = "reader") -> Commit | None:
     """The commit a bucket reads (None: an empty branch); NoSuchBucket first, then the caller's role."""
+    if role == "reader" and b.commit is None:  # a read of a branch head: one query when it has one
+        head = store.head_commit(b.repo, b.branch)
+        if head is not None:
+            who.require(b.repo, role)
+            return head
     try:
         branch = store.inspect_branch(b.repo, b.branch)  # RepoNotFound/BranchNotFound: NoSuchBucket
     except BranchNotFound:

@@ -33,28 +33,51 @@ from datumflow.storage_service.service.s3.multipart import Multipart
 from datumflow.storage_service.service.s3.objects import Call
 from datumflow.storage_service.service.s3.xml import element, xml_response
 from datumflow.storage_service.store.store import Store
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-__all__ = ["Bucket", "HostStyleBuckets", "build_router", "parse_bucket"]
+__all__ = ["Bucket", "HostStyleBuckets", "build_routes", "parse_bucket"]
 
 _METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]
+_READS = ("GetObject", "HeadObject")
 # The path a virtual-hosted request was signed with, kept by HostStyleBuckets.
 SIGNED_PATH = "datumflow.s3.signed_path"
+_QUERY = "datumflow.s3.query"
 log = logging.getLogger(__name__)
 
 
-def build_router(get_store: Callable[[], Store], *, auth: Auth | None = None) -> APIRouter:
+def build_routes(get_store: Callable[[], Store], *, auth: Auth | None = None, prefix: str = "/s3") -> list[Route]:
+    """The gateway's routes under ``prefix``: plain Starlette routes (no dependency solving per request),
+    meant to be placed first in the app's routes, so an S3 request is not matched against the whole API first."""
     gateway = _Gateway(get_store, auth)
-    router = APIRouter(include_in_schema=False)
-    router.add_api_route("", gateway.service, methods=_METHODS)
-    router.add_api_route("/", gateway.service, methods=_METHODS)
-    router.add_api_route("/{bucket}", gateway.bucket, methods=_METHODS)
-    router.add_api_route("/{bucket}/", gateway.bucket, methods=_METHODS)
-    router.add_api_route("/{bucket}/{key:path}", gateway.object, methods=_METHODS)
-    return router
+
+    async def service(request: Request) -> Response:
+        return await gateway.service(request)
+
+    async def bucket(request: Request) -> Response:
+        return await gateway.bucket(request, request.path_params["bucket"])
+
+    async def obj(request: Request) -> Response:
+        return await gateway.object(request, request.path_params["bucket"], request.path_params["key"])
+
+    return [
+        _Route(prefix, service, methods=_METHODS, include_in_schema=False),
+        _Route(prefix + "/", service, methods=_METHODS, include_in_schema=False),
+        _Route(prefix + "/{bucket}", bucket, methods=_METHODS, include_in_schema=False),
+        _Route(prefix + "/{bucket}/", bucket, methods=_METHODS, include_in_schema=False),
+        _Route(prefix + "/{bucket}/{key:path}", obj, methods=_METHODS, include_in_schema=False),
+    ]
+
+
+class _Route(Route):
+    """A plain route that names itself in the scope, as FastAPI's do (the metrics label it by its template)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child = super().matches(scope)
+        return match, ({**child, "route": self} if match is not Match.NONE else child)
 
 
 class HostStyleBuckets:
@@ -110,11 +133,16 @@ class _Gateway:
         return await self._guard(request, "bucket", bucket, work)
 
     async def object(self, request: Request, bucket: str, key: str) -> Response:
-        async def work(who: Principal, op: str) -> Response:
-            call = Call(self.store, self.uploads, who, request, _bucket(bucket, op), key, _query(request))
-            return await self._object_op(op, call)
+        def call_of(who: Principal, op: str) -> Call:
+            return Call(self.store, self.uploads, who, request, _bucket(bucket, op), key, _query(request))
 
-        return await self._guard(request, "object", f"{bucket}/{key}", work)
+        async def work(who: Principal, op: str) -> Response:
+            return await self._object_op(op, call_of(who, op))
+
+        def read(who: Principal, op: str) -> Response:
+            return objects.get_object(call_of(who, op), op == "HeadObject")
+
+        return await self._guard(request, "object", f"{bucket}/{key}", work, read)
 
     async def _bucket_op(self, op: str, who: Principal, b: Bucket, request: Request) -> Response:
         store = self.store
@@ -157,13 +185,21 @@ class _Gateway:
         return await run_in_threadpool(handler, call)
 
     async def _guard(
-        self, request: Request, level: str, resource: str, work: Callable[[Principal, str], Awaitable[Response]]
+        self, request: Request, level: str, resource: str, work: Callable[[Principal, str], Awaitable[Response]],
+        read: Callable[[Principal, str], Response] | None = None,
     ) -> Response:
+        """Authenticate, name the operation and run it; a GetObject or HeadObject (``read``) runs in the
+        same worker thread as the authentication, so a small read costs one hop off the event loop."""
         request_id = uuid.uuid4().hex[:16].upper()
-        try:
-            who = await run_in_threadpool(self._authenticate, request)
+
+        def authenticated() -> tuple[Principal, str, Response | None]:
+            who = self._authenticate(request)
             op = operation(level, request.method, _query(request), request.headers)
-            response = await work(who, op)
+            return who, op, read(who, op) if read is not None and op in _READS else None
+
+        try:
+            who, op, answered = await run_in_threadpool(authenticated)
+            response = answered if answered is not None else await work(who, op)
         except DatumflowError as exc:
             response = error_response(s3_error_for(exc, resource), request_id)
         except Exception as exc:  # a bug: still an S3 answer, and the log says where
@@ -176,7 +212,7 @@ class _Gateway:
         return response
 
     def _authenticate(self, request: Request) -> Principal:
-        query = raw_query_pairs(request.scope.get("query_string", b""))
+        query = _pairs(request)
         path = request.scope.get(SIGNED_PATH) or request.scope.get("raw_path") or quote(request.url.path).encode()
         return self.signers.principal(request.method, path.decode("latin-1"), query, request.headers)
 
@@ -192,8 +228,16 @@ def _bucket(name: str, op: str) -> Bucket:
                       404, name) from exc
 
 
+def _pairs(request: Request) -> list[tuple[str, str]]:
+    """The request's query pairs, parsed once per request (signature check, dispatch and handler share them)."""
+    found: list[tuple[str, str]] | None = request.scope.get(_QUERY)
+    if found is None:
+        found = request.scope[_QUERY] = raw_query_pairs(request.scope.get("query_string", b""))
+    return found
+
+
 def _query(request: Request) -> dict[str, str]:
-    return dict(raw_query_pairs(request.scope.get("query_string", b"")))
+    return dict(_pairs(request))
 
 
 def _body_unread(request: Request) -> bool:

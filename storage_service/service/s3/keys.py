@@ -28,6 +28,7 @@ __all__ = ["KEY_PREFIX", "KeyPair", "S3Keys", "keys_of", "s3_keys"]
 
 KEY_PREFIX = "DFAK"
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_UNSEALED_MAX = 1024  # decrypted secrets kept per process (oldest dropped first)
 
 s3_keys = Table(
     "df_s3_keys",
@@ -60,6 +61,8 @@ class S3Keys:
     def __init__(self, engine: Engine, key: ServerKey) -> None:
         self.engine = engine
         self.key = key
+        self._unsealed: dict[tuple[str, bytes], str] = {}
+        self._lock = threading.Lock()
         metadata.create_all(engine, tables=[s3_keys])
 
     def create(self, user: str) -> KeyPair:
@@ -98,7 +101,23 @@ class S3Keys:
                                .where(s3_keys.c.access_key_id == key_id)).first()
         if row is None:
             return None
-        return row.user, self.key.decrypt(row.secret, key_id)
+        return row.user, self.unseal(key_id, bytes(row.secret))
+
+    def unseal(self, key_id: str, sealed: bytes) -> str:
+        """The secret of a pair from its stored (sealed) form, decrypted once per process.
+
+        Keyed by the sealed bytes themselves: the caller has just read them from
+        the database, so a revoked pair (no row) is never unsealed from here.
+        """
+        with self._lock:
+            found = self._unsealed.get((key_id, sealed))
+        if found is None:
+            found = self.key.decrypt(sealed, key_id)
+            with self._lock:
+                if len(self._unsealed) >= _UNSEALED_MAX:
+                    self._unsealed.pop(next(iter(self._unsealed)))
+                self._unsealed[(key_id, sealed)] = found
+        return found
 
 
 _KEYS: weakref.WeakKeyDictionary[Store, S3Keys] = weakref.WeakKeyDictionary()
