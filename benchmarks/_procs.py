@@ -94,10 +94,11 @@ def service_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "DATUMFLOW_FSYNC"}
 
 
-def init_auth(root: Path) -> str:
+def init_auth(root: Path, db: str | None = None) -> str:
     """Create the first admin of a fresh store; its token."""
     done = subprocess.run(
-        [sys.executable, "-m", "datumflow.storage_service.service.serve", "auth", "init", "--root", str(root)],
+        [sys.executable, "-m", "datumflow.storage_service.service.serve", "auth", "init", "--root", str(root),
+         *(["--db", db] if db else [])],
         capture_output=True, text=True, timeout=60, check=True, env=service_env(),
     )
     return done.stdout.strip()
@@ -106,13 +107,49 @@ def init_auth(root: Path) -> str:
 @contextmanager
 def datumflow_service(root: Path, log: Path) -> Iterator[tuple[str, str]]:
     """(url, admin token) of a ``serve`` process over ``root`` (pipelines loop off)."""
-    token = init_auth(root)
+    with datumflow_server(root, log) as (url, token, _):
+        yield url, token
+
+
+@contextmanager
+def datumflow_server(root: Path, log: Path, *, db: str | None = None,
+                     extra: tuple[str, ...] = ()) -> Iterator[tuple[str, str, int]]:
+    """(url, admin token, pid) of a ``serve`` process over ``root`` (and ``db``), pipelines loop off."""
+    token = init_auth(root, db)
     port = free_port()
     cmd = [sys.executable, "-m", "datumflow.storage_service.service.serve", "serve", "--root", str(root),
-           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-pipelines"]
+           "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-pipelines", *extra]
+    if db:
+        cmd += ["--db", db]
     url = f"http://127.0.0.1:{port}"
-    with running("datumflow serve", cmd, log, http_ready(url + "/healthz"), env=service_env()):
-        yield url, token
+    with running("datumflow serve", cmd, log, http_ready(url + "/healthz"), env=service_env()) as proc:
+        yield url, token, proc.process.pid
+
+
+def postgres_database() -> str:
+    """A fresh, empty database on the local PostgreSQL (127.0.0.1:5432, trust), as a SQLAlchemy URL."""
+    import uuid
+
+    name = f"dfbench_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f'CREATE DATABASE "{name}"'],
+                   check=True, capture_output=True, timeout=60)
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (a supervisor and its workers); 0 if gone."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return total
 
 
 @contextmanager

@@ -76,9 +76,9 @@ class Prepared:
     is one SELECT; through a SQLAlchemy ``Connection`` it costs several times
     what the database takes for it (events, the transaction it begins and rolls
     back, result set-up). Here the pooled driver connection runs the compiled
-    SQL directly: one SELECT, no transaction (SQLite's pysqlite runs it in
-    autocommit, a lone SELECT being its own snapshot; the pool rolls
-    PostgreSQL's back when the connection returns). Rows are named tuples with
+    SQL directly: one SELECT, no transaction (a lone SELECT is its own
+    snapshot: pysqlite runs it in autocommit, and on PostgreSQL the driver
+    connection is switched to autocommit for it and back). Rows are named tuples with
     the statement's column keys, values as the driver returns them (callers
     convert booleans and binaries themselves). Only for single-statement reads.
     """
@@ -93,7 +93,11 @@ class Prepared:
         values = compiled.construct_params(params)
         args = [values[name] for name in order] if order is not None else values
         raw = engine.raw_connection()
+        driver = raw.driver_connection
+        autocommit = engine.dialect.name == "postgresql" and driver is not None and not driver.autocommit
         try:
+            if autocommit:  # no BEGIN before and no ROLLBACK after: the SELECT is the only round trip
+                driver.autocommit = True  # type: ignore[union-attr]
             cursor = raw.cursor()
             try:
                 cursor.execute(sql, args)
@@ -101,6 +105,8 @@ class Prepared:
             finally:
                 cursor.close()
         finally:
+            if autocommit:
+                driver.autocommit = False  # type: ignore[union-attr]
             raw.close()  # back to the pool (which rolls back whatever the driver began)
         return [self._row(*r) for r in found]
 

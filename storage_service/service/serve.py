@@ -97,7 +97,7 @@ def serve(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace, uvicorn: Any, create_app: Any) -> int:
     executor_config(args)  # a bad executor setting is refused before anything opens
-    workers = getattr(args, "workers", 1) or 1
+    workers = getattr(args, "workers", 1)
     if workers < 1:
         raise InvalidArgument(f"--workers must be at least 1, not {workers}")
     store = _open_store(args)

@@ -15,7 +15,7 @@ import pytest
 from datumflow.storage_service import errors
 from datumflow.storage_service.client.http import Client
 
-from .conftest import Service, init_auth
+from .conftest import Service, init_auth, run_cli
 
 API = "/api/v1"
 
@@ -72,6 +72,46 @@ def test_range_requests(http: httpx.Client, client: Client, repo_name: str) -> N
     assert http.get(url, params={"path": "f.bin"}, headers={"Range": "bytes=2040-"}).content == data[2040:]
     assert_error(http.get(url, params={"path": "f.bin"}, headers={"Range": "bytes=5000-"}), 416, "InvalidArgument")
     assert_error(http.get(url, params={"path": "f.bin"}, headers={"Range": "lines=1-2"}), 400, "InvalidArgument")
+
+
+def test_download_route_answers_as_the_api_does(
+    http: httpx.Client, client: Client, service: Service, repo_name: str
+) -> None:
+    # GET …/content?path= is served by a plain route placed before the API's (no dependency solving);
+    # it must authenticate, check the role and fail exactly as the API route does.
+    client.create_repo(repo_name)
+    client.put_file(repo_name, "master", "small.bin", b"s" * 1024)
+    commit = client.put_file(repo_name, "master", "big.bin", bytes(range(256)) * 400)  # > 64 KiB: streamed
+    url = f"{API}/repos/{repo_name}/commits/master/content"
+    small = http.get(url, params={"path": "small.bin"})
+    assert small.content == b"s" * 1024 and small.headers["content-length"] == "1024"
+    assert small.headers["etag"] == f'"{client.inspect_file(repo_name, "master", "small.bin").hash}"'
+    assert http.get(url, params={"path": "big.bin"}).content == bytes(range(256)) * 400
+    by_id = http.get(f"{API}/repos/{repo_name}/commits/{commit.id}/content", params={"path": "small.bin"})
+    assert by_id.content == b"s" * 1024
+    parent = http.get(f"{API}/repos/{repo_name}/commits/master~1/content", params={"path": "small.bin"})
+    assert parent.status_code == 200 and parent.content == b"s" * 1024
+    assert_error(http.get(url, params={"path": "nope"}), 404, "PathNotFound")
+    assert_error(http.get(f"{API}/repos/{repo_name}/commits/nobranch/content", params={"path": "small.bin"}),
+                 404, "BranchNotFound")
+    assert_error(http.get(f"{API}/repos/no-{repo_name}/commits/master/content", params={"path": "a"}),
+                 404, "RepoNotFound")
+    assert_error(http.get(url), 422, "InvalidArgument")  # no path: the API route's validation answers
+    with httpx.Client(base_url=service.url) as anonymous:
+        assert_error(anonymous.get(url, params={"path": "small.bin"}), 401, "Unauthenticated")
+        assert_error(anonymous.get(url, params={"path": "small.bin"}, headers={"Authorization": "Basic eA=="}),
+                     401, "Unauthenticated")
+        assert_error(anonymous.get(url, params={"path": "small.bin"}, headers={"Authorization": "Bearer dft_x"}),
+                     401, "Unauthenticated")
+    name = f"u{repo_name[2:]}"
+    assert run_cli("auth", "user", "create", name, "--root", str(service.root)).returncode == 0
+    token = run_cli("auth", "token", "create", name, "--root", str(service.root)).stdout.strip()
+    with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}) as stranger:
+        assert_error(stranger.get(url, params={"path": "small.bin"}), 403, "Forbidden")
+        assert run_cli("auth", "grant", name, repo_name, "reader", "--root", str(service.root)).returncode == 0
+        assert stranger.get(url, params={"path": "small.bin"}).content == b"s" * 1024
+        assert run_cli("auth", "token", "revoke", token, "--root", str(service.root)).returncode == 0
+        assert_error(stranger.get(url, params={"path": "small.bin"}), 401, "Unauthenticated")  # at once
 
 
 def test_tar_upload_is_one_commit_and_bad_tar_makes_none(http: httpx.Client, client: Client, repo_name: str) -> None:
