@@ -27,15 +27,17 @@ is the commit's index walked.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any, NamedTuple
 
 from datumflow.storage_service.errors import BranchNotFound, CommitNotFound, InvalidArgument, PathNotFound
 from datumflow.storage_service.model.core import FileInfo
 from datumflow.storage_service.model.sync import SyncResult
-from datumflow.storage_service.names import normalize_path
+from datumflow.storage_service.names import is_commit_id, normalize_path
 from datumflow.storage_service.sync.folder import LocalFolder, check_folder
 from datumflow.storage_service.sync.restore import BatchReader, restore
 from datumflow.storage_service.sync.statcache import Remote, StatCache, Synced
@@ -44,7 +46,27 @@ __all__ = ["sync_down", "sync_up"]
 
 log = logging.getLogger(__name__)
 
+_LOOKUPS = 256  # entries of files to restore looked up one by one; more: one walk of the commit
 
+
+def _without_gc(fn: Callable[..., SyncResult]) -> Callable[..., SyncResult]:
+    """Pause the cyclic collector for the call: a sync holds an object per file (no cycles among
+    them), and collections would walk them all again and again as they are made."""
+
+    @wraps(fn)
+    def paused(*args: Any, **kwargs: Any) -> SyncResult:
+        if not gc.isenabled():
+            return fn(*args, **kwargs)
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            gc.enable()
+
+    return paused
+
+
+@_without_gc
 def sync_up(
     store: Any, local: str, repo: str, branch: str, path: str = "", *, delete: bool = False,
     dry_run: bool = False, description: str = "", progress: Any = None, cache: bool = True,
@@ -55,28 +77,33 @@ def sync_up(
     if head is not None and folder.cache.unchanged(Synced(repo, prefix, head), folder.paths, folder.stats,
                                                     remote_extra_ok=not delete):
         return SyncResult("up", unchanged=len(folder.paths), commit=None, dry_run=dry_run)
-    remote, _ = _remote(store, folder.cache, repo, head, prefix)
-    added, changed, unchanged = _compare(folder, remote)
-    deleted = sorted(set(remote) - set(folder.files)) if delete else []
+    side = _remote(store, folder.cache, repo, head, prefix)
+    remote = side.files
+    added, changed, unchanged = _compare(folder, remote, _settled(folder, side))
+    deleted = sorted(remote.keys() - folder.files.keys()) if delete else []
     commit = None
     if not dry_run:
         if added or changed or deleted:
-            items: list[tuple[str, Any]] = [(_join(prefix, rel), folder.files[rel].path) for rel in added + changed]
+            items: list[tuple[str, Any]] = [(_join(prefix, rel), folder.abspath(rel)) for rel in added + changed]
             items += [(_join(prefix, rel), None) for rel in deleted]
             commit = store.put_files(repo, branch, items, description=description or _describe(added, changed, deleted),
                                      progress=progress).id
-            remote = _after(store, repo, head, commit, prefix, remote)
+            after = _after(store, repo, head, commit, prefix, remote)
+            remote, touched = after.files, after.touched | side.touched if side.touched is not None else None
             for rel in added + changed:
                 if rel in remote:
                     folder.learn(rel, remote[rel][1])
+        else:
+            touched = side.touched
         if commit or head:
-            folder.cache.set_synced(Synced(repo, prefix, str(commit or head)), remote)
+            folder.cache.set_synced(Synced(repo, prefix, str(commit or head)), remote, touched)
     folder.finish()
-    sent = sum(folder.files[rel].stat.size for rel in added + changed)
+    sent = sum(folder.files[rel][0] for rel in added + changed)
     return SyncResult("up", tuple(added), tuple(changed), tuple(deleted), unchanged, sent, folder.files_read,
                       commit, dry_run)
 
 
+@_without_gc
 def sync_down(
     store: Any, repo: str, ref: str, path: str, local: str, read: BatchReader | None = None, *,
     delete: bool = False, dry_run: bool = False, progress: Any = None, cache: bool = True, verify: bool = False,
@@ -87,27 +114,29 @@ def sync_down(
     prefix = normalize_path(path, allow_root=True)
     folder = LocalFolder(root, StatCache(root, enabled=cache))
     synced = Synced(repo, prefix, commit)
-    if folder.cache.unchanged(synced, folder.paths, folder.stats, remote_extra_ok=False) and not delete:
+    if folder.cache.unchanged(synced, folder.paths, folder.stats, remote_extra_ok=False):
         return SyncResult("down", unchanged=len(folder.paths), commit=commit, dry_run=dry_run)
-    remote, infos = _remote(store, folder.cache, repo, commit, prefix, missing_ok=False)
+    side = _remote(store, folder.cache, repo, commit, prefix, missing_ok=False)
+    remote, infos = side.files, side.infos
     if not remote and prefix:
         raise PathNotFound(f"{repo}@{ref}: no file or folder {prefix!r}")
-    local_side = {rel: entry for rel, entry in remote.items() if rel in folder.files}
+    settled = _settled(folder, side)
+    local_side = {rel: remote[rel] for rel in (folder.files.keys() & remote.keys()) - settled}
     differs, same = _differing(folder, local_side)
-    added = sorted(set(remote) - set(folder.files))
-    deleted = sorted(set(folder.files) - set(remote)) if delete else []
+    same += len(settled)
+    added = sorted(remote.keys() - folder.files.keys())
+    deleted = sorted(folder.files.keys() - remote.keys()) if delete else []
     wanted = sorted(added + differs)
     sent = sum(remote[rel][0] for rel in wanted)
     if not dry_run:
-        if wanted and not all(rel in infos for rel in wanted):
-            infos = _walk(store, repo, commit, prefix)
+        infos = _entries_of(store, repo, commit, prefix, wanted, infos)
         for rel in deleted:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(root, rel))
         restore(root, [(rel, infos[rel]) for rel in wanted], read or _content_reader(store),
                 cache=folder.cache if cache else None, verify=verify, progress=progress)
         folder.cache.forget_except((set(folder.files) - set(deleted)) | set(remote))
-        folder.cache.set_synced(synced, remote)
+        folder.cache.set_synced(synced, remote, side.touched)
     folder.cache.save(folder.paths)
     return SyncResult("down", tuple(added), tuple(differs), tuple(deleted), same, sent, folder.files_read,
                       commit, dry_run)
@@ -128,22 +157,31 @@ def _head(store: Any, repo: str, branch: str) -> str | None:
     return str(head) if head else None
 
 
+class _Side(NamedTuple):
+    """The commit's side of a comparison."""
+
+    files: Remote  # rel → (size, hash) of every file under the path
+    infos: dict[str, FileInfo]  # the full entries of those the walk or diff returned
+    touched: set[str] | None  # rels changed since the commit recorded in the cache (None: the record unused)
+
+
 def _remote(
     store: Any, cache: StatCache, repo: str, commit: str | None, prefix: str, *, missing_ok: bool = True
-) -> tuple[Remote, dict[str, FileInfo]]:
-    """rel → (size, hash) of every file under ``prefix`` in ``commit``, and the full entries of those it has.
+) -> _Side:
+    """The files under ``prefix`` in ``commit``.
 
     From the cache's record of the commit last synced where there is one for
     this repo and path (as it is, or moved on by a diff), else by a walk.
     """
     if commit is None:
-        return {}, {}
+        return _Side({}, {}, None)
     last = cache.synced
-    if last is not None and (last.repo, last.prefix) == (repo, prefix):
+    if last is not None and (last.repo, last.prefix) == (repo, prefix) and is_commit_id(last.commit):
         if last.commit == commit:
-            return dict(cache.remote), {}
+            return _Side(cache.remote, {}, set())
         try:
-            return _moved(store, repo, last.commit, commit, prefix, cache.remote)
+            moved = _moved(store, repo, last.commit, commit, prefix, cache.remote)
+            return _Side(moved.files, moved.infos, moved.touched)
         except CommitNotFound:  # the store does not have the commit recorded (another store, or a reset)
             log.info("%s@%s: the commit last synced (%s) is unknown here; walking the commit", repo, commit,
                      last.commit)
@@ -151,9 +189,29 @@ def _remote(
         infos = _walk(store, repo, commit, prefix)
     except BranchNotFound:
         if missing_ok:
-            return {}, {}
+            return _Side({}, {}, None)
         raise
-    return {rel: (info.size, str(info.hash)) for rel, info in infos.items()}, infos
+    return _Side({rel: (info.size, str(info.hash)) for rel, info in infos.items()}, infos, None)
+
+
+def _settled(folder: LocalFolder, side: _Side) -> set[str]:
+    """Files known equal without a look at each: their stat is the one recorded when they matched the
+    commit last synced, and the commit's side of them has not changed since."""
+    if side.touched is None:
+        return set()
+    return folder.cache.settled(folder.paths, folder.stats) - side.touched
+
+
+def _entries_of(
+    store: Any, repo: str, commit: str, prefix: str, wanted: list[str], infos: dict[str, FileInfo]
+) -> dict[str, FileInfo]:
+    """The full entries of ``wanted``: those the diff gave, a few looked up by path, or else all by a walk."""
+    missing = [rel for rel in wanted if rel not in infos]
+    if not missing:
+        return infos
+    if len(missing) > _LOOKUPS:
+        return _walk(store, repo, commit, prefix)
+    return {**infos, **{rel: store.inspect_file(repo, commit, _join(prefix, rel)) for rel in missing}}
 
 
 def _walk(store: Any, repo: str, ref: str, prefix: str) -> dict[str, FileInfo]:
@@ -166,11 +224,15 @@ def _walk(store: Any, repo: str, ref: str, prefix: str) -> dict[str, FileInfo]:
     return found
 
 
-def _moved(
-    store: Any, repo: str, old: str | None, new: str, prefix: str, remote: Remote
-) -> tuple[Remote, dict[str, FileInfo]]:
+class _Moved(NamedTuple):
+    files: Remote
+    infos: dict[str, FileInfo]  # the new entries of the files added or changed
+    touched: set[str]  # those, and the files removed
+
+
+def _moved(store: Any, repo: str, old: str | None, new: str, prefix: str, remote: Remote) -> _Moved:
     """``remote`` (the files of ``old`` under ``prefix``) moved on to ``new`` by a diff: O(changes)."""
-    out, infos = dict(remote), {}
+    out, infos, gone = dict(remote), {}, set()
     under = prefix + "/" if prefix else ""
     for entry in store.diff(repo, old, new):
         if not entry.path.startswith(under):
@@ -180,33 +242,36 @@ def _moved(
         rel = entry.path[len(under):]
         if entry.new is None:
             out.pop(rel, None)
+            gone.add(rel)
         else:
             out[rel] = (entry.new.size, str(entry.new.hash))
             infos[rel] = entry.new
-    return out, infos
+    return _Moved(out, infos, gone | infos.keys())
 
 
-def _after(store: Any, repo: str, head: str | None, commit: str, prefix: str, remote: Remote) -> Remote:
+def _after(store: Any, repo: str, head: str | None, commit: str, prefix: str, remote: Remote) -> _Moved:
     """The files under ``prefix`` of the commit just made on top of ``head`` (or of whatever moved the branch)."""
     if head is not None:
-        return _moved(store, repo, head, commit, prefix, remote)[0]
+        return _moved(store, repo, head, commit, prefix, remote)
     if store.inspect_commit(repo, commit).parent is None:  # the branch's first commit: a diff from nothing
-        return _moved(store, repo, None, commit, prefix, {})[0]
-    return {rel: (info.size, str(info.hash)) for rel, info in _walk(store, repo, commit, prefix).items()}
+        return _moved(store, repo, None, commit, prefix, {})
+    files = {rel: (info.size, str(info.hash)) for rel, info in _walk(store, repo, commit, prefix).items()}
+    return _Moved(files, {}, set(files) | set(remote))
 
 
-def _compare(folder: LocalFolder, remote: Remote) -> tuple[list[str], list[str], int]:
+def _compare(folder: LocalFolder, remote: Remote, settled: set[str]) -> tuple[list[str], list[str], int]:
     """(added, changed, unchanged count) of the folder's files against the commit's."""
-    added = sorted(rel for rel in folder.files if rel not in remote)
-    both = {rel: remote[rel] for rel in folder.files if rel in remote}
+    files = folder.files
+    added = sorted(files.keys() - remote.keys())
+    both = {rel: remote[rel] for rel in (files.keys() & remote.keys()) - settled}
     changed, same = _differing(folder, both)
-    return added, changed, same
+    return added, changed, same + len(settled)
 
 
 def _differing(folder: LocalFolder, both: Remote) -> tuple[list[str], int]:
     """The paths (present on both sides) whose content differs, and how many are the same."""
     files = folder.files
-    sized = [rel for rel, (size, _) in both.items() if size == files[rel].stat.size]
+    sized = [rel for rel, (size, _) in both.items() if size == files[rel][0]]
     hashes = folder.hashes(sized)
     changed = sorted([rel for rel, (_, h) in both.items() if hashes.get(rel) != h])
     return changed, len(both) - len(changed)

@@ -19,13 +19,12 @@ import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import NamedTuple
 
 from datumflow.storage_service.core.chunking import file_hash
 from datumflow.storage_service.errors import InvalidArgument
-from datumflow.storage_service.sync.statcache import Stat, StatCache
+from datumflow.storage_service.sync.statcache import StatCache, StatTuple
 
-__all__ = ["PART_SUFFIX", "LocalFile", "LocalFolder", "check_folder"]
+__all__ = ["PART_SUFFIX", "LocalFolder", "check_folder"]
 
 PART_SUFFIX = ".datumflow-part"  # a file being written by a restore: never synced
 _WORKERS = 4
@@ -33,11 +32,6 @@ _TYPE = 0o170000
 _FILE = 0o100000
 _DIR = 0o040000
 _LINK = 0o120000
-
-
-class LocalFile(NamedTuple):
-    path: str  # absolute
-    stat: Stat
 
 
 class LocalFolder:
@@ -48,7 +42,7 @@ class LocalFolder:
         self.statted_ns = 0  # taken before the first stat: every hash read later is at least this fresh
         self._paths: list[str] | None = None
         self._stats: array.array[int] = array.array("q")
-        self._files: dict[str, LocalFile] | None = None
+        self._files: dict[str, StatTuple] | None = None
 
     @property
     def paths(self) -> list[str]:
@@ -65,18 +59,19 @@ class LocalFolder:
         return self._stats
 
     @property
-    def files(self) -> dict[str, LocalFile]:
+    def files(self) -> dict[str, StatTuple]:
+        """rel → (size, mtime_ns, inode, ctime_ns)."""
         if self._files is None:
-            base, s = self.root + os.sep, self.stats
-            self._files = {
-                rel: LocalFile(base + rel, Stat(s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]))
-                for i, rel in enumerate(self.paths)
-            }
+            s = self.stats
+            self._files = dict(zip(self.paths, zip(s[0::4], s[1::4], s[2::4], s[3::4], strict=True), strict=True))
         return self._files
+
+    def abspath(self, rel: str) -> str:
+        return f"{self.root}{os.sep}{rel}"
 
     def known_hash(self, rel: str) -> str | None:
         """The cached hash of ``rel``, without reading it (None if it must be read)."""
-        return self.cache.lookup(rel, self.files[rel].stat)
+        return self.cache.lookup(rel, self.files[rel])
 
     def hashes(self, rels: Iterable[str]) -> dict[str, str]:
         """rel → content hash: from the cache where it can, by reading the file where not."""
@@ -97,18 +92,18 @@ class LocalFolder:
         return out
 
     def _read_hash(self, rel: str) -> str:
-        local = self.files[rel]
-        content, size = file_hash(local.path)
+        stat = self.files[rel]
+        content, size = file_hash(self.abspath(rel))
         self.files_read += 1
-        if size == local.stat.size:  # else it changed under us: do not record it, its stat is stale
-            self.cache.record(rel, local.stat, content, self.statted_ns)
+        if size == stat[0]:  # else it changed under us: do not record it, its stat is stale
+            self.cache.record(rel, stat, content, self.statted_ns)
         return content
 
     def learn(self, rel: str, content_hash: str) -> None:
         """Record a hash computed elsewhere (by the store, from the bytes it read after the scan's stat)."""
-        local = self.files.get(rel)
-        if local is not None:
-            self.cache.record(rel, local.stat, content_hash, self.statted_ns)
+        stat = self.files.get(rel)
+        if stat is not None:
+            self.cache.record(rel, stat, content_hash, self.statted_ns)
 
     def finish(self) -> None:
         """Forget files that are gone and write the cache back (in scan order)."""

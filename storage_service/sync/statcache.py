@@ -36,11 +36,12 @@ from __future__ import annotations
 import array
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,10 +53,11 @@ log = logging.getLogger(__name__)
 
 _FINE_WINDOW = 100_000_000  # ns: a coarse kernel clock (jiffies) and clock reads, with room to spare
 _COARSE_WINDOW = 2_000_000_000  # ns: whole-second (or FAT's two-second) timestamps
-_MAGIC = b"datumflow stat cache 2\n"
+_MAGIC = b"datumflow stat cache 3\n"
 _DIGEST = 32
 _LEN = struct.Struct("<Q")
 _SEP = "\0"  # never in a file name, nor in a hash
+_BLOCK = 32  # entries compared at once by the bulk compare
 
 Remote = dict[str, tuple[int, str]]
 """rel → (size, content hash) of a commit's files under the synced path."""
@@ -94,13 +96,25 @@ def cache_file(folder: str) -> Path:
     return cache_dir() / f"{key}.cache"
 
 
-def _trusted(stat: Stat, statted_ns: int) -> bool:
-    coarse = stat.mtime_ns % 1_000_000_000 == 0 or stat.ctime_ns % 1_000_000_000 == 0
+StatTuple = tuple[int, int, int, int]
+"""A :class:`Stat` as a plain tuple (what scans and the cache hold: no object per file)."""
+
+Entry = tuple[StatTuple, str, int]
+"""(stat, content hash, statted_ns): the hash of the content as of a stat taken at statted_ns."""
+
+
+def _trusted(stat: StatTuple, statted_ns: int) -> bool:
+    _, mtime_ns, _, ctime_ns = stat
+    coarse = mtime_ns % 1_000_000_000 == 0 or ctime_ns % 1_000_000_000 == 0
     limit = statted_ns - (_COARSE_WINDOW if coarse else _FINE_WINDOW)
-    return stat.mtime_ns < limit and stat.ctime_ns < limit
+    return mtime_ns < limit and ctime_ns < limit
 
 
 class _Damaged(Exception):
+    pass
+
+
+class _OtherVersion(Exception):
     pass
 
 
@@ -109,26 +123,35 @@ class _Saved:
 
     def __init__(self, header: dict[str, Any], columns: list[bytes]) -> None:
         self.header = header
-        paths, stats, statted, hashes, remote_paths, remote_sizes, remote_hashes = columns
+        paths, stats, statted, hashes, flags, remote_paths, remote_sizes, remote_hashes = columns
         self.paths = _strings(paths)
         self.stats = _ints(stats)
         self.statted = _ints(statted)
         self.hashes = _strings(hashes)
+        self.flags = flags
         self.remote_paths = _strings(remote_paths)
         self.remote_sizes = _ints(remote_sizes)
         self.remote_hashes = _strings(remote_hashes)
         n, m = len(self.paths), len(self.remote_paths)
-        if (len(self.stats), len(self.statted), len(self.hashes)) != (4 * n, n, n) or (
+        if (len(self.stats), len(self.statted), len(self.hashes), len(self.flags)) != (4 * n, n, n, n) or (
             (len(self.remote_sizes), len(self.remote_hashes)) != (m, m)
         ):
             raise _Damaged("columns of different lengths")
 
-    def entries(self) -> dict[str, tuple[Stat, str, int]]:
+    def stat_tuples(self) -> Iterator[StatTuple]:
         s = self.stats
-        return {
-            path: (Stat(s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]), self.hashes[i], self.statted[i])
-            for i, path in enumerate(self.paths)
-        }
+        return zip(s[0::4], s[1::4], s[2::4], s[3::4], strict=True)
+
+    def entries(self) -> dict[str, Entry]:
+        return dict(zip(self.paths, zip(self.stat_tuples(), self.hashes, self.statted, strict=True), strict=True))
+
+    def clean(self) -> dict[str, StatTuple]:
+        """path → stat of the entries that were trusted and held the synced commit's content."""
+        return dict(itertools.compress(zip(self.paths, self.stat_tuples(), strict=True), self.flags))
+
+    def entry(self, i: int) -> Entry:
+        s = self.stats
+        return (s[4 * i], s[4 * i + 1], s[4 * i + 2], s[4 * i + 3]), self.hashes[i], self.statted[i]
 
     def remote(self) -> Remote:
         return dict(zip(self.remote_paths, zip(self.remote_sizes, self.remote_hashes, strict=True), strict=True))
@@ -151,15 +174,22 @@ def _blob(strings: Iterable[str]) -> bytes:
 
 
 class StatCache:
-    """The cache of one folder: read whole on open, written back whole by :meth:`save` when it changed."""
+    """The cache of one folder: read whole on open, written back by :meth:`save` when it changed.
+
+    What was read stays in columns; what changes since is an overlay (by path),
+    so that a sync which records a few files writes the columns back patched,
+    not rebuilt from an object per file.
+    """
 
     def __init__(self, folder: str, *, enabled: bool = True) -> None:
         self.path = cache_file(folder)
         self.enabled = enabled
         self._saved: _Saved | None = self._read() if enabled else None
-        self._known: dict[str, tuple[Stat, str, int]] | None = None
+        self._index_of: dict[str, int] | None = None
+        self._overlay: dict[str, Entry | None] = {}  # recorded (or, None, forgotten) since read
         self._synced: Synced | None = self._saved_synced()
         self._remote: Remote | None = None
+        self._remote_moved: set[str] = set()  # paths whose entry in the synced commit changed since read
         self._dirty = False
 
     # -- reading -----------------------------------------------------------------
@@ -174,6 +204,9 @@ class StatCache:
             return None
         try:
             return _parse(data)
+        except _OtherVersion:  # written by another version of datumflow: not damage, just not ours to read
+            log.info("the sync stat cache %s has another format; starting afresh", self.path)
+            return None
         except (_Damaged, ValueError, UnicodeDecodeError, struct.error) as exc:
             log.warning("the sync stat cache %s is damaged (%s); ignoring it: files will be hashed again",
                         self.path, exc)
@@ -188,6 +221,13 @@ class StatCache:
         return Synced(*found)
 
     @property
+    def _index(self) -> dict[str, int]:
+        if self._index_of is None:
+            paths = self._saved.paths if self._saved else []
+            self._index_of = dict(zip(paths, range(len(paths)), strict=True))
+        return self._index_of
+
+    @property
     def synced(self) -> Synced | None:
         """The commit the folder was last made equal to (None: unknown)."""
         return self._synced
@@ -199,7 +239,7 @@ class StatCache:
             self._remote = self._saved.remote() if self._saved and self._synced else {}
         return self._remote
 
-    def unchanged(self, synced: Synced, paths: Sequence[str], stats: array.array[int], *,
+    def unchanged(self, synced: Synced, paths: list[str], stats: array.array[int], *,
                   remote_extra_ok: bool) -> bool:
         """True if the folder, scanned as (``paths``, flat ``stats``), still equals ``synced``.
 
@@ -213,55 +253,82 @@ class StatCache:
             return False
         if not remote_extra_ok and saved.header.get("remote_only", 1):
             return False
-        return saved.paths == list(paths) and saved.stats == stats
+        return saved.paths == paths and saved.stats == stats
 
-    def _entries(self) -> dict[str, tuple[Stat, str, int]]:
-        if self._known is None:
-            self._known = self._saved.entries() if self._saved else {}
-        return self._known
+    def settled(self, paths: list[str], stats: array.array[int]) -> set[str]:
+        """The files (of a scan) whose stat is the one recorded when they were found to hold the content
+        :attr:`synced` has for them (and were trusted then). Empty once anything was recorded."""
+        saved = self._saved
+        if saved is None or self._synced is None or self._dirty:
+            return set()
+        if saved.paths != paths:  # files came or went: compare by path
+            files = dict(zip(paths, zip(stats[0::4], stats[1::4], stats[2::4], stats[3::4], strict=True),
+                             strict=True))
+            return {rel for rel, _ in files.items() & saved.clean().items()}
+        mask = bytearray(saved.flags)
+        old = saved.stats
+        if stats != old:  # same files: compare in blocks, then within the blocks that differ
+            for first in range(0, len(paths), _BLOCK):
+                lo, hi = 4 * first, 4 * (first + _BLOCK)
+                if stats[lo:hi] != old[lo:hi]:
+                    for i in range(first, min(first + _BLOCK, len(paths))):
+                        if stats[4 * i:4 * i + 4] != old[4 * i:4 * i + 4]:
+                            mask[i] = 0
+        return set(itertools.compress(paths, mask))
 
-    def lookup(self, path: str, stat: Stat) -> str | None:
+    def _entry(self, path: str) -> Entry | None:
+        if path in self._overlay:
+            return self._overlay[path]
+        i = self._index.get(path)
+        return None if i is None or self._saved is None else self._saved.entry(i)
+
+    def lookup(self, path: str, stat: StatTuple) -> str | None:
         """The recorded hash of ``path``, if its stat is unchanged and was not racy when recorded."""
-        found = self._entries().get(path)
+        found = self._entry(path)
         if found is None or found[0] != stat or not _trusted(stat, found[2]):
             return None
         return found[1]
 
     # -- changing ----------------------------------------------------------------
 
-    def record(self, path: str, stat: Stat, content_hash: str, statted_ns: int) -> None:
+    def record(self, path: str, stat: StatTuple, content_hash: str, statted_ns: int) -> None:
         """``content_hash`` is the file's content as of (or after) a stat taken at ``statted_ns``."""
-        entry = (stat, content_hash, statted_ns)
-        known = self._entries()
-        if known.get(path) != entry:
-            known[path] = entry
+        entry: Entry = (tuple(stat), content_hash, statted_ns)  # type: ignore[assignment]
+        if self._entry(path) != entry:
+            self._overlay[path] = entry
             self._dirty = True
 
     def forget_except(self, present: set[str]) -> None:
         """Drop the entries of files that no longer exist."""
-        known = self._entries()
-        gone = [p for p in known if p not in present]
+        gone = (self._index.keys() - present) | {p for p, e in self._overlay.items() if e and p not in present}
         for path in gone:
-            del known[path]
-        self._dirty = self._dirty or bool(gone)
+            if self._entry(path) is not None:
+                self._overlay[path] = None
+                self._dirty = True
 
-    def set_synced(self, synced: Synced | None, remote: Remote) -> None:
-        """The folder has just been made equal to ``synced``, whose files under its path are ``remote``."""
-        if synced != self._synced or remote != self.remote:
+    def set_synced(self, synced: Synced | None, remote: Remote, moved: set[str] | None = None) -> None:
+        """The folder has just been made equal to ``synced``, whose files under its path are ``remote``.
+
+        ``moved``: the paths whose entry differs from :attr:`remote`'s, if the caller knows (from a diff).
+        """
+        if moved is None or self._synced is None or not (self._saved and self._saved.header.get("synced")):
+            moved = {p for p, _ in remote.items() ^ self.remote.items()}
+        if synced != self._synced or moved:
             self._synced, self._remote = synced, remote
+            self._remote_moved |= moved
             self._dirty = True
 
     def save(self, order: Sequence[str] = ()) -> None:
         """Write the cache back if it changed; entries in ``order`` first (the scan's), for the bulk compare."""
         if not self.enabled or not self._dirty:
             return
-        known = self._entries()
-        listed = set(order)
-        paths = [p for p in order if p in known] + sorted(p for p in known if p not in listed)
+        saved = self._saved
+        same_files = saved is not None and all(self._overlay.values()) and list(order) == saved.paths
+        data = self._patched() if same_files else self._rendered(order)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             part = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
-            part.write_bytes(_render(self._header(known, paths), known, paths, self._synced, self.remote))
+            part.write_bytes(data)
             os.replace(part, self.path)
         except OSError as exc:  # a cache that cannot be written costs time next run, never correctness
             log.warning("cannot write the sync stat cache %s (%s)", self.path, exc)
@@ -269,24 +336,55 @@ class StatCache:
                 self.path.unlink(missing_ok=True)
         self._dirty = False
 
-    def _header(self, known: dict[str, tuple[Stat, str, int]], paths: list[str]) -> dict[str, Any]:
+    def _patched(self) -> bytes:
+        """The columns as read, with the entries recorded since (and flags of paths whose commit side moved)."""
+        saved = self._saved
+        assert saved is not None
+        stats, statted = array.array("q", saved.stats), array.array("q", saved.statted)
+        hashes, flags = list(saved.hashes), bytearray(saved.flags)
+        remote = self.remote
+        for path in self._overlay.keys() | self._remote_moved:
+            i = self._index.get(path)
+            entry = self._entry(path)
+            if i is None or entry is None:
+                continue
+            stats[4 * i:4 * i + 4] = array.array("q", entry[0])
+            statted[i], hashes[i] = entry[2], entry[1]
+            flags[i] = _clean(entry, remote.get(path))
+        return _render(self._header(flags, saved.paths), saved.paths, stats, statted, hashes, bytes(flags), remote)
+
+    def _rendered(self, order: Sequence[str]) -> bytes:
+        known = self._saved.entries() if self._saved else {}
+        for path, entry in self._overlay.items():
+            if entry is None:
+                known.pop(path, None)
+            else:
+                known[path] = entry
+        listed = set(order)
+        paths = [p for p in order if p in known] + sorted(p for p in known if p not in listed)
+        entries = [known[p] for p in paths]
+        remote = self.remote
+        flags = bytes(_clean(e, remote.get(p)) for p, e in zip(paths, entries, strict=True))
+        stats = array.array("q", [x for e in entries for x in e[0]])
+        statted = array.array("q", [e[2] for e in entries])
+        return _render(self._header(flags, paths), paths, stats, statted, [e[1] for e in entries], flags, remote)
+
+    def _header(self, flags: bytes | bytearray, paths: list[str]) -> dict[str, Any]:
         remote = self.remote if self._synced else {}
-        clean = self._synced is not None and all(
-            (r := remote.get(p)) is not None and r[1] == e[1] and _trusted(e[0], e[2])
-            for p in paths for e in (known[p],)
-        )
-        return {"synced": list(self._synced) if self._synced else None, "clean": clean,
-                "remote_only": sum(1 for p in remote if p not in known)}
+        return {"synced": list(self._synced) if self._synced else None,
+                "clean": self._synced is not None and all(flags),
+                "remote_only": len(remote.keys() - set(paths))}
 
 
-def _render(header: dict[str, Any], known: dict[str, tuple[Stat, str, int]], paths: list[str],
-            synced: Synced | None, remote: Remote) -> bytes:
-    entries = [known[p] for p in paths]
-    stats = array.array("q", [x for e in entries for x in e[0]])
-    statted = array.array("q", [e[2] for e in entries])
-    remote_paths = sorted(remote) if synced else []
+def _clean(entry: Entry, remote: tuple[int, str] | None) -> bool:
+    return remote is not None and remote[1] == entry[1] and _trusted(entry[0], entry[2])
+
+
+def _render(header: dict[str, Any], paths: list[str], stats: array.array[int], statted: array.array[int],
+            hashes: list[str], flags: bytes, remote: Remote) -> bytes:
+    remote_paths = sorted(remote) if header["synced"] else []
     columns = [
-        json.dumps(header).encode(), _blob(paths), stats.tobytes(), statted.tobytes(), _blob(e[1] for e in entries),
+        json.dumps(header).encode(), _blob(paths), stats.tobytes(), statted.tobytes(), _blob(hashes), flags,
         _blob(remote_paths), array.array("q", [remote[p][0] for p in remote_paths]).tobytes(),
         _blob(remote[p][1] for p in remote_paths),
     ]
@@ -296,7 +394,9 @@ def _render(header: dict[str, Any], known: dict[str, tuple[Stat, str, int]], pat
 
 def _parse(data: bytes) -> _Saved:
     if not data.startswith(_MAGIC):
-        raise _Damaged("not a stat cache of this version")
+        if data.startswith(_MAGIC.split(b" 3")[0]):
+            raise _OtherVersion()
+        raise _Damaged("not a stat cache")
     digest, body = data[len(_MAGIC):len(_MAGIC) + _DIGEST], memoryview(data)[len(_MAGIC) + _DIGEST:]
     if blake3.blake3(body).digest() != digest:
         raise _Damaged("checksum mismatch")
@@ -309,7 +409,7 @@ def _parse(data: bytes) -> _Saved:
             raise _Damaged("truncated")
         columns.append(bytes(body[offset:offset + size]))
         offset += size
-    if len(columns) != 8:
+    if len(columns) != 9:
         raise _Damaged(f"{len(columns)} columns")
     header = json.loads(columns[0])
     if not isinstance(header, dict):
