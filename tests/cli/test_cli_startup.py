@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -154,6 +155,16 @@ def test_verbs_against_a_service_import_no_store(cli: Cli, http_service: tuple[s
     commit = printed["put"].strip()
     assert "one.txt" in printed["ls"] and commit in printed["log"]
     assert not cli.root.exists()  # nothing went to a local store
+
+
+def test_a_plain_http_client_loads_no_trust_store_and_https_keeps_the_default() -> None:
+    from datumflow.storage_service.client.http import _tls
+
+    plain = _tls("http://127.0.0.1:1")
+    assert isinstance(plain, ssl.SSLContext)
+    assert plain.cert_store_stats()["x509_ca"] == 0  # nothing loaded: the cost this avoids
+    assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname  # and nothing it would accept
+    assert _tls("https://datumflow.example") is True
 
 
 def test_the_model_package_loads_each_noun_on_first_use() -> None:
