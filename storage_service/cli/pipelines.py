@@ -8,17 +8,29 @@ return (``--no-wait`` skips that), and ``job wait`` runs them while waiting.
 from __future__ import annotations
 
 import argparse
-from typing import Any, TextIO
+import sys
+from typing import TYPE_CHECKING, Any, TextIO
 
 from datumflow.storage_service.cli.base import Commands, Context, add_json, file_arg, subcommands
 from datumflow.storage_service.cli.output import emit, human_time, print_fields, print_json, print_table
 from datumflow.storage_service.errors import InvalidArgument
-from datumflow.storage_service.pipelines import worker_steps
-from datumflow.storage_service.pipelines.engine import PipelineInfo, Pipelines
-from datumflow.storage_service.pipelines.jobs import DatumInfo, JobInfo
-from datumflow.storage_service.pipelines.lineage import LineageNode
-from datumflow.storage_service.pipelines.run_local import LocalRun
-from datumflow.storage_service.pipelines.spec import load_specs
+from datumflow.storage_service.model.datum import DatumInfo
+from datumflow.storage_service.model.job import JobInfo
+from datumflow.storage_service.model.lineage import LineageNode
+from datumflow.storage_service.model.pipeline import PipelineInfo
+
+if TYPE_CHECKING:
+    from datumflow.storage_service.pipelines.run_local import LocalRun
+
+# The engine, the spec parser (pydantic, PyYAML) and the worker steps load in the verbs that use
+# them: against a service, ``job list`` or ``pipeline inspect`` imports neither the store nor them.
+_ENGINE = "datumflow.storage_service.pipelines.engine"
+
+
+def _load_specs(source: str) -> Any:
+    from datumflow.storage_service.pipelines.spec import load_specs
+
+    return load_specs(source)
 
 __all__ = ["register"]
 
@@ -118,10 +130,11 @@ def _worker(verbs: Commands) -> None:
 
 def service(ctx: Context) -> Any:
     """The pipeline service: in-process for an embedded store, the client's otherwise."""
-    from datumflow.storage_service.store.store import Store
-
     store = ctx.store
-    if isinstance(store, Store):
+    module = sys.modules.get("datumflow.storage_service.store.store")  # see cli.embedded.drive
+    if module is not None and isinstance(store, module.Store):
+        from datumflow.storage_service.pipelines.engine import Pipelines
+
         return Pipelines(store)
     remote = getattr(store, "pipelines", None)
     if remote is None:
@@ -130,14 +143,15 @@ def service(ctx: Context) -> Any:
 
 
 def _drive(svc: Any, args: argparse.Namespace) -> None:
-    if not getattr(args, "no_wait", False) and isinstance(svc, Pipelines):
+    engine = sys.modules.get(_ENGINE)  # only service() imports it, for an embedded store
+    if not getattr(args, "no_wait", False) and engine is not None and isinstance(svc, engine.Pipelines):
         svc.process()
 
 
 def create_cmd(ctx: Context, args: argparse.Namespace) -> None:
     svc = service(ctx)
     made = []
-    for spec in load_specs(args.spec):
+    for spec in _load_specs(args.spec):
         if args.update:
             made.append(svc.update_pipeline(spec, reprocess=args.reprocess))
         else:
@@ -213,7 +227,7 @@ def stop_start_cmd(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def validate_cmd(ctx: Context, args: argparse.Namespace) -> None:
-    specs = load_specs(args.spec)  # every bad field of every spec refused here, nothing created
+    specs = _load_specs(args.spec)  # every bad field of every spec refused here, nothing created
     emit(ctx, args, [{"name": s.name, "valid": True} for s in specs], _render_valid)
 
 
@@ -263,7 +277,7 @@ def _render_logs(out: TextIO, rows: list[dict[str, Any]]) -> None:
 
 def run_local_cmd(ctx: Context, args: argparse.Namespace) -> int:
     svc = service(ctx)
-    (spec, *more) = load_specs(args.spec)
+    (spec, *more) = _load_specs(args.spec)
     if more:
         raise InvalidArgument("run-local takes a file with one pipeline spec")
     result = svc.run_local(spec, sample=args.sample, out_dir=args.out)
@@ -299,6 +313,8 @@ def lineage_cmd(ctx: Context, args: argparse.Namespace) -> None:
 
 
 def worker_cmd(ctx: Context, args: argparse.Namespace) -> int:
+    from datumflow.storage_service.pipelines import worker_steps
+
     svc = service(ctx)
     step = {
         "run-datum": worker_steps.run_datum, "fetch": worker_steps.fetch_datum, "upload": worker_steps.upload_datum,

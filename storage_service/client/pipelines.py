@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from datumflow.storage_service.client.bodies import _q, _tar_stream
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.model.datum import DatumInfo
@@ -77,6 +76,8 @@ def _spec_name(spec: PipelineSpec | dict[str, Any] | str) -> str:
 
 
 def _one_document(text: str) -> dict[str, Any]:
+    import yaml  # here: only a spec sent as text needs it, not every verb's start
+
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:

@@ -145,7 +145,7 @@ def test_verbs_against_a_service_import_no_store(cli: Cli, http_service: tuple[s
     (cli.cwd / "one.txt").write_bytes(b"one\n")
     printed = {}
     for argv in (["repo", "create", "r"], ["put", "r@master:one.txt", "one.txt"], ["ls", "r@master"],
-                 ["log", "r@master"]):
+                 ["log", "r@master"], ["pipeline", "list", "--json"], ["job", "list", "--json"]):
         done, modules = imports_of(cli.cwd, argv, env)
         assert (done.returncode, done.stderr) == (0, ""), argv
         printed[argv[0]] = done.stdout
@@ -154,6 +154,7 @@ def test_verbs_against_a_service_import_no_store(cli: Cli, http_service: tuple[s
         assert "asyncio" not in modules, argv  # the async client's, loaded by its first wait
     commit = printed["put"].strip()
     assert "one.txt" in printed["ls"] and commit in printed["log"]
+    assert json.loads(printed["pipeline"]) == [] and json.loads(printed["job"]) == []
     assert not cli.root.exists()  # nothing went to a local store
 
 
