@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import array
 import contextlib
+import functools
 import hashlib
 import itertools
 import json
@@ -126,17 +127,35 @@ class _Saved:
         paths, stats, statted, hashes, flags, remote_paths, remote_sizes, remote_hashes = columns
         self.paths = _strings(paths)
         self.stats = _ints(stats)
-        self.statted = _ints(statted)
-        self.hashes = _strings(hashes)
         self.flags = flags
-        self.remote_paths = _strings(remote_paths)
-        self.remote_sizes = _ints(remote_sizes)
-        self.remote_hashes = _strings(remote_hashes)
-        n, m = len(self.paths), len(self.remote_paths)
-        if (len(self.stats), len(self.statted), len(self.hashes), len(self.flags)) != (4 * n, n, n, n) or (
-            (len(self.remote_sizes), len(self.remote_hashes)) != (m, m)
+        self._raw = {"statted": statted, "hashes": hashes, "remote_paths": remote_paths,
+                     "remote_sizes": remote_sizes, "remote_hashes": remote_hashes}
+        n, m = len(self.paths), _count(remote_paths)
+        # Lengths are checked now, without decoding what an unchanged re-sync never needs.
+        if (len(self.stats), len(statted), _count(hashes), len(flags)) != (4 * n, 8 * n, n, n) or (
+            (len(remote_sizes), _count(remote_hashes)) != (8 * m, m)
         ):
             raise _Damaged("columns of different lengths")
+
+    @functools.cached_property
+    def statted(self) -> array.array[int]:
+        return _ints(self._raw["statted"])
+
+    @functools.cached_property
+    def hashes(self) -> list[str]:
+        return _strings(self._raw["hashes"])
+
+    @functools.cached_property
+    def remote_paths(self) -> list[str]:
+        return _strings(self._raw["remote_paths"])
+
+    @functools.cached_property
+    def remote_sizes(self) -> array.array[int]:
+        return _ints(self._raw["remote_sizes"])
+
+    @functools.cached_property
+    def remote_hashes(self) -> list[str]:
+        return _strings(self._raw["remote_hashes"])
 
     def stat_tuples(self) -> Iterator[StatTuple]:
         s = self.stats
@@ -159,6 +178,11 @@ class _Saved:
 
 def _strings(blob: bytes) -> list[str]:
     return blob.decode("utf-8", "surrogateescape").split(_SEP) if blob else []
+
+
+def _count(blob: bytes) -> int:
+    """How many strings :func:`_strings` would give."""
+    return blob.count(_SEP.encode()) + 1 if blob else 0
 
 
 def _ints(blob: bytes) -> array.array[int]:
