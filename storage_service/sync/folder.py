@@ -107,7 +107,7 @@ class LocalFolder:
 
     def finish(self) -> None:
         """Forget files that are gone and write the cache back (in scan order)."""
-        self.cache.forget_except(set(self.paths))
+        self.cache.forget_except(self.paths)
         self.cache.save(self.paths)
 
 

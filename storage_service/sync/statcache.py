@@ -322,8 +322,12 @@ class StatCache:
             self._overlay[path] = entry
             self._dirty = True
 
-    def forget_except(self, present: set[str]) -> None:
-        """Drop the entries of files that no longer exist."""
+    def forget_except(self, present: set[str] | list[str]) -> None:
+        """Drop the entries of files that no longer exist (``present``: a set, or a scan's paths)."""
+        if isinstance(present, list):
+            if self._saved is not None and self._saved.paths == present and self._overlay.keys() <= self._index.keys():
+                return  # the very files read: nothing is gone
+            present = set(present)
         gone = (self._index.keys() - present) | {p for p, e in self._overlay.items() if e and p not in present}
         for path in gone:
             if self._entry(path) is not None:
@@ -347,7 +351,8 @@ class StatCache:
         if not self.enabled or not self._dirty:
             return
         saved = self._saved
-        same_files = saved is not None and all(self._overlay.values()) and list(order) == saved.paths
+        same_files = (saved is not None and all(self._overlay.values()) and self._overlay.keys() <= self._index.keys()
+                      and list(order) == saved.paths)
         data = self._patched() if same_files else self._rendered(order)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -375,7 +380,8 @@ class StatCache:
             stats[4 * i:4 * i + 4] = array.array("q", entry[0])
             statted[i], hashes[i] = entry[2], entry[1]
             flags[i] = _clean(entry, remote.get(path))
-        return _render(self._header(flags, saved.paths), saved.paths, stats, statted, hashes, bytes(flags), remote)
+        header = self._header(flags, self._index.keys())
+        return _render(header, saved.paths, stats, statted, hashes, bytes(flags), self._remote_columns())
 
     def _rendered(self, order: Sequence[str]) -> bytes:
         known = self._saved.entries() if self._saved else {}
@@ -391,13 +397,30 @@ class StatCache:
         flags = bytes(_clean(e, remote.get(p)) for p, e in zip(paths, entries, strict=True))
         stats = array.array("q", [x for e in entries for x in e[0]])
         statted = array.array("q", [e[2] for e in entries])
-        return _render(self._header(flags, paths), paths, stats, statted, [e[1] for e in entries], flags, remote)
+        return _render(self._header(flags, known.keys()), paths, stats, statted, [e[1] for e in entries], flags,
+                       self._remote_columns())
 
-    def _header(self, flags: bytes | bytearray, paths: list[str]) -> dict[str, Any]:
+    def _remote_columns(self) -> tuple[list[str], array.array[int], list[str]]:
+        """(paths, sizes, hashes) of :attr:`remote`: the columns read, patched, when only contents moved."""
+        remote = self.remote if self._synced else {}
+        saved = self._saved
+        if saved is not None and saved.header.get("synced") and self._synced:
+            index = dict(zip(saved.remote_paths, range(len(saved.remote_paths)), strict=True))
+            if all((p in index) == (p in remote) for p in self._remote_moved):
+                sizes, hashes = array.array("q", saved.remote_sizes), list(saved.remote_hashes)
+                for p in self._remote_moved:
+                    i = index.get(p)
+                    if i is not None:
+                        sizes[i], hashes[i] = remote[p]
+                return saved.remote_paths, sizes, hashes
+        paths = sorted(remote)
+        return paths, array.array("q", [remote[p][0] for p in paths]), [remote[p][1] for p in paths]
+
+    def _header(self, flags: bytes | bytearray, known: Iterable[str]) -> dict[str, Any]:
         remote = self.remote if self._synced else {}
         return {"synced": list(self._synced) if self._synced else None,
                 "clean": self._synced is not None and all(flags),
-                "remote_only": len(remote.keys() - set(paths))}
+                "remote_only": len(remote.keys() - known)}
 
 
 def _clean(entry: Entry, remote: tuple[int, str] | None) -> bool:
@@ -405,12 +428,11 @@ def _clean(entry: Entry, remote: tuple[int, str] | None) -> bool:
 
 
 def _render(header: dict[str, Any], paths: list[str], stats: array.array[int], statted: array.array[int],
-            hashes: list[str], flags: bytes, remote: Remote) -> bytes:
-    remote_paths = sorted(remote) if header["synced"] else []
+            hashes: list[str], flags: bytes, remote: tuple[list[str], array.array[int], list[str]]) -> bytes:
+    remote_paths, remote_sizes, remote_hashes = remote
     columns = [
         json.dumps(header).encode(), _blob(paths), stats.tobytes(), statted.tobytes(), _blob(hashes), flags,
-        _blob(remote_paths), array.array("q", [remote[p][0] for p in remote_paths]).tobytes(),
-        _blob(remote[p][1] for p in remote_paths),
+        _blob(remote_paths), remote_sizes.tobytes(), _blob(remote_hashes),
     ]
     body = b"".join(_LEN.pack(len(c)) + c for c in columns)
     return _MAGIC + blake3.blake3(body).digest() + body

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,36 @@ def test_file_hash_is_the_hash_the_store_gives(tmp_path: Path, size: int) -> Non
             store.put_file("r", "master", "g", stream)
         assert store.inspect_file("r", "master", "f").hash == file_hash(str(local))[0]
         assert store.inspect_file("r", "master", "g").hash == file_hash(str(local))[0]
+
+
+def test_saves_patched_or_rewritten_keep_every_entry_and_the_commit_record(tmp_path: Path) -> None:
+    """Random rounds of records, removals and commit moves; each reopen must give back exactly the model."""
+    from datumflow.storage_service.sync.statcache import Synced
+
+    rng = random.Random(20)
+    now = 1_700_000_000 * SECOND
+    entries = {f"d{i % 7}/f{i:03d}": (_stat(now - 10 * SECOND)._replace(ino=i), f"h{i}") for i in range(200)}
+    remote = {path: (6, h) for path, (_, h) in entries.items()}
+    for rnd in range(30):
+        cache = StatCache(str(tmp_path))
+        if rnd:
+            assert {p: cache.lookup(p, s) for p, (s, _) in entries.items()} == {p: h for p, (_, h) in entries.items()}
+            assert cache.remote == remote
+        structural = rnd % 3 == 2  # every third round: files come and go (a rewrite); else contents only (a patch)
+        for path in rng.sample(sorted(entries), 5):
+            entries[path] = (entries[path][0]._replace(mtime_ns=now - SECOND * rng.randint(3, 9)), f"x{rnd}{path}")
+        if structural:
+            entries.pop(rng.choice(sorted(entries)))
+            entries[f"new/{rnd}"] = (_stat(now - 5 * SECOND), f"n{rnd}")
+            remote.pop(rng.choice(sorted(remote)))
+            remote[f"only-remote/{rnd}"] = (1, "r")
+        for path in rng.sample(sorted(remote), 3):
+            remote[path] = (6, f"moved{rnd}")
+        for path, (stat, h) in entries.items():
+            cache.record(path, stat, h, now)
+        cache.forget_except(set(entries))
+        cache.set_synced(Synced("r", "", f"{rnd:032x}"), dict(remote))
+        cache.save(sorted(entries))
+    final = StatCache(str(tmp_path))
+    assert final.synced == Synced("r", "", f"{29:032x}") and final.remote == remote
+    assert {p: final.lookup(p, s) for p, (s, _) in entries.items()} == {p: h for p, (_, h) in entries.items()}
