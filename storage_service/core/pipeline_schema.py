@@ -91,7 +91,11 @@ jobs = Table(
     # job loops: pods, Airflow, KFP); lease_until is when a worker's claim lapses.
     Column("owner", String(80), nullable=True),
     Column("lease_until", Float, nullable=True),
+    # The job whose datum rows this job inherits by reference (pipelines/inherit.py): its own rows
+    # are then only the datums that differ (state "removed" for those it no longer has).
+    Column("base_job", String(32), nullable=True),
     Index("ix_df_jobs_pipeline_seq", "pipeline", "seq"),
+    Index("ix_df_jobs_base_job", "base_job"),
     Index("ix_df_jobs_commit_set", "commit_set"),
 )
 

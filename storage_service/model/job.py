@@ -42,6 +42,7 @@ class JobInfo(_Value):
     skipped: int = 0  # reused from the datum cache
     failed: int = 0
     recovered: int = 0  # succeeded after a failed try
+    base_job: str | None = None  # the job whose unchanged datums, outputs and lineage this one inherits
 
     @property
     def counters(self) -> dict[str, int]:

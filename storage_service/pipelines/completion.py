@@ -9,13 +9,14 @@ nothing of the job is visible.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
 from datumflow.storage_service.model.core import CommitState
 from datumflow.storage_service.pipelines.cache import CachedOutput, DatumCache
-from datumflow.storage_service.pipelines.jobs import DatumState, JobInfo, JobState, JobTable
-from datumflow.storage_service.pipelines.lineage import record_lineage
+from datumflow.storage_service.pipelines.jobs import REMOVED, DatumState, JobInfo, JobState, JobTable
+from datumflow.storage_service.pipelines.lineage import lineage_writers, record_lineage
 from datumflow.storage_service.pipelines.outputs import merge_parts
 from datumflow.storage_service.store import queries
 from datumflow.storage_service.store.store import Store
@@ -35,19 +36,8 @@ class JobCompletion:
         failed = [d for d, state, _ in results if state in (DatumState.FAILED.value, DatumState.PENDING.value)]
         if failed:
             return self.fail(job, JobState.FAILURE, self._failure_reason(job, failed))
-        union: dict[str, Any] = {}
-        writers: dict[str, list[str]] = {}
-        parts: dict[str, list[Any]] = {}
-        for datum_id, _, outputs in results:  # in datum id order
-            for path, entry in outputs.items():
-                if path in writers:  # several datums wrote one path: Pachyderm merges the parts
-                    parts.setdefault(path, [union[path]]).append(entry)
-                    writers[path].append(datum_id)
-                else:
-                    union[path], writers[path] = entry, [datum_id]
-        for path, pieces in parts.items():
-            union[path] = merge_parts(self.store, pieces)
-        self._write_output(job, union)
+        write = self._write_union if job.base_job is None else self._write_delta
+        writers = write(job, results)
         record_lineage(self.store.engine, job.output_commit, job.id, writers)
         counters = self.jobs.counters(job.id)
         self.store.finish_commit(
@@ -69,6 +59,61 @@ class JobCompletion:
                 metadata={"job": job.id, "pipeline": job.pipeline},
             )
         return self.jobs.finish(job.id, state, reason=reason)
+
+    def _write_union(self, job: JobInfo, results: list[tuple[str, str, dict[str, Any]]]) -> dict[str, list[str]]:
+        """The output commit made the union of every datum's output; returns {path: writers}."""
+        union: dict[str, Any] = {}
+        writers: dict[str, list[str]] = {}
+        parts: dict[str, list[Any]] = {}
+        for datum_id, _, outputs in results:  # in datum id order
+            for path, entry in outputs.items():
+                if path in writers:  # several datums wrote one path: Pachyderm merges the parts
+                    parts.setdefault(path, [union[path]]).append(entry)
+                    writers[path].append(datum_id)
+                else:
+                    union[path], writers[path] = entry, [datum_id]
+        for path, pieces in parts.items():
+            union[path] = merge_parts(self.store, pieces)
+        self._write_output(job, union)
+        return writers
+
+    def _write_delta(self, job: JobInfo, results: list[tuple[str, str, dict[str, Any]]]) -> dict[str, list[str]]:
+        """The output commit made the base job's (its root's) output with only the paths the datums
+        that differ wrote, or wrote there before, recomputed; returns {path: writers} of those paths."""
+        assert job.base_job is not None
+        root = self.jobs.get(job.base_job)
+        own = {d: out for d, state, out in results if state != REMOVED}
+        changed = {d for d, _, _ in results}
+        mine: dict[str, list[str]] = defaultdict(list)
+        for d, out in own.items():  # in datum id order
+            for path in out:
+                mine[path].append(d)
+        touched = set(mine)
+        for out in self.jobs.outputs_of(root.id, changed).values():  # what the root's versions wrote
+            touched.update(out)
+        before = lineage_writers(self.store.engine, root.output_commit, touched)
+        kept = {p: [d for d in ids if d not in changed] for p, ids in before.items()}
+        entries = self.jobs.outputs_of(root.id, {d for ids in kept.values() for d in ids})
+        edits: dict[str, Any] = {}
+        writers: dict[str, list[str]] = {}
+        for path in sorted(touched):
+            ids = sorted(kept.get(path, []) + mine.get(path, []))
+            if not ids:
+                edits[path] = None
+                continue
+            pieces = [own[d][path] if d in own else entries[d][path] for d in ids]
+            edits[path] = pieces[0] if len(pieces) == 1 else merge_parts(self.store, pieces)
+            writers[path] = ids
+        root_tree = queries.commit_root(self.store, root.output_commit)
+
+        def edits_for(current: str | None) -> dict[str, Any]:
+            out = {path: entry for path, _, entry in self.store.tree.diff(current, root_tree)}
+            out.update(edits)
+            return out
+
+        if edits_for(queries.commit_root(self.store, job.output_commit)):
+            self.store.write_entries(job.pipeline, job.output_commit, edits_for, verb="job output")
+        return writers
 
     def _write_output(self, job: JobInfo, union: dict[str, Any]) -> None:
         root = queries.commit_root(self.store, job.output_commit)

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store
 
 __all__ = [
-    "Datum", "DatumInput", "FileRef", "compute_datums", "datum_hash", "datum_hasher", "glob_entries", "input_branches",
+    "Datum", "DatumInput", "FileRef", "compute_datums", "datum_hash", "datum_hasher", "files_under", "glob_entries",
+    "input_branches",
 ]
 
 
@@ -221,7 +222,7 @@ def _matches(store: Store, spec: PipelineSpec, node: Input, commits: Mapping[str
     glob = compile_glob(pattern)
     out = []
     for path, entry in glob_entries(store, root, glob):
-        files = _files_under(store, root, path, entry)
+        files = files_under(store, root, path, entry)
         if files:
             groups = glob.match(path) or ()
             out.append(_Match(DatumInput(leaf.name, repo, commit, path, files), groups))
@@ -276,7 +277,7 @@ def _deep(store: Store, root: str | None, glob: Glob) -> list[tuple[str, Any]]:
     return [(k, found[k]) for k in sorted(found)]
 
 
-def _files_under(store: Store, root: str | None, path: str, entry: Any) -> tuple[FileRef, ...]:
+def files_under(store: Store, root: str | None, path: str, entry: Any) -> tuple[FileRef, ...]:
     """A glob match's files: the file itself (``entry`` is its index entry) or every file under the folder."""
     if entry is not None:
         return (FileRef(path, entry[1] or "", entry[0]),)

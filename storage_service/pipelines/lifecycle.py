@@ -16,14 +16,14 @@ from typing import Any
 from datumflow.storage_service.errors import DatumflowError, InvalidArgument, JobLost, Timeout
 from datumflow.storage_service.pipelines.cache import DatumCache
 from datumflow.storage_service.pipelines.completion import JobCompletion
-from datumflow.storage_service.pipelines.datums import compute_datums
 from datumflow.storage_service.pipelines.discovery import JobDiscovery
 from datumflow.storage_service.pipelines.egress import egress
 from datumflow.storage_service.pipelines.executors.base import Executor
 from datumflow.storage_service.pipelines.executors.local import JobRun
+from datumflow.storage_service.pipelines.inherit import plan_job
 from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobInfo, JobState, JobTable, datum_of
 from datumflow.storage_service.pipelines.leases import PLANNING_PREFIX, Leases
-from datumflow.storage_service.pipelines.planning import leased_recorder, plan_datums
+from datumflow.storage_service.pipelines.planning import leased_recorder
 from datumflow.storage_service.pipelines.registry import PipelineRegistry
 from datumflow.storage_service.store.store import Store
 
@@ -86,7 +86,7 @@ class JobRunner:
             raise InvalidArgument(f"job {job.id} is {job.state.value}, not created")
         try:
             spec = self.registry.job_spec(job)
-            plan_datums(self.jobs, self.cache, job, spec, compute_datums(self.store, spec, job.inputs))
+            plan_job(self.store, self.jobs, self.cache, job, spec, self.registry.job_spec)
         except DatumflowError as exc:
             self.completion.fail(job, JobState.FAILURE, f"{type(exc).__name__}: {exc}")
             raise
@@ -152,8 +152,8 @@ class JobRunner:
                 return fail(job, JobState.KILLED, "the pipeline has no spec commit")
             spec = self.registry.job_spec(job)
             with self.leases.renewing(job.id):
-                datums = compute_datums(self.store, spec, job.inputs)
-                plan_datums(self.jobs, self.cache, job, spec, datums, pool_from=PLANNING_PREFIX + self.leases.owner)
+                plan_job(self.store, self.jobs, self.cache, job, spec, self.registry.job_spec,
+                         pool_from=PLANNING_PREFIX + self.leases.owner)
             return None
         except JobLost:
             return None  # another worker took the job over; it plans it

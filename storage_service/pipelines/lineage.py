@@ -8,24 +8,29 @@ datum under the key ``<path>//<n>`` (``//`` never occurs in a stored path), so
 its lineage names every datum. A query walks upstream
 one level at a time with batched, indexed lookups, so its cost follows the
 size of the answer, not the number of datums in the jobs it crosses.
+
+A job that inherits its base job's datums (:mod:`.inherit`) records rows only
+for the paths its changed datums wrote or wrote before; any other file of its
+output commit has the row its root job recorded, read as this job's (the datum
+is the same, at this job's input commits).
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from datumflow.storage_service.core.pipeline_schema import bulk_insert, datums, jobs, lineage
+from datumflow.storage_service.core.pipeline_schema import bulk_insert, jobs, lineage
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.model.lineage import LineageNode
+from datumflow.storage_service.pipelines.jobs import inherited_inputs
 from sqlalchemy import Engine, delete, select
 
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store
 
-__all__ = ["LineageNode", "file_lineage", "forget_lineage", "record_lineage"]
+__all__ = ["LineageNode", "file_lineage", "forget_lineage", "lineage_writers", "record_lineage"]
 
 _MAX_HOPS = 1000  # ancestors walked to find the commit that wrote a file's version
 _BATCH = 500
@@ -41,6 +46,41 @@ def record_lineage(engine: Engine, commit: str, job: str, writers: Mapping[str, 
     with engine.begin() as conn:
         conn.execute(delete(lineage).where(lineage.c.commit == commit))
         bulk_insert(conn, lineage, ("commit", "path", "job", "datum"), rows)
+
+
+def lineage_writers(engine: Engine, commit: str, paths: Iterable[str]) -> dict[str, list[str]]:
+    """{path: the datums that wrote it, in order} of the ``paths`` of ``commit`` that have lineage."""
+    with engine.connect() as conn:
+        return {p: ids for p, (_, ids) in _rows_at(conn, commit, list(paths)).items()}
+
+
+def _rows_at(conn: Any, commit: str, paths: Sequence[str]) -> dict[str, tuple[str, list[str]]]:
+    """{path: (job, datum ids)} of the lineage of ``paths`` in ``commit``, through its job's root job."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for i in range(0, len(paths), _BATCH):
+        rows = conn.execute(
+            select(lineage.c.path, lineage.c.job, lineage.c.datum)
+            .where(lineage.c.commit == commit, lineage.c.path.in_(list(paths[i:i + _BATCH])))
+        ).all()
+        for r in rows:
+            out[r.path] = (r.job, [r.datum, *_more(conn, commit, r.path)])
+    missing = [p for p in paths if p not in out]
+    if missing:
+        job = conn.execute(select(jobs.c.id, jobs.c.base_job).where(jobs.c.output_commit == commit)).first()
+        if job is not None and job.base_job is not None:
+            base = conn.execute(select(jobs.c.output_commit).where(jobs.c.id == job.base_job)).scalar()
+            if base is not None and base != commit:
+                out.update({p: (job.id, ids) for p, (_, ids) in _rows_at(conn, base, missing).items()})
+    return out
+
+
+def _more(conn: Any, commit: str, path: str) -> list[str]:
+    """The further datums of a merged file: keys <path>//<n>, exactly the range [p//, p/0)."""
+    more = conn.execute(
+        select(lineage.c.path, lineage.c.datum).where(
+            lineage.c.commit == commit, lineage.c.path >= path + "//", lineage.c.path < path + "/0")
+    ).all()
+    return [r.datum for r in sorted(more, key=lambda r: int(r.path.rsplit("//", 1)[1]))]
 
 
 def forget_lineage(engine: Engine, pipeline: str) -> None:
@@ -87,7 +127,7 @@ def _written_in(store: Store, conn: Any, repo: str, commit: str, path: str, cont
     brought from a pipeline's branch keeps the lineage its job recorded there)."""
     cur = commit
     for _ in range(_MAX_HOPS):
-        if conn.execute(select(lineage.c.path).where(lineage.c.commit == cur, lineage.c.path == path)).first():
+        if _rows_at(conn, cur, [path]):
             return cur
         parents = store.inspect_commit(repo, cur).parents
         same = [p for p in parents if (store.tree.get(store._root_of(p), path) or [None, None])[1] == content]
@@ -105,21 +145,8 @@ def _writers(
         by_commit[node[1]][node[2]] = node
     hits: dict[tuple[Any, ...], tuple[str, list[str]]] = {}
     for commit, paths in by_commit.items():
-        names = list(paths)
-        for i in range(0, len(names), _BATCH):
-            rows = conn.execute(
-                select(lineage.c.path, lineage.c.job, lineage.c.datum)
-                .where(lineage.c.commit == commit, lineage.c.path.in_(names[i:i + _BATCH]))
-            ).all()
-            for r in rows:
-                hits[paths[r.path]] = (r.job, [r.datum])
-        for path, node in paths.items():
-            if node in hits:  # further datums of a merged file: keys <path>//<n>, exactly the range [p//, p/0)
-                more = conn.execute(
-                    select(lineage.c.path, lineage.c.datum).where(
-                        lineage.c.commit == commit, lineage.c.path >= path + "//", lineage.c.path < path + "/0")
-                ).all()
-                hits[node][1].extend(r.datum for r in sorted(more, key=lambda r: int(r.path.rsplit("//", 1)[1])))
+        for path, found in _rows_at(conn, commit, list(paths)).items():
+            hits[paths[path]] = found
     by_job: dict[str, set[str]] = defaultdict(set)
     for job, ids in hits.values():
         by_job[job].update(ids)
@@ -127,13 +154,8 @@ def _writers(
     pipelines: dict[str, str] = {}
     for job, datum_ids in by_job.items():
         pipelines[job] = conn.execute(select(jobs.c.pipeline).where(jobs.c.id == job)).scalar() or ""
-        id_list = sorted(datum_ids)
-        for i in range(0, len(id_list), _BATCH):
-            rows = conn.execute(
-                select(datums.c.id, datums.c.inputs).where(datums.c.job == job, datums.c.id.in_(id_list[i:i + _BATCH]))
-            ).all()
-            for r in rows:
-                inputs[(job, r.id)] = json.loads(r.inputs)
+        for datum_id, listed in inherited_inputs(conn, job, sorted(datum_ids)).items():
+            inputs[(job, datum_id)] = listed
     return {
         node: (pipelines[job], job, tuple(ids), [x for d in ids for x in inputs.get((job, d), [])])
         for node, (job, ids) in hits.items()
