@@ -18,6 +18,7 @@ from datumflow.storage_service.core import migrations
 from datumflow.storage_service.core.db import connect_engine
 from datumflow.storage_service.core.schema import metadata
 from datumflow.storage_service.errors import SchemaMismatch
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "store-0.1.tar.gz"
@@ -144,3 +145,52 @@ def test_replicas_starting_together_on_an_empty_postgresql_all_start(postgres_ur
     engine = connect_engine(postgres_url)
     assert migrations.current(engine) == migrations.head()
     engine.dispose()
+
+
+def _downgrade(engine: Any, target: str) -> None:
+    """Take a database back to ``target`` with the shipped revisions' downgrades (as an older release left it)."""
+    from alembic.config import Config
+    from alembic.runtime.environment import EnvironmentContext
+
+    scripts = migrations._scripts()
+    config = Config()
+    config.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    with engine.begin() as conn, EnvironmentContext(
+        config, scripts, fn=lambda rev, _ctx: scripts._downgrade_revs(target, rev), destination_rev=target,
+    ) as env:
+        env.configure(connection=conn, target_metadata=metadata)
+        env.run_migrations()
+
+
+def test_a_0002_store_upgrades_and_its_jobs_become_bases(tmp_path: Path) -> None:
+    """0003 adds df_jobs.base_job: jobs recorded before it are roots a later job inherits from."""
+    from datumflow.storage_service.pipelines.engine import Pipelines
+
+    root = tmp_path / "s"
+    copy = ["sh", "-c", "cp /pfs/a/* /pfs/out/"]
+    with Store(str(root), fsync=False) as store:
+        store.create_repo("a")
+        store.put_files("a", "master", [(f"f{i}", b"%d" % i) for i in range(4)])
+        Pipelines(store).create_pipeline({"pipeline": {"name": "p"}, "input": {"pfs": {"repo": "a", "glob": "/*"}},
+                                          "transform": {"image": "alpine:3", "cmd": copy}})
+        (first,) = Pipelines(store).process()
+    engine = connect_engine(f"sqlite:///{root / 'metadata.db'}")
+    try:
+        _downgrade(engine, "0002")
+        assert migrations.current(engine) == "0002"
+        with engine.connect() as conn:
+            assert "base_job" not in {c["name"] for c in sa_inspect(conn).get_columns("df_jobs")}
+        with pytest.raises(SchemaMismatch, match="datumflow db upgrade"):
+            Store(str(root))
+        assert migrations.upgrade(engine) == ("0002", migrations.head())
+    finally:
+        engine.dispose()
+    with Store(str(root), fsync=False) as store:
+        pipes = Pipelines(store)
+        assert pipes.inspect_job(first.id).base_job is None
+        store.put_file("a", "master", "f1", b"changed")
+        (second,) = pipes.process()
+        assert second.base_job == first.id
+        assert (second.total, second.processed, second.skipped) == (4, 1, 3)
+        assert store.get_file("p", "master", "f1") == b"changed" and store.get_file("p", "master", "f2") == b"2"
+        assert pipes.lineage("p", "master", "f2").inputs[0].path == "f2"
