@@ -360,6 +360,7 @@ def _render_job(out: TextIO, j: JobInfo) -> None:
         ("output", f"{j.pipeline}@{j.output_commit}"), ("datums", _counters(j)), ("recovered", j.recovered),
         ("inputs", ", ".join(f"{k}@{v}" for k, v in j.inputs.items())), ("started", human_time(j.started)),
         ("finished", human_time(j.finished)),
+        ("inherits", f"the unchanged datums of job {j.base_job}" if j.base_job else "-"),
     ])
     if j.reason:
         out.write(f"reason:\n{j.reason}\n")

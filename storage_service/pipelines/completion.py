@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.model.core import CommitState
 from datumflow.storage_service.pipelines.cache import CachedOutput, DatumCache
 from datumflow.storage_service.pipelines.jobs import REMOVED, DatumState, JobInfo, JobState, JobTable
@@ -104,6 +105,8 @@ class JobCompletion:
             pieces = [own[d][path] if d in own else entries[d][path] for d in ids]
             edits[path] = pieces[0] if len(pieces) == 1 else merge_parts(self.store, pieces)
             writers[path] = ids
+        if self.store.inspect_commit(root.pipeline, root.output_commit).state is not CommitState.FINISHED:
+            raise InvalidArgument(f"the output commit of base job {root.id} is gone; run the pipeline again")
         root_tree = queries.commit_root(self.store, root.output_commit)
 
         def edits_for(current: str | None) -> dict[str, Any]:

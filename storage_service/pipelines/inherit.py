@@ -31,7 +31,8 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from datumflow.storage_service.errors import DatumflowError
+from datumflow.storage_service.errors import DatumflowError, NotFound
+from datumflow.storage_service.model.core import CommitState
 from datumflow.storage_service.pipelines.cache import DatumCache
 from datumflow.storage_service.pipelines.datums import (
     Datum,
@@ -81,11 +82,13 @@ def _made_alike(a: PipelineSpec, b: PipelineSpec) -> bool:
 
 
 def _base(
-    jobs: JobTable, job: JobInfo, spec: PipelineSpec, spec_of: Callable[[JobInfo], PipelineSpec]
+    store: Store, jobs: JobTable, job: JobInfo, spec: PipelineSpec, spec_of: Callable[[JobInfo], PipelineSpec]
 ) -> JobInfo | None:
     for other in jobs.list_jobs(job.pipeline, states=[JobState.SUCCESS], limit=_CANDIDATES):
         if other.id == job.id or other.spec_commit is None:
             continue
+        if not _output_kept(store, other) or (other.base_job and not _output_kept(store, jobs.get(other.base_job))):
+            continue  # an output commit deleted since: its tree cannot be built on
         try:
             if other.spec_commit == job.spec_commit or _made_alike(spec_of(other), spec):
                 return other
@@ -98,7 +101,7 @@ def _delta(
     store: Store, jobs: JobTable, cache: DatumCache, job: JobInfo, spec: PipelineSpec,
     spec_of: Callable[[JobInfo], PipelineSpec],
 ) -> _Delta | None:
-    base = _base(jobs, job, spec, spec_of)
+    base = _base(store, jobs, job, spec, spec_of)
     if base is None:
         return None
     root = jobs.get(base.base_job) if base.base_job else base
@@ -139,6 +142,13 @@ def _delta(
     if len(rows) * 2 > total:
         return None  # more than half differs: record every datum (the job becomes a root)
     return _Delta(root.id, list(rows.values()), pending, total)
+
+
+def _output_kept(store: Store, job: JobInfo) -> bool:
+    try:
+        return store.inspect_commit(job.pipeline, job.output_commit).state is CommitState.FINISHED
+    except NotFound:
+        return False
 
 
 def _changes(

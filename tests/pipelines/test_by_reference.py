@@ -11,7 +11,6 @@ inspected and counted is the same.
 
 from __future__ import annotations
 
-import random
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -169,3 +168,45 @@ def test_a_job_inherits_from_its_root_and_a_later_one_can_become_a_root(tmp_path
         assert store.get_file("inc", "master", "a_f9") == b"again"
         pipes.delete_pipeline("inc")
         assert not pipes.exists("inc")
+
+
+def test_a_job_whose_output_commit_was_deleted_is_no_base(tmp_path: Path) -> None:
+    with Store(str(tmp_path / "store"), fsync=False) as store:
+        pipes = Pipelines(store)
+        store.create_repo("a")
+        store.put_files("a", "master", [(f"f{i}", b"%d" % i) for i in range(4)])
+        pipes.create_pipeline(spec("inc", pfs("a"), TRANSFORM))
+        (first,) = pipes.process()
+        store.put_file("a", "master", "f1", b"new")
+        (second,) = pipes.process()
+        assert second.base_job == first.id
+        store.delete_commit("inc", second.output_commit)
+        store.put_file("a", "master", "f2", b"new")
+        (third,) = pipes.process()
+        assert third.base_job == first.id  # the newest job whose output commit is still there
+        assert store.get_file("inc", "master", "a_f1") == b"new" and store.get_file("inc", "master", "a_f2") == b"new"
+        assert third.counters == {"total": 4, "processed": 1, "skipped": 3, "failed": 0, "recovered": 0}
+
+
+def test_lineage_of_inherited_files_crosses_stages_at_the_current_commits(tmp_path: Path) -> None:
+    copy = ["sh", "-c", "cp -r /pfs/*/. /pfs/out/ 2>/dev/null; rm -rf /pfs/out/out; true"]
+    with Store(str(tmp_path / "store"), fsync=False) as store:
+        pipes = Pipelines(store)
+        store.create_repo("a")
+        store.put_files("a", "master", [(f"f{i}", b"%d" % i) for i in range(6)])
+        pipes.create_pipeline(spec("one", pfs("a"), copy))
+        pipes.create_pipeline(spec("two", pfs("one"), copy))
+        pipes.process()
+        store.put_file("a", "master", "f1", b"changed")
+        pipes.process()
+        one, two = _head_job(pipes, "one"), _head_job(pipes, "two")
+        assert one.base_job is not None and two.base_job is not None
+        a_head = store.resolve("a", "master")
+        for path, touched in (("f1", True), ("f4", False)):
+            node = pipes.lineage("two", "master", path)
+            assert (node.job, node.commit) == (two.id, two.output_commit)
+            (mid,) = node.inputs
+            assert (mid.repo, mid.commit, mid.path, mid.job) == ("one", one.output_commit, path, one.id)
+            (leaf,) = mid.inputs
+            assert (leaf.repo, leaf.commit, leaf.path, leaf.pipeline) == ("a", a_head, path, None)
+            assert store.get_file("two", "master", path) == (b"changed" if touched else path[1:].encode())
