@@ -163,7 +163,7 @@ def _downgrade(engine: Any, target: str) -> None:
 
 
 def test_a_0002_store_upgrades_and_its_jobs_become_bases(tmp_path: Path) -> None:
-    """0003 adds df_jobs.base_job: jobs recorded before it are roots a later job inherits from."""
+    """0004 adds df_jobs.base_job: jobs recorded before it are roots a later job inherits from."""
     from datumflow.storage_service.pipelines.engine import Pipelines
 
     root = tmp_path / "s"

@@ -34,7 +34,7 @@ __all__ = ["HEAD", "LEGACY_REVISION", "current", "ensure_schema", "ensure_tables
 
 # The newest revision, known without loading Alembic (a test checks it is the scripts' head): a
 # store already there is checked with one SELECT, so opening one (every CLI verb does) stays cheap.
-HEAD = "0003"
+HEAD = "0004"
 
 LEGACY_REVISION = "0001"  # what a 0.1 store without an alembic_version table is at
 _LOCK_KEY = 0x6466_7363_6865_6D61  # "dfschema": the advisory lock of schema changes (PostgreSQL)
