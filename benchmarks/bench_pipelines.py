@@ -10,7 +10,7 @@ Figures (the pipelines issue's goals):
   ``cp`` datum would upload: the input file's own index entry), as
   ``@task.datum`` records a datum an Airflow task ran;
 * job time against the fraction of datums that are new (0, 1, 5, 10, 25, 50,
-  100 % of the 10,000 files changed), against the full job: a table figure
+  100 % of 2,000 files changed), against its full job: a table figure
   per fraction and a plot, ``docs/pipelines-new-datum-fraction.png``;
 * a no-op transform (``true``): job time per datum minus the bare cost of
   spawning ``true`` from the same process the same number of times, in four
@@ -23,7 +23,7 @@ Figures (the pipelines issue's goals):
 Everything runs embedded (``Pipelines(store)`` in this process, the local
 executor), on a store with ``fsync=False`` except for the fsync figure: a
 10,000-datum job with one fsynced pack per datum would not fit the time budget.
-At ``--scale small`` the jobs have 1,000 datums (10,000 for the re-run figures).
+At ``--scale small`` the jobs have 1,000 datums (10,000 for the re-run figures, 500 for the fractions).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .run import Context
 
 IN = "in"
+SWEEP = "sweep_in"
 NOOP_ROUNDS = 4  # no-op jobs, each preceded by as many bare spawns
 
 
@@ -62,10 +63,11 @@ class Sizes:
     noop: int  # datums of the `true` job
     lookups: int  # lineage lookups (median)
     fsync_datums: int  # datums of each job of the fsync figure
+    sweep: int  # datums of the pipeline of the new-datum fraction figures
 
 
-FULL = Sizes(datums=10_000, big=100_000, added=100, reps=3, noop=2_000, lookups=21, fsync_datums=100)
-SMALL = Sizes(datums=1_000, big=10_000, added=10, reps=3, noop=1_000, lookups=21, fsync_datums=50)
+FULL = Sizes(datums=10_000, big=100_000, added=100, reps=3, noop=2_000, lookups=21, fsync_datums=100, sweep=2_000)
+SMALL = Sizes(datums=1_000, big=10_000, added=10, reps=3, noop=1_000, lookups=21, fsync_datums=50, sweep=500)
 
 
 def run(ctx: Context) -> list[dict[str, Any]]:
@@ -73,12 +75,13 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     with Store(str(ctx.workdir / "store"), fsync=False) as store:
         pipes = Pipelines(store, executor=LocalExecutor(store, workdir=str(_scratch(ctx))))
+        # The figures of jobs by reference first (each figure is printed as it is measured).
+        sweep_s, figures = fractions(ctx, sizes, pipes)
+        out += figures
+        out += unchanged(ctx, sizes, pipes, sweep_s / sizes.sweep)
         store.create_repo(IN)
         store.put_files(IN, "master", [(_name("f", i), b"datum %d\n" % i) for i in range(sizes.datums)])
-        full_s, figures = incremental(ctx, sizes, pipes)
-        out += figures
-        out += fractions(ctx, pipes, full_s)
-        out += unchanged(ctx, sizes, pipes, full_s / sizes.datums)
+        out += incremental(ctx, sizes, pipes)
         out += noop(ctx, sizes, pipes)
         out += lineage(ctx, sizes, pipes)
     out += fsync_cost(ctx, sizes)
@@ -97,8 +100,8 @@ def copy_spec(name: str, src: str, parallelism: int = 1) -> dict[str, Any]:
     }
 
 
-def incremental(ctx: Context, sizes: Sizes, pipes: Pipelines) -> tuple[float, list[dict[str, Any]]]:
-    """The full job of "copy" (its time is returned: the peer of the later figures) and 1% incremental jobs."""
+def incremental(ctx: Context, sizes: Sizes, pipes: Pipelines) -> list[dict[str, Any]]:
+    """The full job of "copy" and 1% incremental jobs."""
     pipes.create_pipeline(copy_spec("copy", IN))
     ctx.log(f"full job: {sizes.datums} datums")
     full_s, job = _job(ctx, pipes, "copy")
@@ -115,7 +118,7 @@ def incremental(ctx: Context, sizes: Sizes, pipes: Pipelines) -> tuple[float, li
     incr = ctx.median(incr_s)
     per_processed_ms = full_s / sizes.datums * 1000
     n = f"{sizes.datums:,}"
-    return full_s, [
+    return [
         ctx.figure(
             "pipelines.incremental_1pct_vs_full", incr, "s",
             peer=f"full job {full_s:.1f} s ({n} datums, {per_processed_ms:.1f} ms/datum)",
@@ -124,21 +127,28 @@ def incremental(ctx: Context, sizes: Sizes, pipes: Pipelines) -> tuple[float, li
     ]
 
 
-def fractions(ctx: Context, pipes: Pipelines, full_s: float) -> list[dict[str, Any]]:
-    """Jobs of "copy" in which a fraction of the datums is new (their files changed), against the full job."""
+def fractions(ctx: Context, sizes: Sizes, pipes: Pipelines) -> tuple[float, list[dict[str, Any]]]:
+    """Jobs of "sweep" in which a fraction of the datums is new (their files changed), against its full job
+    (whose time is returned)."""
     store = pipes.store
-    names = sorted(f.path for f in store.list_files(IN, "master", ""))
+    store.create_repo(SWEEP)
+    store.put_files(SWEEP, "master", [(_name("s", i), b"sweep %d\n" % i) for i in range(sizes.sweep)])
+    pipes.create_pipeline(copy_spec("sweep", SWEEP))
+    ctx.log(f"sweep: full job of {sizes.sweep} datums")
+    full_s, job = _job(ctx, pipes, "sweep")
+    _expect(job, processed=sizes.sweep, skipped=0)
+    names = sorted(f.path for f in store.list_files(SWEEP, "master", ""))
     out, points = [], []
     for k, fraction in enumerate(FRACTIONS):
         changed = round(fraction * len(names))
         if changed:
             step = len(names) / changed
             picked = [names[int(i * step)] for i in range(changed)]
-            store.put_files(IN, "master", [(p, b"round %d %s\n" % (k, p.encode())) for p in picked])
+            store.put_files(SWEEP, "master", [(p, b"round %d %s\n" % (k, p.encode())) for p in picked])
         else:
-            pipes.run_pipeline("copy")
+            pipes.run_pipeline("sweep")
         ctx.log(f"fraction {fraction:.0%}: {changed} of {len(names)} datums new")
-        seconds, job = _job(ctx, pipes, "copy")
+        seconds, job = _job(ctx, pipes, "sweep")
         _expect(job, processed=changed, skipped=len(names) - changed)
         points.append((fraction * 100, seconds))
         out.append(ctx.figure(
@@ -149,7 +159,7 @@ def fractions(ctx: Context, pipes: Pipelines, full_s: float) -> list[dict[str, A
         ))
     if not ctx.small:
         _plot(points, full_s, len(names))
-    return out
+    return full_s, out
 
 
 def unchanged(ctx: Context, sizes: Sizes, pipes: Pipelines, per_processed_s: float) -> list[dict[str, Any]]:
