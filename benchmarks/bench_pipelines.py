@@ -40,7 +40,7 @@ from datumflow.storage_service.pipelines.jobs import DatumState, JobInfo, JobSta
 from datumflow.storage_service.store import queries
 from datumflow.storage_service.store.store import Store
 
-from .plots import plot_lines
+from .plot import plot
 
 if TYPE_CHECKING:
     from .run import Context
@@ -158,7 +158,7 @@ def fractions(ctx: Context, sizes: Sizes, pipes: Pipelines) -> tuple[float, list
             ratio=seconds / full_s, goal="diagnostic (plotted)", met=None,
         ))
     if not ctx.small:
-        _plot(points, full_s, len(names))
+        _plot(ctx, points, full_s, len(names))
     return full_s, out
 
 
@@ -215,13 +215,16 @@ def _record_copies(pipes: Pipelines, job: JobInfo) -> None:
         raise AssertionError(f"bigcopy job {done.id}: {done.state.value}: {done.reason}")
 
 
-def _plot(points: list[tuple[float, float]], full_s: float, datums: int) -> None:
-    plot_lines(
-        PLOT, title=f"Job time against the new-datum fraction ({datums:,} one-file datums)",
-        xlabel="datums new in the job (%)", ylabel="job time (s)",
-        series={"job (unchanged datums inherited by reference)": points,
-                "fraction x the full job": [(x, full_s * x / 100) for x, _ in points]},
-    )
+def _plot(ctx: Context, points: list[tuple[float, float]], full_s: float, datums: int) -> None:
+    failed = plot({
+        "title": f"Job time against the new-datum fraction ({datums:,} one-file datums)",
+        "note": "unchanged datums are carried over by reference; a job with more than half new records all",
+        "xlabel": "datums new in the job (%)", "ylabel": "job time (s)",
+        "series": {"job": [list(p) for p in points],
+                   "fraction x the full job": [[x, full_s * x / 100] for x, _ in points]},
+    }, PLOT)
+    if failed:
+        ctx.log(f"no plot: {failed}")
 
 
 # -- per-datum overhead with a no-op transform ------------------------------------------
