@@ -29,9 +29,9 @@ a time (``serve`` calls it every half second):
   is restarted after a backoff doubling from ``DATUMFLOW_SPOUT_BACKOFF``
   (1 s) up to ``DATUMFLOW_SPOUT_BACKOFF_MAX`` (60 s), reset once a run lasts
   that long;
-- ``pipeline stop`` and ``pipeline delete`` end it (SIGTERM to its process
-  group, SIGKILL after ``DATUMFLOW_SPOUT_GRACE`` seconds, 5); a new spec
-  (``update``) restarts it on the new code;
+- ``pipeline stop`` and ``pipeline delete`` end it (SIGTERM to its code
+  inside the sandbox, SIGKILL to everything after ``DATUMFLOW_SPOUT_GRACE``
+  seconds, 5); a new spec (``update``) restarts it on the new code;
 - among several services on one database, one runs each spout: the
   supervisor holds a lease on its ``df_spout_runs`` row, renewed every
   step; a dead service's spouts are taken over once its lease lapses.
@@ -226,14 +226,15 @@ class SpoutSupervisor:
         self._waiting[name] = _Waiting(time.time() + delay, runs)
 
     def _end(self, run: _Running, *, state: str | None) -> None:
-        """Stop a process: SIGTERM to its group, SIGKILL after the grace period."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(run.proc.pid, signal.SIGTERM)
+        """Stop a process: SIGTERM to it and everything under it (the sandbox puts the user's code in a
+        session of its own), SIGKILL after the grace period."""
+        # In the sandbox only the user's code gets SIGTERM: bwrap would die of it at once and take the
+        # code with it (SIGKILL), before a handler could finish the commit in progress.
+        _signal_tree(run.proc.pid, signal.SIGTERM, root=not self.sandbox.isolated)
         try:
             run.proc.wait(timeout=self.grace)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(run.proc.pid, signal.SIGKILL)
+            _signal_tree(run.proc.pid, signal.SIGKILL)
             run.proc.wait()
         log = _tail(run)
         self._close(run)
@@ -282,6 +283,49 @@ class SpoutSupervisor:
             values["restarts"] = spout_runs.c.restarts + 1
         with self.store.engine.begin() as conn:
             conn.execute(update(spout_runs).where(spout_runs.c.pipeline == name).values(**values))
+
+
+def _signal_tree(pid: int, sig: signal.Signals, *, root: bool = True) -> None:
+    """Send ``sig`` to every process below ``pid`` (found through /proc) and, with ``root``, to ``pid``
+    and its process group."""
+    below = _descendants(pid)
+    if not root:  # the sandbox's own processes (bwrap and its init) would end the code at once
+        below = [p for p in below if _program(p) != "bwrap"]
+    targets = [*([pid] if root else []), *below]
+    if root:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+    for target in reversed(targets):  # the user's code first
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(target, sig)
+
+
+def _program(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return os.path.basename(f.read().split(b"\0", 1)[0].decode(errors="replace"))
+    except OSError:
+        return ""
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    stack = list(children.get(pid, []))
+    while stack:
+        child = stack.pop()
+        found.append(child)
+        stack.extend(children.get(child, []))
+    return found
 
 
 def _tail(run: _Running) -> str:

@@ -14,14 +14,14 @@ supervisor, until the pipeline is stopped or deleted (from another shell),
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
 from typing import Any
 
-from datumflow.storage_service.errors import InvalidArgument
+from datumflow.storage_service.errors import DatumflowError, InvalidArgument
 from datumflow.storage_service.pipelines.engine import Pipelines
-from datumflow.storage_service.pipelines.schedule import BackgroundLoop
 from datumflow.storage_service.pipelines.spout_runner import SpoutSupervisor
 from datumflow.storage_service.store.store import Store
 
@@ -31,19 +31,38 @@ _STEP = 0.25
 
 
 class SpoutLoop:
-    """A supervisor stepping in a daemon thread; ``stop`` ends its processes."""
+    """A supervisor stepping in a thread of its own; ``stop`` ends its processes.
+
+    The processes are started, and ended, by that thread: the sandbox ties each one to the
+    thread that started it (bwrap's ``--die-with-parent``), so the thread outlives them and
+    ``stop`` lets them have their SIGTERM and grace period.
+    """
 
     def __init__(self, supervisor: SpoutSupervisor, only: str | None = None) -> None:
         self.supervisor = supervisor
-        self._loop = BackgroundLoop(lambda: supervisor.step(only), name="datumflow-spouts")
+        self.only = only
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def start(self, interval: float = _STEP) -> SpoutLoop:
-        self._loop.start(interval)
+        def loop() -> None:
+            try:
+                while not self._stop.is_set():
+                    with contextlib.suppress(DatumflowError):  # recorded on the spout's run; the others go on
+                        self.supervisor.step(self.only)
+                    self._stop.wait(interval)
+            finally:
+                self.supervisor.stop_all()
+
+        self._thread = threading.Thread(target=loop, name="datumflow-spouts", daemon=True)
+        self._thread.start()
         return self
 
     def stop(self) -> None:
-        self._loop.stop()
-        self.supervisor.stop_all()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
 
 def start_spouts(engine: Pipelines, address: str) -> SpoutLoop:

@@ -51,6 +51,21 @@ with client.writing(repo, "master") as commit:
 sys.exit(3)
 '''
 
+# Finishes what it does when stopped: SIGTERM reaches the code inside the sandbox, as a pod's does.
+GRACEFUL = r'''
+import os, signal, sys, time, datumflow
+client = datumflow.connect()
+repo = os.environ["PPS_PIPELINE_NAME"]
+def goodbye(*_):
+    print("stopping", file=sys.stderr, flush=True)
+    client.put_file(repo, "master", "goodbye.txt", b"bye")
+    print("said goodbye", file=sys.stderr, flush=True)
+    sys.exit(0)
+signal.signal(signal.SIGTERM, goodbye)
+client.put_file(repo, "master", "hello.txt", b"hi")
+time.sleep(3600)
+'''
+
 # Tries to write somewhere else, records what happened (and its token) in its own repo.
 TRESPASSER = r'''
 import os, time, datumflow
@@ -88,7 +103,8 @@ def _spout_spec(name: str, script: Path, **env: str) -> dict[str, Any]:
 def code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "code"
     folder.mkdir()
-    for name, text in (("producer.py", PRODUCER), ("crasher.py", CRASHER), ("trespasser.py", TRESPASSER)):
+    for name, text in (("producer.py", PRODUCER), ("crasher.py", CRASHER), ("trespasser.py", TRESPASSER),
+                       ("graceful.py", GRACEFUL)):
         (folder / name).write_text(text)
     monkeypatch.setenv("DATUMFLOW_SANDBOX_BINDS", str(folder))
     monkeypatch.setenv("DATUMFLOW_SPOUT_BACKOFF", "0.2")
@@ -221,3 +237,19 @@ def test_one_supervisor_runs_a_spout_and_another_takes_over_when_its_lease_lapse
         first.stop_all()
         second.stop_all()
     assert pipelines.inspect_pipeline("solo").spout["state"] == "stopped"  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_stopping_a_spout_sends_its_code_sigterm_first(
+    store: Store, pipelines: Pipelines, code: Path, host: Callable[[str], threading.Thread],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATUMFLOW_SPOUT_GRACE", "20")
+    pipelines.create_pipeline(_spout_spec("polite", code / "graceful.py"))
+    thread = host("polite")
+    _until(lambda: "hello.txt" in _files(store, "polite"))
+    pipelines.stop_pipeline("polite")
+    thread.join(timeout=60)
+    status = pipelines.inspect_pipeline("polite").spout
+    assert "goodbye.txt" in _files(store, "polite"), repr(status)  # its handler wrote before it exited
+    assert pipelines.inspect_pipeline("polite").spout["last_exit"] == 0  # type: ignore[index]
