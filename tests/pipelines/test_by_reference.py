@@ -141,7 +141,7 @@ _edit = st.tuples(st.sampled_from(["a", "b"]), st.sampled_from(NAMES), st.one_of
 
 
 @pytest.mark.slow
-@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(kind=st.sampled_from(sorted(INPUTS)), steps=st.lists(st.lists(_edit, min_size=1, max_size=3), max_size=5))
 def test_random_edit_sequences_by_reference_equal_from_scratch(kind: str, steps: list[list[Edit]]) -> None:
     with tempfile.TemporaryDirectory(prefix="byref-") as folder:
