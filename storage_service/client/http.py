@@ -549,8 +549,8 @@ def _tls(address: str) -> ssl.SSLContext | bool:
     ``http://`` address never opens TLS, yet httpx would build that default anyway, loading the
     whole CA bundle (a sixth of a command-line start against a service); it gets a context that
     trusts nothing instead, which costs nothing to build and would refuse any certificate."""
-    if address.startswith("https://"):
-        return True
+    if not address.lower().startswith("http://"):
+        return True  # https, or anything else httpx makes of the address: its default
     return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 

@@ -166,6 +166,7 @@ def test_a_plain_http_client_loads_no_trust_store_and_https_keeps_the_default() 
     assert plain.cert_store_stats()["x509_ca"] == 0  # nothing loaded: the cost this avoids
     assert plain.verify_mode == ssl.CERT_REQUIRED and plain.check_hostname  # and nothing it would accept
     assert _tls("https://datumflow.example") is True
+    assert _tls("HTTPS://datumflow.example") is True
 
 
 def test_the_model_package_loads_each_noun_on_first_use() -> None:
