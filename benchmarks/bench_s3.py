@@ -238,8 +238,8 @@ def _plot(ctx: Context, load: Load, srv: Server, conns: list[int], passes: int) 
                 runs.setdefault((name, c), []).append(rate(c))
     series = {name: [[c, statistics.median(runs[name, c])] for c in conns] for name in routes}
     spec = {"title": "datumflow serve: requests/s against concurrent connections (one process)",
-            "note": f"closed loop, keep-alive, loopback; median of {passes} passes of {load.seconds:g} s per point; "
-                    "2 cores shared with the load generator", "xlabel": "connections", "ylabel": "requests/s",
+            "note": f"closed loop, keep-alive, loopback; median of {passes} passes of {load.seconds:g} s a point; "
+                    "2 cores, shared", "xlabel": "connections", "ylabel": "requests/s",
             "xlog": True, "series": series}
     if ctx.small:
         ctx.log("plot: small scale, docs/ left as it is")
