@@ -35,7 +35,7 @@ repo = os.environ["PPS_PIPELINE_NAME"]
 count = int(os.environ.get("MESSAGES", "3"))
 for i in range(count):
     with client.writing(repo, "master") as commit:
-        client.put_file(repo, commit.id, f"msg-{i}.txt", f"message {i}\n".encode())
+        client.put_file(repo, commit.id, f"{os.environ.get('PREFIX', 'msg')}-{i}.txt", f"message {i}\n".encode())
 print("wrote", count, flush=True)
 time.sleep(3600)
 '''
@@ -253,3 +253,19 @@ def test_stopping_a_spout_sends_its_code_sigterm_first(
     status = pipelines.inspect_pipeline("polite").spout
     assert "goodbye.txt" in _files(store, "polite"), repr(status)  # its handler wrote before it exited
     assert pipelines.inspect_pipeline("polite").spout["last_exit"] == 0  # type: ignore[index]
+
+
+@pytest.mark.slow
+def test_updating_a_spout_restarts_it_on_the_new_spec(
+    store: Store, pipelines: Pipelines, code: Path, host: Callable[[str], threading.Thread]
+) -> None:
+    pipelines.create_pipeline(_spout_spec("feed", code / "producer.py", MESSAGES="1"))
+    host("feed")
+    _until(lambda: _files(store, "feed") == ["msg-0.txt"])
+    pipelines.update_pipeline(_spout_spec("feed", code / "producer.py", MESSAGES="1", PREFIX="v2"))
+    new_spec = pipelines.inspect_pipeline("feed").spec_commit
+    _until(lambda: _files(store, "feed") == ["msg-0.txt", "v2-0.txt"])
+    status = pipelines.inspect_pipeline("feed").spout
+    assert status is not None and status["spec_commit"] == new_spec and status["state"] == "running"
+    newest = next(c for c in store.list_commits("feed", "master") if c.is_finished)
+    assert new_spec in newest.provenance  # the new code is the provenance of what it wrote
