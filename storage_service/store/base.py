@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from datumflow.storage_service.core.chunks import ChunkStore
     from datumflow.storage_service.core.index import NodeStore, Tree
@@ -58,6 +58,8 @@ class StoreBase:
         def _resolve(self, conn: Connection, repo: str, ref: str) -> str: ...
 
         def _commit(self, conn: Connection, commit_id: str) -> Commit: ...
+
+        def _commits(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[int, Commit]]: ...
 
         def _root_of(self, commit_id: str) -> str | None: ...
 

@@ -46,7 +46,7 @@ from datumflow.storage_service.model.history import MergeResult, PathConflict
 from datumflow.storage_service.store.base import StoreBase
 from datumflow.storage_service.store.files import file_info
 from datumflow.storage_service.store.publish import EDIT_LOCK as _EDIT_LOCK
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, literal, select, update
 
 __all__ = ["MERGE_ATTEMPTS", "Merging"]
 
@@ -54,6 +54,7 @@ MERGE_ATTEMPTS = 20  # lost compare-and-swaps before ConcurrentUpdate
 OPEN_HEAD_WAIT = 30.0  # seconds to wait for an open commit on the destination to finish
 _OPEN_POLL = 0.05
 _SHOWN_CONFLICTS = 20
+_READ_AHEAD = 256  # commits a history walk reads per round trip along a first-parent line
 
 
 class Merging(StoreBase):
@@ -100,22 +101,48 @@ class Merging(StoreBase):
         self, conn: Connection, start: str | None, *, limit: int | None, state: str | None,
         first_parent: bool, until: str | None,
     ) -> list[Commit]:
-        """Commits reachable from ``start``, newest (highest seq) first, not walking past ``until``."""
+        """Commits reachable from ``start``, newest (highest seq) first, not walking past ``until``.
+
+        The walk reads ahead: each commit it reaches unread brings its first-parent line up to
+        ``_READ_AHEAD`` commits back in one recursive query and three batched ones, so a linear
+        history of any length costs a few round trips, not four per commit."""
         out: list[Commit] = []
-        heap = [(-s, c) for s, c in self._seqs(conn, [start] if start else [])]
+        known: dict[str, tuple[int, Commit]] = {}
+        ahead = _READ_AHEAD if limit is None else max(1, min(_READ_AHEAD, limit))
+
+        def read(ids: list[str]) -> None:
+            missing = [i for i in ids if i not in known]
+            if missing:
+                known.update(self._commits(conn, self._first_parent_lines(conn, missing, ahead)))
+
+        read([start] if start else [])
+        heap = [(-known[start][0], start)] if start in known else []
         seen = {start}
         while heap and (limit is None or len(out) < limit):
             _, cur = heapq.heappop(heap)
             if cur == until:
                 continue
-            commit = self._commit(conn, cur)
+            commit = known[cur][1]
             if state is None or commit.state.value == state:
                 out.append(commit)
-            parents = commit.parents[:1] if first_parent else commit.parents
-            for seq, parent in self._seqs(conn, [p for p in parents if p not in seen]):
-                seen.add(parent)
-                heapq.heappush(heap, (-seq, parent))
+            parents = [p for p in (commit.parents[:1] if first_parent else commit.parents) if p not in seen]
+            read(parents)
+            for parent in parents:
+                if parent in known:
+                    seen.add(parent)
+                    heapq.heappush(heap, (-known[parent][0], parent))
         return out
+
+    def _first_parent_lines(self, conn: Connection, ids: list[str], steps: int) -> list[str]:
+        """``ids`` and their first parents, ``steps`` back at most, in one recursive query (on the
+        primary key: a long history is never scanned)."""
+        line = (select(commits.c.id, commits.c.parent, literal(0).label("step"))
+                .where(commits.c.id.in_(ids)).cte("line", recursive=True))
+        back = (select(commits.c.id, commits.c.parent, line.c.step + 1)
+                .select_from(commits.join(line, commits.c.id == line.c.parent))
+                .where(line.c.step < steps))
+        line = line.union_all(back)
+        return list(dict.fromkeys(conn.execute(select(line.c.id)).scalars()))
 
     def _is_ancestor(self, conn: Connection, ancestor: str, of: str) -> bool:
         return self._merge_base(conn, ancestor, of) == ancestor

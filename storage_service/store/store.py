@@ -63,6 +63,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, u
 __all__ = ["Store"]
 
 _WAIT_POLL = 0.05
+_BATCH = 500  # ids per IN (...) of a batched read
 
 
 class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecting):
@@ -644,6 +645,23 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
             select(commit_parents.c.parent).where(commit_parents.c.commit == commit_id, commit_parents.c.position == 1)
         ).scalar()
         return _commit_from_row(row, tuple(sorted(prov)), second)
+
+    def _commits(self, conn: Connection, ids: Sequence[str]) -> dict[str, tuple[int, Commit]]:
+        """(seq, commit) of each of ``ids`` that exists, in three queries per batch (a history walk)."""
+        found: dict[str, tuple[int, Commit]] = {}
+        wanted = list(dict.fromkeys(ids))
+        for i in range(0, len(wanted), _BATCH):
+            batch = wanted[i:i + _BATCH]
+            upstream: dict[str, list[str]] = {}
+            query = select(commit_provenance.c.commit, commit_provenance.c.upstream)
+            for child, up in conn.execute(query.where(commit_provenance.c.commit.in_(batch))):
+                upstream.setdefault(child, []).append(up)
+            query = select(commit_parents.c.commit, commit_parents.c.parent).where(commit_parents.c.position == 1)
+            second = {child: parent for child, parent in conn.execute(query.where(commit_parents.c.commit.in_(batch)))}
+            for row in conn.execute(select(commits).where(commits.c.id.in_(batch))):
+                commit = _commit_from_row(row, tuple(sorted(upstream.get(row.id, ()))), second.get(row.id))
+                found[row.id] = (row.seq, commit)
+        return found
 
     def list_commits(
         self, repo: str, branch: str | None = None, *, limit: int | None = None, state: str | None = None,

@@ -413,3 +413,58 @@ def test_merge_at_a_million_files_with_ten_changes_each_side(local_store: Store)
     assert result.status == "merged" and result.changed == 10
     assert result.commit.file_count == 1_000_000
     assert {d.path for d in store.diff(REPO, None, "master")} == set(theirs)
+
+
+def _walk_one_at_a_time(store: Any, start: str, *, limit: int | None, state: str | None, first_parent: bool,
+                        until: str | None) -> list[str]:
+    """The history walk as it was before it read ahead: each commit and its parents' seqs read alone."""
+    import heapq
+
+    out: list[str] = []
+    with store.engine.connect() as conn:
+        heap = [(-s, c) for s, c in store._seqs(conn, [start])]
+        seen = {start}
+        while heap and (limit is None or len(out) < limit):
+            _, cur = heapq.heappop(heap)
+            if cur == until:
+                continue
+            commit = store._commit(conn, cur)
+            if state is None or commit.state.value == state:
+                out.append(commit.id)
+            parents = commit.parents[:1] if first_parent else commit.parents
+            for seq, parent in store._seqs(conn, [p for p in parents if p not in seen]):
+                seen.add(parent)
+                heapq.heappush(heap, (-seq, parent))
+    return out
+
+
+def test_the_read_ahead_history_walk_is_the_walk_of_one_commit_at_a_time(
+    store: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datumflow.storage_service.store import merge
+
+    monkeypatch.setattr(merge, "_READ_AHEAD", 2)  # many read-ahead rounds on a short history
+    forked(store)
+    store.create_branch(REPO, "feature", head="master")
+    for i in range(3):
+        store.put_file(REPO, "dev", f"dev{i}", b"d")
+        store.put_file(REPO, "master", f"master{i}", b"m")
+        store.put_file(REPO, "feature", f"feature{i}", b"f")
+        store.merge(REPO, "dev", "master")
+        if i % 2:
+            store.merge(REPO, "feature", "dev")
+    failed = store.start_commit(REPO, "master")
+    store.finish_commit(REPO, failed.id, error="a failed write stays in the history")
+    store.put_file(REPO, "master", "last", b"l")
+    everything = [c.id for c in store.list_commits(REPO, "master")]
+    assert len(everything) >= 12 and len(set(everything)) == len(everything)
+    head = store.inspect_branch(REPO, "master").head
+    for limit in (None, 1, 3, 7):
+        for first_parent in (False, True):
+            for until in (None, everything[len(everything) // 2]):
+                for state in (None, "finished"):
+                    got = [c.id for c in store.list_commits(REPO, "master", limit=limit, state=state,
+                                                            first_parent=first_parent, until=until)]
+                    assert got == _walk_one_at_a_time(store, head, limit=limit, state=state,
+                                                      first_parent=first_parent, until=until), (
+                        limit, first_parent, until, state)
