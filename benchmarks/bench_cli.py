@@ -1,6 +1,7 @@
 """CLI start-up: ``datumflow --version`` and ``datumflow ls`` on a small embedded store, against
 ``git --version`` and ``git ls-tree`` on a repo of the same files; ``put`` of one small file and
-``log`` against ``git add`` + ``git commit`` and ``git log``; ``ls``, ``put`` and ``log`` also
+``log`` (of that repo, and of one with a history of 500 commits; 100 at small scale) against
+``git add`` + ``git commit`` and ``git log``; ``ls``, ``put`` and ``log`` also
 against a ``serve`` process over a store of the same files (on loopback, started here).
 
 Each figure is one process start measured from outside (wall time), as a user meets it in a shell
@@ -72,6 +73,24 @@ def _small_store(root: Path, files: int) -> None:
         store.put_files("small", "master", [(f"f{i:03}.txt", f"line {i}\n".encode()) for i in range(files)])
 
 
+def _long_store(root: Path, commits: int) -> None:
+    """Repo ``long``: ``commits`` commits of one file each."""
+    from datumflow.storage_service.store.store import Store
+
+    with Store(str(root), fsync=False) as store:
+        store.create_repo("long")
+        for i in range(commits):
+            store.put_files("long", "master", [("a.txt", f"{i}\n".encode())])
+
+
+def _long_git(git: Path, commits: int) -> None:
+    """The same history in git (one fast-import)."""
+    subprocess.run(["git", "init", "-q", str(git)], check=True)
+    stream = "".join(f"commit refs/heads/master\ncommitter b <b@b> {i} +0000\ndata 2\n{i % 10}\n"
+                     f"M 644 inline a.txt\ndata {len(str(i)) + 1}\n{i}\n\n" for i in range(commits))
+    subprocess.run(["git", "-C", str(git), "fast-import", "--quiet"], input=stream.encode(), check=True)
+
+
 def _small_git(folder: Path, files: int) -> None:
     git = folder / "git"
     subprocess.run(["git", "init", "-q", str(git)], check=True)
@@ -95,6 +114,10 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     _small_store(folder / ".datumflow", files)
     _small_store(folder / "served", files)
     _small_git(folder, files)
+    long = ctx.pick(500, 100)
+    for root in (folder / ".datumflow", folder / "served"):
+        _long_store(root, long)
+    _long_git(folder / "git-long", long)
     (folder / "one.txt").write_text("one small file\n")
     with datumflow_service(folder / "served", folder / "serve.log") as (url, token):
         got = _medians(ctx, _commands(folder, url, token), folder, runs)
@@ -108,6 +131,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     tree = f"git ls-tree {ms['git ls-tree']} ({files} files)"
     commit = f"git add + git commit of it {ms['git put']}"
     log = f"git log {ms['git log']} (as many commits)"
+    history = f"git log {ms['git log long']} ({long} commits)"
     return [
         figure("version", "version", "git version", f"git --version {ms['git version']}", "≤ 0.15 s", 0.15),
         figure("ls_embedded", "ls", "git ls-tree", tree, "≤ 0.3 s", 0.3),
@@ -117,6 +141,8 @@ def run(ctx: Context) -> list[dict[str, Any]]:
         figure("ls_served", "ls served", "git ls-tree", tree),
         figure("put_one_file_served", "put served", "git put", commit),
         figure("log_served", "log served", "git log", log),
+        figure("log_long_embedded", "log long", "git log long", history),
+        figure("log_long_served", "log long served", "git log long", history),
         # CPU time moves less than wall time with the machine's load: what one idle core would take
         figure("version_cpu", "version cpu", "python cpu", f"python -c pass {ms['python cpu']} CPU",
                "diagnostic (CPU s)"),
@@ -149,4 +175,7 @@ def _commands(folder: Path, url: str, token: str) -> dict[str, tuple[list[str], 
         "log": ([DATUMFLOW, "log", "small@master"], local),
         "log served": ([DATUMFLOW, "log", "small@master"], served),
         "git log": (["git", "-C", git, "log"], local),
+        "log long": ([DATUMFLOW, "log", "long@master"], local),
+        "log long served": ([DATUMFLOW, "log", "long@master"], served),
+        "git log long": (["git", "-C", f"{git}-long", "log"], local),
     }
