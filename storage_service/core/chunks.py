@@ -112,7 +112,8 @@ class ChunkStore:
         the ones before them.
         """
         refs = list(refs)
-        if len(refs) < 2 or sum(r.size for r in refs) < _READ_AHEAD_BYTES:
+        total = sum(r.size for r in refs)
+        if len(refs) < 2 or total < _READ_AHEAD_BYTES or total < len(refs) * _READ_AHEAD_CHUNK:
             for ref, where in self._located(refs):
                 yield self.read(ref, where)
             return
@@ -140,7 +141,8 @@ class ChunkStore:
 
 
 _READ_AHEAD = 4  # chunks in flight per reader: a few MiB
-_READ_AHEAD_BYTES = 4 * 1024 * 1024  # smaller files are read in the caller's thread (a pool costs more)
+_READ_AHEAD_BYTES = 4 * 1024 * 1024  # less is read in the caller's thread (handing chunks to a pool costs more)
+_READ_AHEAD_CHUNK = 64 * 1024  # nor are many small chunks (small files restored together), on average below this
 _READERS: tuple[int, ThreadPoolExecutor] | None = None
 
 

@@ -26,6 +26,7 @@ from datumflow.storage_service.core.chunking import (
     hashed_cuts,
     mapped,
 )
+from datumflow.storage_service.errors import CorruptObject
 from datumflow.storage_service.model.core import ChunkRef
 
 from .conftest import pack_bytes
@@ -107,3 +108,25 @@ def test_closing_early_frees_the_buffer(tmp_path: Path) -> None:
             raise RuntimeError("stop")
     view.release()
     mm.close()  # BufferError if a cutter or hasher still held a slice
+
+
+def test_a_large_file_read_ahead_is_checked(tmp_path: Path) -> None:
+    """Chunks read a few ahead on a pool are still checked: a flipped byte fails the read, in order."""
+    data = random.Random(9).randbytes(12 * 1024 * 1024)
+    with Store(str(tmp_path / "store"), fsync=False) as store:
+        store.create_repo("r")
+        store.put_file("r", "master", "big", data)
+        assert store.get_file("r", "master", "big") == data
+        refs = store.inspect_file("r", "master", "big").chunks
+        assert len(refs) >= 8
+        (pack,) = [p for p in (tmp_path / "store").rglob("*") if p.is_file() and p.parent.parent.name == "packs"]
+        flipped = bytearray(pack.read_bytes())
+        at = sum(r.size for r in refs[:5]) + 7  # inside the sixth chunk
+        flipped[at] ^= 0xFF
+        pack.write_bytes(bytes(flipped))
+        store.objects.close()
+        got = []
+        with pytest.raises(CorruptObject, match="does not match its hash"):
+            for piece in store.open_file("r", "master", "big"):
+                got.append(piece)
+        assert b"".join(got) == data[:sum(r.size for r in refs[:5])]  # every chunk before the bad one, whole
