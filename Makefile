@@ -7,7 +7,7 @@
 #   make test-fast  same, without tests marked slow
 #   make lint       ruff + mypy
 #   make demo       run the storage service demo (.venv-demo: the core only)
-#   make bench      performance suite (adds .venv-bench with dvc)
+#   make bench      performance suite (adds .venv-bench with dvc and oxenai)
 #   make kfp-components  recompile the Kubeflow component YAML in kfp_components/
 #   make lock       re-resolve requirements/*.txt from pyproject.toml's ranges,
 #                   keeping every pin that still fits
