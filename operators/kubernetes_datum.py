@@ -9,15 +9,20 @@ makes a task group of three::
 
     plan ──► pods[0..n] (DatumKubernetesPodOperator, .expand over the batches) ──► assemble
 
-- ``plan`` (:class:`DatumPlanOperator`) finds the pipeline's next job (or opens one on the
-  current inputs), lets the service record its datums — the datum cache decides which ones are
-  already done — checks the pod would be valid, and returns the batches still to run.
+- ``plan`` (:class:`DatumPlanOperator`) drives the job as every adapter does
+  (:mod:`datumflow.storage_service.pipelines.driver`): it declares the pipeline (when given a spec),
+  finds the job of the inputs' current heads (``inputs=`` names other commits) — a successful one is
+  reused, an open one (opened by the input commit, or by an earlier try) is joined, otherwise one is
+  opened — lets the service record its datums (the datum cache decides which ones are already done),
+  checks the pod would be valid, and returns the batches still to run. A job a service's job loop
+  claimed first is waited for: no pods, its counters are the job's.
 - ``pods`` (:class:`DatumKubernetesPodOperator`, a ``KubernetesPodOperator``) runs one pod per
   batch, built by :mod:`datumflow.storage_service.pipelines.executors.pod`; each batch is its own task
   instance, retried alone. No batches (every datum cached): the mapped task is skipped.
 - ``assemble`` (:class:`DatumAssembleOperator`) runs whatever happened upstream: it completes
-  the job (the output commit with provenance and per-file lineage) or, if a batch failed, fails
-  the job and its commit — nothing half-done becomes visible — and fails the task.
+  the job (the output commit with provenance, per-file lineage and the task's run) or, if a batch
+  failed, fails the job and its commit — nothing half-done becomes visible — and fails the task.
+  A job reused or run by someone else is reported as it is.
 """
 
 from __future__ import annotations
@@ -64,14 +69,19 @@ def _spec_dict(info: Any) -> dict[str, Any]:
 
 
 class DatumflowDatumPlanOperator(DatumflowBaseOperator):
-    """Plan the next job of ``pipeline`` (created or updated from ``spec`` when given); returns batch dicts."""
+    """Plan the job of ``pipeline`` (created or updated from ``spec`` when given) on its inputs; returns
+    batch dicts.
 
-    template_fields: Sequence[str] = with_conn_id("pipeline")
+    ``inputs`` ({input name: commit id}, templated) picks the job of those commits (they must be the
+    heads if no job of them exists yet); by default, the inputs' current heads.
+    """
+
+    template_fields: Sequence[str] = with_conn_id("pipeline", "inputs")
 
     def __init__(
         self, *, pipeline: str | None = None, spec: Mapping[str, Any] | None = None, worker_image: str,
         batch_size: int | None = None, max_batches: int | None = None, reprocess: bool = False,
-        resources: Mapping[str, Any] | None = None, **kwargs: Any,
+        resources: Mapping[str, Any] | None = None, inputs: Mapping[str, str] | None = None, **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if (pipeline is None) == (spec is None):
@@ -83,45 +93,51 @@ class DatumflowDatumPlanOperator(DatumflowBaseOperator):
         self.max_batches = max_batches
         self.reprocess = reprocess
         self.resources = dict(resources) if resources is not None else None
+        self.inputs = dict(inputs) if inputs is not None else None
 
     def execute(self, context: Any) -> list[dict[str, Any]]:
+        from datumflow.storage_service.pipelines.driver import claim_datums, find_or_open_job
+
         svc = pipelines_of(self.hook)
         try:
-            name = self._pipeline(svc)
-            spec = parse_spec(_spec_dict(svc.inspect_pipeline(name)))
+            info = self._pipeline(svc)
+            spec = parse_spec(_spec_dict(info))
             validate(spec, PodSettings(worker_image=self.worker_image), self.resources)
-            job = self._next_job(svc, name)
-            pending = [d.id for d in svc.plan_job(job.id)]
+            job = find_or_open_job(svc, info, self.inputs or _heads(svc, spec), reprocess=self.reprocess,
+                                   metadata=self.metadata(context), description=f"run by {self.task_id}")
+            reused = job.state.value == "success"
+            pending = claim_datums(svc, job)
+            if pending is None:  # a job loop (or another worker) claimed it first: its result is the job's
+                self.log.info("job %s is run by someone else: waiting for it", job.id)
+                job, pending = svc.wait_job(job.id, drive=False), []
             total = len(svc.list_datums(job.id))
-            if total == 0:
+            if total == 0 and not job.state.done:
                 svc.fail_job(job.id, "the input has no datums: no file matches the glob pattern")
-                raise self.fail(f"pipeline {name}: the input commit(s) {job.inputs} have no datums")
+                raise self.fail(f"pipeline {spec.name}: the input commit(s) {job.inputs} have no datums")
         except DatumflowError as exc:
             raise self.fail(f"{type(exc).__name__}: {exc}") from exc
-        batches = make_batches(job.id, name, pending, size=self.batch_size,
+        batches = make_batches(job.id, spec.name, [d.id for d in pending], size=self.batch_size,
                                count=self.max_batches or spec.parallelism, spec=spec.to_dict())
-        summary = {"job": job.id, "pipeline": name, "output_commit": job.output_commit, "inputs": job.inputs,
-                   "datums": total, "to_run": len(pending), "batches": len(batches)}
-        self.log.info("job %s: %d datum(s), %d cached, %d to run in %d pod(s)", job.id, total,
-                      total - len(pending), len(pending), len(batches))
+        summary = {"job": job.id, "pipeline": spec.name, "output_commit": job.output_commit, "inputs": job.inputs,
+                   "datums": total, "to_run": len(pending), "batches": len(batches), "reused": reused}
+        self.log.info("job %s: %d datum(s), %d cached, %d to run in %d pod(s)%s", job.id, total,
+                      total - len(pending), len(pending), len(batches), " (reused)" if reused else "")
         context["ti"].xcom_push(key="job", value=summary)
         return [b.to_dict() for b in batches]
 
-    def _pipeline(self, svc: Any) -> str:
+    def _pipeline(self, svc: Any) -> Any:
         if self.spec is None:
-            return str(self.pipeline)
+            return svc.inspect_pipeline(str(self.pipeline))
         from datumflow.storage_service.pipelines.driver import ensure_pipeline
 
-        info = ensure_pipeline(svc, self.spec)  # an unchanged spec makes no new spec commit (and no new job)
-        return str(info["name"] if isinstance(info, Mapping) else info.name)
+        return ensure_pipeline(svc, self.spec)  # an unchanged spec makes no new spec commit (and no new job)
 
-    def _next_job(self, svc: Any, name: str) -> Any:
-        """The oldest job not started yet; without one, a new job on the inputs' current heads."""
-        created = [j for j in svc.list_jobs(name) if j.state.value == "created"]
-        if created and not self.reprocess:
-            return created[-1]
-        commit = svc.run_pipeline(name, reprocess=self.reprocess)
-        return next(j for j in svc.list_jobs(name) if j.output_commit == commit)
+
+def _heads(svc: Any, spec: Any) -> dict[str, str]:
+    """{input name: the head of its branch}: what a job opened now would read."""
+    from datumflow.storage_service.pipelines.datums import input_branches
+
+    return {name: str(svc.store.resolve(repo, branch)) for name, (repo, branch) in input_branches(spec).items()}
 
 
 class DatumflowKubernetesPodOperator(KubernetesPodOperator):
@@ -170,12 +186,16 @@ class DatumflowDatumAssembleOperator(DatumflowBaseOperator):
         if not plan:
             raise self.fail(f"task {self.plan_task_id} planned no job; nothing to assemble")
         svc = pipelines_of(self.hook)
-        job = svc.complete_job(plan["job"])
+        job = svc.inspect_job(plan["job"])
+        if not job.state.done:  # planned here: this task assembles it
+            job = svc.complete_job(job.id, metadata=self.metadata(context))
         if job.state.value != "success":
             raise self.fail(f"job {job.id} {job.state.value}; its output commit failed: {job.reason}")
         commit = self.hook.get_conn().inspect_commit(job.pipeline, job.output_commit)
         self.lineage_inputs += [{"repo": "", "commit": c} for c in job.inputs.values() if c]
-        return {**self.done(context, commit), "job": job.id, "datums": job.counters,
+        reused = bool(plan.get("reused"))
+        counters = {**job.counters, "processed": 0, "skipped": job.total} if reused else job.counters
+        return {**self.done(context, commit), "job": job.id, "datums": counters, "reused": reused,
                 "provenance": list(commit.provenance)}
 
 
@@ -183,7 +203,7 @@ def datum_kubernetes_pods(
     group_id: str, *, worker_image: str, pipeline: str | None = None, spec: Mapping[str, Any] | None = None,
     datumflow_conn_id: str = DatumflowHook.default_conn_name, batch_size: int | None = None,
     max_batches: int | None = None, reprocess: bool = False, resources: Mapping[str, Any] | None = None,
-    worker_secret: str = DEFAULT_WORKER_SECRET, **pod_kwargs: Any,
+    worker_secret: str = DEFAULT_WORKER_SECRET, inputs: Mapping[str, str] | None = None, **pod_kwargs: Any,
 ) -> Any:
     """The plan → mapped pods → assemble task group; ``pod_kwargs`` go to every pod task."""
     from airflow.sdk import TaskGroup
@@ -192,6 +212,7 @@ def datum_kubernetes_pods(
         plan = DatumflowDatumPlanOperator(
             task_id="plan", pipeline=pipeline, spec=spec, worker_image=worker_image, batch_size=batch_size,
             max_batches=max_batches, reprocess=reprocess, resources=resources, datumflow_conn_id=datumflow_conn_id,
+            inputs=inputs,
         )
         pods = DatumflowKubernetesPodOperator.partial(
             task_id="pods", worker_image=worker_image, worker_secret=worker_secret, resources=resources, **pod_kwargs,

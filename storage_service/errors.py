@@ -22,6 +22,8 @@ so a caller catches the same class whether the store is embedded or remote::
     ├── Forbidden (PermissionError)          403  authenticated, but not allowed
     │   ├── Unauthenticated                  401  no or unknown token
     │   └── ProtectedBranch                  a direct write to a protected branch or a tag
+    │       └── OutputBranch                 a write to a pipeline's output branch (or its job's open
+    │                                        output commit) from anyone but the pipeline's job
     ├── Conflict                             409
     │   ├── AlreadyExists (FileExistsError)
     │   ├── CommitFinished                   writing into a finished commit
@@ -70,6 +72,7 @@ __all__ = [
     "MissingSecret",
     "NotFound",
     "ObjectNotFound",
+    "OutputBranch",
     "PathNotFound",
     "PipelineNotFound",
     "ProtectedBranch",
@@ -172,6 +175,10 @@ class Unauthenticated(Forbidden):
 
 class ProtectedBranch(Forbidden):
     """A direct write to a protected branch (merges only) or to a tag (never)."""
+
+
+class OutputBranch(ProtectedBranch):
+    """A pipeline's output branch is written by its jobs alone (and by its spout); an owner repairs with force."""
 
 
 class Conflict(DatumflowError):

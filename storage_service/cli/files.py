@@ -21,7 +21,9 @@ from datumflow.storage_service.cli.store import commit_id_line
 from datumflow.storage_service.errors import InvalidArgument, PathNotFound
 from datumflow.storage_service.model.core import DiffEntry, FileInfo
 
-__all__ = ["register"]
+__all__ = ["FORCE_HELP", "register"]
+
+FORCE_HELP = "repair a pipeline's output branch by hand (refused otherwise; for the repo's owners)"
 
 
 def register(commands: Commands) -> None:
@@ -45,6 +47,7 @@ def _register_put(commands: Commands) -> None:
     put.add_argument("-r", "--recursive", action="store_true", help="write folders and everything under them")
     put.add_argument("-m", "--message", metavar="MSG", default="", help="description of the commit")
     put.add_argument("--append", action="store_true", help="append to existing files instead of replacing them")
+    put.add_argument("--force", action="store_true", help=FORCE_HELP)
     put.add_argument("--no-run", action="store_true",
                      help="embedded store: leave the jobs this commit opens downstream for later (DATUMFLOW_NO_RUN=1)")
     put.set_defaults(run=put_files)
@@ -56,7 +59,8 @@ def put_files(ctx: Context, args: argparse.Namespace) -> None:
     total = _local_size(items) if ctx.stderr_is_tty() else 0
     with byte_progress(ctx, "uploading", total) as tick:
         extra = {"progress": tick} if tick else {}
-        commit = ctx.store.put_files(repo, target, items, append=args.append, description=args.message, **extra)
+        commit = ctx.store.put_files(repo, target, items, append=args.append, description=args.message,
+                                     force=args.force, **extra)
     drive(ctx.store, no_run=args.no_run)
     emit(ctx, args, commit, commit_id_line)
 
@@ -192,10 +196,12 @@ def _register_changes(commands: Commands) -> None:
     diff.set_defaults(run=diff_commits)
     rm = add_json(commands.add_parser("rm", help="delete a file, or a folder and everything under it"))
     rm.add_argument("target", metavar="REPO@BRANCH:PATH")
+    rm.add_argument("--force", action="store_true", help=FORCE_HELP)
     rm.set_defaults(run=remove_file)
     cp = add_json(commands.add_parser("cp", help="copy a file or folder (no bytes move)"))
     cp.add_argument("source", metavar="SRC_REPO@REF:PATH")
     cp.add_argument("target", metavar="DST_REPO@BRANCH:PATH")
+    cp.add_argument("--force", action="store_true", help=FORCE_HELP)
     cp.set_defaults(run=copy_file)
 
 
@@ -224,10 +230,10 @@ def remove_file(ctx: Context, args: argparse.Namespace) -> None:
     repo, target, path = write_arg(args.target)
     if not path.strip("/"):
         raise InvalidArgument(f"expected REPO@BRANCH:PATH, got {args.target!r} (no path to delete)")
-    emit(ctx, args, ctx.store.delete_file(repo, target, path), commit_id_line)
+    emit(ctx, args, ctx.store.delete_file(repo, target, path, force=args.force), commit_id_line)
 
 
 def copy_file(ctx: Context, args: argparse.Namespace) -> None:
     src = file_arg(args.source)
     dst_repo, dst_target, dst_path = write_arg(args.target)
-    emit(ctx, args, ctx.store.copy_file(*src, dst_repo, dst_target, dst_path), commit_id_line)
+    emit(ctx, args, ctx.store.copy_file(*src, dst_repo, dst_target, dst_path, force=args.force), commit_id_line)

@@ -152,6 +152,8 @@ def _register_commit(commands: Commands) -> None:
     start = add_json(verbs.add_parser("start", help="open a commit on a branch; prints its id"))
     start.add_argument("branch", metavar="REPO@BRANCH")
     _describe(start)
+    start.add_argument("--force", action="store_true",
+                       help="on a pipeline's output branch: an owner's repair by hand (refused otherwise)")
     start.set_defaults(run=commit_start)
     finish = add_json(verbs.add_parser("finish", help="finish an open commit (or fail it with --error)"))
     finish.add_argument("commit", metavar="REPO@COMMIT")
@@ -188,7 +190,8 @@ def _describe(parser: argparse.ArgumentParser) -> None:
 
 def commit_start(ctx: Context, args: argparse.Namespace) -> None:
     repo, branch = branch_arg(args.branch)
-    commit = ctx.store.start_commit(repo, branch, description=args.message or "", metadata=meta_args(args.meta))
+    commit = ctx.store.start_commit(repo, branch, description=args.message or "", metadata=meta_args(args.meta),
+                                    force=args.force)
     emit(ctx, args, commit, commit_id_line)
 
 

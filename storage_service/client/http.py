@@ -68,6 +68,11 @@ def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+def _forced(force: bool) -> dict[str, bool]:
+    """``force`` as a query parameter, sent only when set (a service without it refuses nothing new)."""
+    return {"force": True} if force else {}
+
+
 def _origin_value(origin: Origin | str) -> str:
     return Origin(origin).value
 
@@ -196,11 +201,12 @@ class Client(_Endpoint, HistoryCalls):
     def start_commit(
         self, repo: str, branch: str, *, parent: str | None = None, description: str = "",
         metadata: dict[str, Any] | None = None, origin: Origin | str = Origin.USER, provenance: Iterable[str] = (),
-        owner: str | None = None, lease: float | None = None,
+        owner: str | None = None, lease: float | None = None, force: bool = False,
     ) -> Commit:
         body = {
             "branch": branch, "parent": parent, "description": description, "metadata": metadata or {},
             "origin": _origin_value(origin), "provenance": list(provenance), "owner": owner, "lease": lease,
+            **({"force": True} if force else {}),
         }
         return Commit.from_dict(self._json("POST", f"/repos/{_q(repo)}/commits", json=body))
 
@@ -270,37 +276,42 @@ class Client(_Endpoint, HistoryCalls):
 
     def put_file(
         self, repo: str, target: str, path: str, source: Source, *, append: bool = False, description: str = "",
+        force: bool = False,
     ) -> Commit:
         """Write one file into ``target`` (a branch, or an open commit id), streamed from ``source``."""
         if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
-            return self.put_files(repo, target, [(path, source)], append=append, description=description)
-        params = {"path": path, "append": append, "description": description}
+            return self.put_files(repo, target, [(path, source)], append=append, description=description,
+                                  force=force)
+        params = {"path": path, "append": append, "description": description, **_forced(force)}
         data = self._json("PUT", f"/repos/{_q(repo)}/commits/{_q(target)}/content", params=params,
                           content=_body_of(source), headers={"Content-Type": "application/octet-stream"})
         return Commit.from_dict(data)
 
     def put_files(
         self, repo: str, target: str, items: Iterable[tuple[str, Source]], *, append: bool = False,
-        description: str = "", progress: Any = None,
+        description: str = "", progress: Any = None, force: bool = False,
     ) -> Commit:
         """Write many files (folders recursively) as one change, streamed to the service as a tar."""
         items = list(items)
         members = [m for dest, src in items for m in _members(dest, src)]
-        params = {"append": append, "description": description}
+        params = {"append": append, "description": description, **_forced(force)}
         data = self._json("POST", f"/repos/{_q(repo)}/commits/{_q(target)}/tar", params=params,
                           content=lambda: _tar_stream(members, progress),
                           headers={"Content-Type": "application/x-tar"})
         return Commit.from_dict(data)
 
-    def delete_file(self, repo: str, target: str, path: str) -> Commit:
-        data = self._json("DELETE", f"/repos/{_q(repo)}/commits/{_q(target)}/content", params={"path": path})
+    def delete_file(self, repo: str, target: str, path: str, *, force: bool = False) -> Commit:
+        data = self._json("DELETE", f"/repos/{_q(repo)}/commits/{_q(target)}/content",
+                          params={"path": path, **_forced(force)})
         return Commit.from_dict(data)
 
     def copy_file(
-        self, src_repo: str, src_ref: str, src_path: str, dst_repo: str, dst_target: str, dst_path: str
+        self, src_repo: str, src_ref: str, src_path: str, dst_repo: str, dst_target: str, dst_path: str, *,
+        force: bool = False,
     ) -> Commit:
         body = {"src_repo": src_repo, "src_ref": src_ref, "src_path": src_path, "dst_path": dst_path}
-        return Commit.from_dict(self._json("POST", f"/repos/{_q(dst_repo)}/commits/{_q(dst_target)}/copy", json=body))
+        return Commit.from_dict(self._json("POST", f"/repos/{_q(dst_repo)}/commits/{_q(dst_target)}/copy",
+                                           json=body, params=_forced(force)))
 
     # -- reading files --------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class JobInfo(_Value):
     failed: int = 0
     recovered: int = 0  # succeeded after a failed try
     base_job: str | None = None  # the job whose unchanged datums, outputs and lineage this one inherits
+    external: bool = False  # planned by a driver outside the job loops (Airflow, KFP, pods), not by a loop
 
     @property
     def counters(self) -> dict[str, int]:

@@ -14,6 +14,9 @@ the same methods — so the adapters only map their arguments:
 - :func:`run_datums` — plan (claim) the job, run each pending datum with
   the caller's function, complete it; if someone else claimed the job
   first, wait for it. Its counters are the job's, whoever ran it.
+  :func:`claim_datums` is its first step alone, for drivers that run the
+  datums elsewhere (the Kubernetes plan task: one pod per batch, then an
+  assemble task that completes the job).
 
 A spec driven this way sets :data:`~.engine.EXTERNAL_WORKER` in its
 transform env, so the service's loop never runs the job itself.
@@ -30,7 +33,7 @@ from datumflow.storage_service.model.core import Origin
 from datumflow.storage_service.pipelines.jobs import DatumInfo, DatumState, JobInfo, JobState
 from datumflow.storage_service.pipelines.spec import parse_spec
 
-__all__ = ["Driven", "ensure_pipeline", "find_or_open_job", "run_datums"]
+__all__ = ["Driven", "claim_datums", "ensure_pipeline", "find_or_open_job", "run_datums"]
 
 # What runs one datum: (job id, datum) -> an error message, or None once its output is uploaded.
 RunOne = Callable[[str, DatumInfo], "str | None"]
@@ -105,19 +108,32 @@ def _check_heads(engine: Any, pipeline: Any, inputs: Mapping[str, str]) -> None:
             )
 
 
+def claim_datums(engine: Any, job: JobInfo) -> list[DatumInfo] | None:
+    """The datums of ``job`` this driver is to run: all pending ones once it plans (claims) a created
+    job, what is left of one a driver planned before (a retried task); ``[]`` for a job that
+    succeeded; None when a job loop or another worker claimed it first (its result is the job's:
+    wait for it)."""
+    if job.state is JobState.SUCCESS:
+        return []
+    if job.state is JobState.CREATED:
+        try:
+            return list(engine.plan_job(job.id))
+        except InvalidArgument:  # claimed meanwhile by another worker
+            return None
+    if job.state is JobState.RUNNING and not job.external:  # a service's job loop runs it
+        return None
+    if job.state is JobState.RUNNING:
+        return [d for d in engine.list_datums(job.id) if d.state in (DatumState.PENDING, DatumState.FAILED)]
+    raise InvalidArgument(f"job {job.id} is {job.state.value}; open a new one")
+
+
 def run_datums(engine: Any, job: JobInfo, run_one: RunOne, *, metadata: Mapping[str, Any] | None = None) -> Driven:
     """Plan the job, run its pending datums with ``run_one``, complete it (or wait for whoever claimed it);
     ``metadata`` (the caller's run) joins the output commit when this call completes the job."""
     if job.state is JobState.SUCCESS:
         return Driven(job, reused=True)
-    if job.state is JobState.CREATED:
-        try:
-            pending = engine.plan_job(job.id)
-        except InvalidArgument:  # claimed meanwhile by another worker: its result is the job's
-            return Driven(engine.wait_job(job.id, drive=False))
-    elif job.state is JobState.RUNNING:  # planned before (a retried task): what is left to run
-        pending = [d for d in engine.list_datums(job.id) if d.state in (DatumState.PENDING, DatumState.FAILED)]
-    else:
-        raise InvalidArgument(f"job {job.id} is {job.state.value}; open a new one")
+    pending = claim_datums(engine, job)
+    if pending is None:
+        return Driven(engine.wait_job(job.id, drive=False))
     failures = tuple(f for f in (run_one(job.id, d) for d in pending) if f)
     return Driven(engine.complete_job(job.id, metadata=dict(metadata) if metadata else None), failures)

@@ -14,6 +14,7 @@ from datumflow.storage_service.errors import InvalidArgument, JobLost, JobNotFou
 from datumflow.storage_service.model.datum import DatumInfo, DatumState
 from datumflow.storage_service.model.job import JobInfo, JobState
 from datumflow.storage_service.pipelines.datums import Datum, DatumInput
+from datumflow.storage_service.pipelines.leases import EXTERNAL
 from sqlalchemy import Engine, func, insert, select, update
 
 __all__ = [
@@ -359,7 +360,7 @@ def _job(row: Any) -> JobInfo:
         commit_set=row.commit_set, spec_commit=row.spec_commit, inputs=json.loads(row.inputs),
         reason=row.reason, reprocess=bool(row.reprocess), created=row.created, started=row.started,
         finished=row.finished, total=row.total, processed=row.processed, skipped=row.skipped,
-        failed=row.failed, recovered=row.recovered, base_job=row.base_job,
+        failed=row.failed, recovered=row.recovered, base_job=row.base_job, external=row.owner == EXTERNAL,
     )
 
 

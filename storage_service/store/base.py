@@ -39,7 +39,7 @@ class StoreBase:
         def start_commit(
             self, repo: str, branch: str, *, parent: str | None = None, description: str = "",
             metadata: dict[str, Any] | None = None, origin: Origin | str = ...,
-            provenance: Any = (), owner: str | None = None, lease: float | None = None,
+            provenance: Any = (), owner: str | None = None, lease: float | None = None, force: bool = False,
         ) -> Commit: ...
 
         def finish_commit(
@@ -80,6 +80,9 @@ class StoreBase:
                            origin: Origin = ...) -> None: ...
 
         def _refuse_write_into(self, repo: str, commit_id: str) -> None: ...
+
+        def _refuse_output(self, conn: Connection, repo: str, branch: str | None, what: str,
+                           origin: Origin = ...) -> None: ...
 
         def _is_ancestor(self, conn: Connection, ancestor: str, of: str) -> bool: ...
 

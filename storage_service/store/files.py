@@ -24,16 +24,16 @@ from datumflow.storage_service.errors import (
     CommitFinished,
     CommitNotFound,
     ConcurrentUpdate,
-    Conflict,
     InvalidArgument,
     PathNotFound,
     ProtectedBranch,
 )
-from datumflow.storage_service.model.core import ChunkRef, Commit, CommitState, DiffEntry, FileInfo, Origin
+from datumflow.storage_service.model.core import ChunkRef, Commit, CommitState, DiffEntry, FileInfo
 from datumflow.storage_service.names import check_branch_name, is_commit_id, normalize_path
 from datumflow.storage_service.store import lookup
 from datumflow.storage_service.store.clash import refuse_file_folder_clash
 from datumflow.storage_service.store.leases import Leases, _Abandoned
+from datumflow.storage_service.store.outputs import OutputBranches, forcing
 from datumflow.storage_service.store.publish import Edits, Publishing, _OutsideWork
 from sqlalchemy import Connection, select, update
 
@@ -53,7 +53,6 @@ MAX_META_BYTES = 8 * 1024
 
 WRITE_TTL = 24 * 3600.0  # a write's pins outlive a dead writer this long at most (less on this host)
 Check = Callable[[str | None], None]  # runs on the root an edit applies to, in its transaction
-JOB_OUTPUT = "job output"  # the verb of the one writer of a pipeline's open output commit
 
 
 def entry_of(size: int, h: str, refs: list[ChunkRef] | tuple[ChunkRef, ...],
@@ -91,21 +90,24 @@ def check_meta(meta: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-class FileOps(Publishing, Leases):
+class FileOps(Publishing, Leases, OutputBranches):
     """File operations of :class:`Store` (a mixin; state lives on the store)."""
 
     # -- writing -----------------------------------------------------------------
 
     def put_file(
         self, repo: str, target: str, path: str, source: Source, *,
-        append: bool = False, description: str = "",
+        append: bool = False, description: str = "", force: bool = False,
     ) -> Commit:
-        """Write one file into ``target`` (a branch, or an open commit id)."""
-        return self.put_files(repo, target, [(path, source)], append=append, description=description)
+        """Write one file into ``target`` (a branch, or an open commit id).
+
+        ``force``: an owner's repair of a pipeline's output branch (see :mod:`.outputs`).
+        """
+        return self.put_files(repo, target, [(path, source)], append=append, description=description, force=force)
 
     def put_files(
         self, repo: str, target: str, items: Iterable[tuple[str, Source]], *,
-        append: bool = False, description: str = "", progress: Any = None,
+        append: bool = False, description: str = "", progress: Any = None, force: bool = False,
     ) -> Commit:
         """Write many files as one change: a commit of its own, unless ``target`` is an open commit id.
 
@@ -115,6 +117,13 @@ class FileOps(Publishing, Leases):
         is called as data is stored.
         The bytes are stored first (pinned against gc); the commit comes after.
         """
+        with forcing(force):
+            return self._put_files(repo, target, items, append=append, description=description, progress=progress)
+
+    def _put_files(
+        self, repo: str, target: str, items: Iterable[tuple[str, Source]], *,
+        append: bool, description: str, progress: Any,
+    ) -> Commit:
         self._check_target(repo, target)
         if isinstance(items, (list, tuple)):  # validate every path before storing anything
             items = [_checked_item(normalize_path(dest, allow_root=True), src) for dest, src in items]
@@ -149,6 +158,7 @@ class FileOps(Publishing, Leases):
         with self.engine.connect() as conn:
             self._require_repo(conn, repo)
             self._refuse_direct(conn, repo, target, "a direct write")
+            self._refuse_output(conn, repo, target, "write")
             if self._branch_row(conn, repo, target) is None and self._tag_row(conn, repo, target) is not None:
                 raise ProtectedBranch(f"{repo}@{target} is a tag: tags are read-only")
 
@@ -161,8 +171,8 @@ class FileOps(Publishing, Leases):
         finally:
             self.chunks.pins.release(write_id)
 
-    def delete_file(self, repo: str, target: str, path: str) -> Commit:
-        """Delete a file, or a folder with everything under it."""
+    def delete_file(self, repo: str, target: str, path: str, *, force: bool = False) -> Commit:
+        """Delete a file, or a folder with everything under it (``force``: see :meth:`put_file`)."""
         path = normalize_path(path, allow_root=True)
 
         def doomed(root: str | None) -> dict[str, Any]:
@@ -171,10 +181,12 @@ class FileOps(Publishing, Leases):
                 raise PathNotFound(f"{repo}@{target}: no file or folder {path!r}")
             return found
 
-        return self.write_entries(repo, target, doomed, verb="delete")
+        with forcing(force):
+            return self.write_entries(repo, target, doomed, verb="delete")
 
     def copy_file(
-        self, src_repo: str, src_ref: str, src_path: str, dst_repo: str, dst_target: str, dst_path: str
+        self, src_repo: str, src_ref: str, src_path: str, dst_repo: str, dst_target: str, dst_path: str, *,
+        force: bool = False,
     ) -> Commit:
         """Copy a file or folder; no bytes move, the entries share their chunks.
 
@@ -194,7 +206,8 @@ class FileOps(Publishing, Leases):
                 raise PathNotFound(f"{src_repo}@{src_ref}: no file or folder {src_path!r}")
             return edits
 
-        return self.write_entries(dst_repo, dst_target, copied, verb="copy")
+        with forcing(force):
+            return self.write_entries(dst_repo, dst_target, copied, verb="copy")
 
     # -- in-process writes of single versions (the S3 gateway) --------------------------
 
@@ -282,25 +295,9 @@ class FileOps(Publishing, Leases):
         self._check_target(repo, target)
         if is_commit_id(target):
             self._refuse_write_into(repo, target)
-            if verb != JOB_OUTPUT:
-                self._refuse_pipeline_output(repo, target)
+            self._refuse_job_output(repo, target, verb)
             return self._apply_edits(repo, target, edits_for, check)
         return self._publish_edits(repo, target, edits_for, description=description, check=check)
-
-    def _refuse_pipeline_output(self, repo: str, commit_id: str) -> None:
-        """A job's open output commit is written by the job alone: its datums' union replaces anything else."""
-        commit = self.inspect_commit(repo, commit_id)
-        if commit.origin is not Origin.AUTO or not commit.branch:
-            return
-        with self.engine.connect() as conn:
-            row = self._branch_row(conn, repo, commit.branch)
-        owner = row.owner if row is not None else None
-        if owner:
-            raise Conflict(
-                f"commit {repo}@{commit_id} is the open output commit of a job of pipeline {owner}: only the job "
-                f"writes it (the union of its datums' /pfs/out replaces anything else written there); write into "
-                f"another branch, or produce the file from the pipeline's transform"
-            )
 
     def _store_source(
         self, writer: ChunkWriter, dest: str, src: Source, progress: Any

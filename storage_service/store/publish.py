@@ -71,6 +71,7 @@ class Publishing(StoreBase):
 
         def once(conn: Connection) -> None:
             self._refuse_direct(conn, repo, branch, "a direct write", origin)
+            self._refuse_output(conn, repo, branch, "write", origin)
             base_id, base_root, chain = self._claim_branch(conn, repo, branch)
             if check is not None:
                 check(base_root)

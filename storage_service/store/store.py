@@ -416,6 +416,7 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
         provenance: Iterable[str] = (),
         owner: str | None = None,
         lease: float | None = None,
+        force: bool = False,
     ) -> Commit:
         """Open a commit at the head of a branch (created if missing), for the caller alone.
 
@@ -427,6 +428,8 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
         once ``lease`` seconds pass without a write (``None``: the store's default,
         ``DATUMFLOW_COMMIT_LEASE``, an hour; ``0``: no time limit), or when ``owner``
         (a process identity) has exited; abandoned commits are failed.
+        A pipeline's output branch takes commits of its jobs alone (origin
+        ``auto``), unless ``force`` (an owner's repair, see :mod:`.outputs`).
         """
         origin = Origin(origin)
         metadata = _check_metadata(metadata)
@@ -435,6 +438,8 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
         with self.engine.begin() as conn:
             self._require_repo(conn, repo)
             self._refuse_direct(conn, repo, branch, "a direct commit", origin)
+            if not force:
+                self._refuse_output(conn, repo, branch, "start a commit", origin)
             if self._branch_row(conn, repo, branch) is None:
                 if self._tag_row(conn, repo, branch) is not None:
                     raise ProtectedBranch(f"{repo}@{branch} is a tag: tags are read-only")

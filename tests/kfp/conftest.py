@@ -42,7 +42,7 @@ def _serve(*args: str) -> list[str]:
     return [sys.executable, "-m", "datumflow.storage_service.service.serve", *args]
 
 
-def _start(root: Path) -> Service:
+def _start(root: Path, *, job_loop: bool = False) -> Service:
     done = subprocess.run(_serve("auth", "init", "--root", str(root)), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     port = free_port()
@@ -50,7 +50,7 @@ def _start(root: Path) -> Service:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             _serve("serve", "--root", str(root), "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
-                   "--no-pipelines"),  # datums run in the KFP task, as in a cluster
+                   *([] if job_loop else ["--no-pipelines"])),  # datums run in the KFP task, as in a cluster
             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "DATUMFLOW_FSYNC": "0"},
         )
     url = f"http://127.0.0.1:{port}"
@@ -68,16 +68,28 @@ def _start(root: Path) -> Service:
     raise RuntimeError(f"serve did not answer within {STARTUP_TIMEOUT}s:\n{log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    svc = _start(tmp_path_factory.mktemp("kfp-service") / "store")
-    yield svc
+def _stop(svc: Service) -> None:
     svc.process.terminate()
     try:
         svc.process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         svc.process.kill()
         svc.process.wait()
+
+
+@pytest.fixture(scope="session")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    svc = _start(tmp_path_factory.mktemp("kfp-service") / "store")
+    yield svc
+    _stop(svc)
+
+
+@pytest.fixture(scope="session")
+def looping_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """A service whose own job loop is on (``serve`` without ``--no-pipelines``), as most deployments run it."""
+    svc = _start(tmp_path_factory.mktemp("kfp-looping") / "store", job_loop=True)
+    yield svc
+    _stop(svc)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -172,12 +172,56 @@ def test_the_example_dag_maps_one_pod_per_batch_and_skips_everything_cached_on_r
     assert admin.inspect_commit(repo, "master").id in head.provenance
     assert head.metadata["datums"]["processed"] == 3
 
-    second = _run(dag, name)
+    jobs = len(admin.pipelines.list_jobs(name))
+    second = _run(dag, name)  # the same inputs and spec: the job that succeeded is the answer
     states = {(ti.task_id, ti.map_index): ti.state for ti in second.get_task_instances()}
     assert states[("datums.plan", -1)] == "success"
     assert states[("datums.assemble", -1)] == "success"
     assert [s for (t, _), s in states.items() if t == "datums.pods"] == ["skipped"], states
     assert len(sim.pods) == 2  # no new pod
-    rerun = admin.inspect_commit(name, "master")
-    assert rerun.id != head.id
-    assert rerun.metadata["datums"]["skipped"] == 3 and rerun.metadata["datums"]["processed"] == 0
+    assert admin.inspect_commit(name, "master").id == head.id and len(admin.pipelines.list_jobs(name)) == jobs
+    done = xcom(second, "datums.assemble")
+    assert done["reused"] and done["datums"]["processed"] == 0 and done["datums"]["skipped"] == 3
+
+    datums_dag = load_example()
+    datums_dag.get_task("datums.plan").reprocess = True  # asked for: a new job, every datum run again
+    third = _run(datums_dag, name)
+    assert xcom(third, "datums.assemble")["datums"]["processed"] == 3 and len(sim.pods) == 4
+
+
+def test_the_plan_task_joins_the_job_an_input_commit_opened(dag_test_works: None, dag_setup: Any,
+                                                            admin: Any) -> None:
+    """A commit upstream opens the pipeline's job (an open output commit in its commit set), an earlier try
+    planned it: the plan task drives that job to its end, it opens no second one, and the output commit
+    carries the DAG run."""
+    repo, name, sim = dag_setup
+    dag = load_example()
+    _run(dag, name)
+    commit = admin.put_file(repo, "master", "four.txt", b"four")
+    [opened] = [j for j in admin.pipelines.list_jobs(name) if j.state.value == "created"]
+    assert opened.commit_set == commit.commit_set and opened.inputs["in"] == commit.id
+    assert len(admin.pipelines.plan_job(opened.id)) == 1  # an earlier try planned it, then its worker died
+    assert admin.pipelines.inspect_job(opened.id).state.value == "running"
+    before = {j.id for j in admin.pipelines.list_jobs(name)}
+
+    run = _run(dag, name)
+    states = {(ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()}
+    assert states[("datums.assemble", -1)] == "success", states
+    assert {j.id for j in admin.pipelines.list_jobs(name)} == before  # no second job
+    done = xcom(run, "datums.assemble")
+    assert done["job"] == opened.id and done["commit"] == opened.output_commit
+    assert done["datums"]["processed"] == 1 and done["datums"]["skipped"] == 3
+    out = admin.inspect_commit(name, opened.output_commit)
+    assert out.is_finished and admin.get_file(name, out.id, "four.txt") == b"FOUR"
+    assert out.metadata["airflow"]["run_id"] == run.run_id  # the assemble task's run joined the commit
+
+
+def xcom(run: Any, task_id: str) -> Any:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key="return_value")
+        row = session.scalars(query).first()
+        assert row is not None, f"{task_id} pushed nothing"
+        return XComModel.deserialize_value(row)

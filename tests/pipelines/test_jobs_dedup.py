@@ -106,13 +106,13 @@ def test_two_stages_propagate_only_new_work(store: Store, pipelines: Pipelines) 
 def test_a_write_into_a_jobs_open_output_commit_is_refused(store: Store, pipelines: Pipelines) -> None:
     """The job's output is the union of its datums: a file put there by hand would vanish, so it is refused."""
     import pytest
-    from datumflow.storage_service.errors import Conflict
+    from datumflow.storage_service.errors import OutputBranch
 
     _setup(store, pipelines)
     out = pipelines.run_pipeline("upper")  # an open output commit, not run yet
-    with pytest.raises(Conflict, match="open output commit of a job of pipeline upper"):
+    with pytest.raises(OutputBranch, match="open output commit of a job of pipeline upper"):
         store.put_file("upper", out, "extra.txt", b"mine")
-    with pytest.raises(Conflict):
+    with pytest.raises(OutputBranch):
         store.delete_file("upper", out, "w0.txt")
     (job,) = pipelines.process()
     assert job.state.value == "success"  # the job itself still writes it

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from datumflow.storage_service import CommitState, Origin, Store
-from datumflow.storage_service.errors import BranchInUse, CommitNotFound, Conflict, InvalidArgument
+from datumflow.storage_service.errors import BranchInUse, CommitNotFound, InvalidArgument, OutputBranch
 
 
 def test_diff_added_deleted_modified(store: Store) -> None:
@@ -75,7 +75,7 @@ def test_owned_downstream_commits_wait_for_their_owner(pipeline: Store) -> None:
     assert states == {"raw": CommitState.FINISHED, "clean": CommitState.FINISHED, "model": CommitState.OPEN}
     model = store.inspect_commit("model", "master")
     assert model.commit_set == raw.id and model.origin is Origin.AUTO
-    with pytest.raises(Conflict, match="only the job"):  # the owner's job writes it, nobody else
+    with pytest.raises(OutputBranch, match="only the job"):  # the owner's job writes it, nobody else
         store.put_file("model", model.id, "weights", b"w")
     store.finish_commit("model", model.id)
     assert all(c.is_finished for c in store.wait_commit_set(raw.id, timeout=5))

@@ -1,5 +1,6 @@
 """Role checks as FastAPI dependencies: ``reader``/``writer``/``owner`` on the path's repo, and admin;
-provenance only to readable repos, and provenance listings with unreadable entries hidden."""
+provenance only to readable repos, and provenance listings with unreadable entries hidden; ``force``
+on an output branch for owners."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from datumflow.storage_service.store.store import Store
 from fastapi import Depends
 from sqlalchemy import select
 
-__all__ = ["HIDDEN", "Roles", "hidden_entry", "require_provenance"]
+__all__ = ["HIDDEN", "Roles", "hidden_entry", "may_force", "require_provenance"]
 
 
 class Roles:
@@ -59,6 +60,12 @@ def require_provenance(store: Store, who: Principal, provenance: Iterable[str], 
         repo = _commit_repo(store, item) if commits else BranchRef.parse(item).repo
         if repo is not None:
             who.require(repo, "reader")
+
+
+def may_force(who: Principal, repo: str, force: bool) -> None:
+    """``force`` (writing a pipeline's output branch by hand) is a repair: the repo's owners only."""
+    if force:
+        who.require(repo, "owner")
 
 
 def hidden_entry(entry: dict[str, Any], who: Principal) -> dict[str, Any]:

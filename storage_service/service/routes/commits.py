@@ -8,7 +8,7 @@ from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.model.core import Commit, Origin
 from datumflow.storage_service.service.auth import Principal
 from datumflow.storage_service.service.long_poll import long_poll
-from datumflow.storage_service.service.routes.access import Roles, hidden_entry, require_provenance
+from datumflow.storage_service.service.routes.access import Roles, hidden_entry, may_force, require_provenance
 from datumflow.storage_service.store.store import Store
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
@@ -26,6 +26,7 @@ class CommitIn(BaseModel):
     provenance: list[str] = Field(default_factory=list)
     owner: str | None = Field(None, max_length=256)  # a process identity: the commit is abandoned when it exits
     lease: float | None = None  # seconds without a write before it is abandoned (None: the default, 0: none)
+    force: bool = False  # on a pipeline's output branch: an owner's repair
 
 
 class FinishIn(BaseModel):
@@ -49,10 +50,11 @@ def _commit_routes(api: APIRouter, store: Store, roles: Roles) -> None:
     @api.post("/repos/{repo}/commits", tags=["commits"], status_code=201, dependencies=[roles.writer])
     def start_commit(repo: str, body: CommitIn, who: Principal = Depends(roles.principal)) -> dict[str, Any]:
         require_provenance(store, who, body.provenance, commits=True)
+        may_force(who, repo, body.force)
         return store.start_commit(
             repo, body.branch, parent=body.parent, description=body.description,
             metadata=body.metadata, origin=_origin(body.origin), provenance=body.provenance,
-            owner=body.owner, lease=body.lease,
+            owner=body.owner, lease=body.lease, force=body.force,
         ).to_dict()
 
     @api.get("/repos/{repo}/commits", tags=["commits"], dependencies=[roles.reader])

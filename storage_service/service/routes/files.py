@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 from datumflow.storage_service.errors import InvalidArgument
 from datumflow.storage_service.service.auth import Principal
 from datumflow.storage_service.service.bodies import _with_body, error_body, parse_range
-from datumflow.storage_service.service.routes.access import Roles
+from datumflow.storage_service.service.routes.access import Roles, may_force
 from datumflow.storage_service.service.tar_upload import tar_members
 from datumflow.storage_service.store.store import Store
 from fastapi import APIRouter, Depends, Query, Request
@@ -63,39 +63,51 @@ def build_router(store: Store, roles: Roles) -> APIRouter:
 
 
 def _write_routes(api: APIRouter, store: Store, roles: Roles) -> None:
+    principal = roles.principal
+
     @api.put("/repos/{repo}/commits/{ref}/content", dependencies=[roles.writer], openapi_extra=_BINARY_BODY)
     async def put_file(
-        repo: str, ref: str, request: Request, path: str, append: bool = False, description: str = ""
+        repo: str, ref: str, request: Request, path: str, append: bool = False, description: str = "",
+        force: bool = False, who: Principal = Depends(principal),
     ) -> dict[str, Any]:
         """Upload one file (the raw request body) into a branch or an open commit."""
+        may_force(who, repo, force)
         commit = await _with_body(
-            request, lambda body: store.put_file(repo, ref, path, body, append=append, description=description)
+            request,
+            lambda body: store.put_file(repo, ref, path, body, append=append, description=description, force=force),
         )
         return commit.to_dict()
 
     @api.post("/repos/{repo}/commits/{ref}/tar", dependencies=[roles.writer], openapi_extra=_TAR_BODY)
     async def put_tar(
-        repo: str, ref: str, request: Request, path: str = "", append: bool = False, description: str = ""
+        repo: str, ref: str, request: Request, path: str = "", append: bool = False, description: str = "",
+        force: bool = False, who: Principal = Depends(principal),
     ) -> dict[str, Any]:
         """Upload the files of a tar stream under ``path``, as one change (one commit unless one is open)."""
+        may_force(who, repo, force)
         commit = await _with_body(
             request,
             lambda body: store.put_files(
-                repo, ref, tar_members(body, path.strip("/")), append=append, description=description
+                repo, ref, tar_members(body, path.strip("/")), append=append, description=description, force=force,
             ),
         )
         return commit.to_dict()
 
     @api.delete("/repos/{repo}/commits/{ref}/content", dependencies=[roles.writer])
-    def delete_file(repo: str, ref: str, path: str) -> dict[str, Any]:
-        return store.delete_file(repo, ref, path).to_dict()
+    def delete_file(
+        repo: str, ref: str, path: str, force: bool = False, who: Principal = Depends(principal)
+    ) -> dict[str, Any]:
+        may_force(who, repo, force)
+        return store.delete_file(repo, ref, path, force=force).to_dict()
 
     @api.post("/repos/{repo}/commits/{ref}/copy", dependencies=[roles.writer])
     def copy_file(
-        repo: str, ref: str, body: CopyIn, who: Principal = Depends(roles.principal)
+        repo: str, ref: str, body: CopyIn, force: bool = False, who: Principal = Depends(principal)
     ) -> dict[str, Any]:
         who.require(body.src_repo, "reader")
-        return store.copy_file(body.src_repo, body.src_ref, body.src_path, repo, ref, body.dst_path).to_dict()
+        may_force(who, repo, force)
+        return store.copy_file(body.src_repo, body.src_ref, body.src_path, repo, ref, body.dst_path,
+                               force=force).to_dict()
 
 
 def _read_routes(api: APIRouter, store: Store, roles: Roles) -> None:
