@@ -185,6 +185,7 @@ class Merging(StoreBase):
         with self.engine.connect() as conn:
             self._require_repo(conn, repo)
             row = self._require_branch(conn, repo, dest)
+            self._refuse_output(conn, repo, dest, "merge")
             src = self._resolve(conn, repo, source)
             src_commit, head = self._commit(conn, src), row.head
             if src_commit.state is CommitState.OPEN:

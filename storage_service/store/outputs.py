@@ -3,8 +3,9 @@
 As in Pachyderm ("cannot start a commit on an output branch"), a branch a
 pipeline owns (``create_branch(owner=PIPELINE)``, which the pipeline
 registry does for every output branch) refuses what an ordinary writer
-does — a commit started on it, a put, delete or copy aimed at it, a write
-into its job's open output commit — with :class:`~..errors.OutputBranch`.
+does — a commit started on it, a put, delete or copy aimed at it, a merge
+into it, a write into its job's open output commit — with
+:class:`~..errors.OutputBranch`.
 The refusal lives where every surface's writes meet, so the embedded store,
 HTTP, the S3 gateway, fsspec and the CLI refuse alike.
 

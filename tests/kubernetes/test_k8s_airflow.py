@@ -202,12 +202,13 @@ def test_the_plan_task_joins_the_job_an_input_commit_opened(dag_test_works: None
     assert opened.commit_set == commit.commit_set and opened.inputs["in"] == commit.id
     assert len(admin.pipelines.plan_job(opened.id)) == 1  # an earlier try planned it, then its worker died
     assert admin.pipelines.inspect_job(opened.id).state.value == "running"
-    before = {j.id for j in admin.pipelines.list_jobs(name)}
+    before, pods = {j.id for j in admin.pipelines.list_jobs(name)}, len(sim.pods)
 
     run = _run(dag, name)
     states = {(ti.task_id, ti.map_index): ti.state for ti in run.get_task_instances()}
     assert states[("datums.assemble", -1)] == "success", states
     assert {j.id for j in admin.pipelines.list_jobs(name)} == before  # no second job
+    assert len(sim.pods) == pods + 1  # one pod, for the one datum still to run
     done = xcom(run, "datums.assemble")
     assert done["job"] == opened.id and done["commit"] == opened.output_commit
     assert done["datums"]["processed"] == 1 and done["datums"]["skipped"] == 3

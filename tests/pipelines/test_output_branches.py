@@ -32,6 +32,7 @@ def _files(store: Store, repo: str) -> dict[str, bytes]:
 def test_ordinary_writes_to_an_output_branch_are_refused_and_change_nothing(store: Store,
                                                                             pipelines: Pipelines) -> None:
     _upper(store, pipelines)
+    store.put_file("upper", "scratch", "extra.txt", b"a branch of the output repo that is not the output")
     head, before = store.resolve("upper", "master"), _files(store, "upper")
     writes = [
         lambda: store.put_file("upper", "master", "extra.txt", b"mine"),
@@ -42,6 +43,7 @@ def test_ordinary_writes_to_an_output_branch_are_refused_and_change_nothing(stor
         lambda: store.start_commit("upper", "master", origin=Origin.SPOUT),  # not a spout pipeline
         lambda: store.write_file("upper", "master", "s3.txt", b"as the S3 gateway writes"),
         lambda: store.remove_files("upper", "master", ["a.txt"]),
+        lambda: store.merge("upper", "scratch", "master"),
     ]
     for write in writes:
         with pytest.raises(OutputBranch, match="output branch of pipeline upper") as caught:
