@@ -17,7 +17,10 @@ What still lands:
   loop or by an adapter's ``complete_job``);
 - a spout pipeline's commits (origin ``spout``) on its own output branch;
 - an owner's explicit repair: ``force=True`` on the write (the service asks
-  for the owner role on the repo), e.g. ``datumflow put --force``.
+  for the owner role on the repo), e.g. ``datumflow put --force``; the
+  service passes ``force`` for a spout pipeline's process too, which writes
+  its output with the pipeline's own token
+  (:func:`~..service.routes.access.may_force`).
 """
 
 from __future__ import annotations

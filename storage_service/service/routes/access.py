@@ -62,10 +62,13 @@ def require_provenance(store: Store, who: Principal, provenance: Iterable[str], 
             who.require(repo, "reader")
 
 
-def may_force(who: Principal, repo: str, force: bool) -> None:
-    """``force`` (writing a pipeline's output branch by hand) is a repair: the repo's owners only."""
+def may_force(who: Principal, repo: str, force: bool) -> bool:
+    """Whether this write may land on a pipeline's output branch of ``repo``: the pipeline's own process
+    (a spout, with its token) writes its output; ``force`` (by hand) is a repair, for the repo's owners."""
     if force:
         who.require(repo, "owner")
+        return True
+    return who.pipeline is not None and who.pipeline == repo
 
 
 def hidden_entry(entry: dict[str, Any], who: Principal) -> dict[str, Any]:

@@ -50,11 +50,11 @@ def _commit_routes(api: APIRouter, store: Store, roles: Roles) -> None:
     @api.post("/repos/{repo}/commits", tags=["commits"], status_code=201, dependencies=[roles.writer])
     def start_commit(repo: str, body: CommitIn, who: Principal = Depends(roles.principal)) -> dict[str, Any]:
         require_provenance(store, who, body.provenance, commits=True)
-        may_force(who, repo, body.force)
+        force = may_force(who, repo, body.force)
         return store.start_commit(
             repo, body.branch, parent=body.parent, description=body.description,
             metadata=body.metadata, origin=_origin(body.origin), provenance=body.provenance,
-            owner=body.owner, lease=body.lease, force=body.force,
+            owner=body.owner, lease=body.lease, force=force,
         ).to_dict()
 
     @api.get("/repos/{repo}/commits", tags=["commits"], dependencies=[roles.reader])

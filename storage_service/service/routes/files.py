@@ -71,7 +71,7 @@ def _write_routes(api: APIRouter, store: Store, roles: Roles) -> None:
         force: bool = False, who: Principal = Depends(principal),
     ) -> dict[str, Any]:
         """Upload one file (the raw request body) into a branch or an open commit."""
-        may_force(who, repo, force)
+        force = may_force(who, repo, force)
         commit = await _with_body(
             request,
             lambda body: store.put_file(repo, ref, path, body, append=append, description=description, force=force),
@@ -84,7 +84,7 @@ def _write_routes(api: APIRouter, store: Store, roles: Roles) -> None:
         force: bool = False, who: Principal = Depends(principal),
     ) -> dict[str, Any]:
         """Upload the files of a tar stream under ``path``, as one change (one commit unless one is open)."""
-        may_force(who, repo, force)
+        force = may_force(who, repo, force)
         commit = await _with_body(
             request,
             lambda body: store.put_files(
@@ -97,7 +97,7 @@ def _write_routes(api: APIRouter, store: Store, roles: Roles) -> None:
     def delete_file(
         repo: str, ref: str, path: str, force: bool = False, who: Principal = Depends(principal)
     ) -> dict[str, Any]:
-        may_force(who, repo, force)
+        force = may_force(who, repo, force)
         return store.delete_file(repo, ref, path, force=force).to_dict()
 
     @api.post("/repos/{repo}/commits/{ref}/copy", dependencies=[roles.writer])
@@ -105,7 +105,7 @@ def _write_routes(api: APIRouter, store: Store, roles: Roles) -> None:
         repo: str, ref: str, body: CopyIn, force: bool = False, who: Principal = Depends(principal)
     ) -> dict[str, Any]:
         who.require(body.src_repo, "reader")
-        may_force(who, repo, force)
+        force = may_force(who, repo, force)
         return store.copy_file(body.src_repo, body.src_ref, body.src_path, repo, ref, body.dst_path,
                                force=force).to_dict()
 
