@@ -370,7 +370,7 @@ def register(subparsers: Any) -> None:
                    help="do not run pipeline jobs, cron ticks and spouts in this process (another one does)")
     p.add_argument("--pipelines-interval", type=float, default=1.0, metavar="S",
                    help="seconds between looks for ready jobs (default 1)")
-    p.add_argument("--workers", type=int, default=int(os.environ.get("DATUMFLOW_WORKERS", "1")), metavar="N",
+    p.add_argument("--workers", type=int, default=os.environ.get("DATUMFLOW_WORKERS", "1"), metavar="N",
                    help="worker processes sharing the port, each a replica with its own job loop (default 1; "
                         "about one per core)")
     _executor_options(p)
