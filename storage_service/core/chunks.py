@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import time
 import uuid
 from collections import deque
@@ -43,7 +44,9 @@ __all__ = ["ChunkStore", "ChunkWriter", "pack_key"]
 
 PACK_TARGET = 64 * 1024 * 1024
 _PENDING_BYTES = 32 * 1024 * 1024
-_LOOKUP_BATCH = 2000  # hashes per query (and per pinning transaction): a folder of small files makes many
+# Hashes per query, and per pinning transaction: a folder of small files makes a hundred thousand, and
+# each transaction's commit costs more than its rows. SQLite before 3.32 takes at most 999 parameters.
+_LOOKUP_BATCH = 8000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
 _RANGE_BATCH = 128  # chunks of a large file looked up at once: small enough that copying starts early
 _LOCATE_ONE = Prepared(select(chunks.c.hash, chunks.c.pack, chunks.c.offset, chunks.c.length).where(
     chunks.c.hash == bindparam("hash")))
