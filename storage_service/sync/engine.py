@@ -89,7 +89,8 @@ def sync_up(
             commit = store.put_files(repo, branch, items, description=description or _describe(added, changed, deleted),
                                      progress=progress).id
             after = _after(store, repo, head, commit, prefix, remote)
-            remote, touched = after.files, after.touched | side.touched if side.touched is not None else None
+            remote = after.files
+            touched = None if side.touched is None else after.touched | side.touched  # None: not known, compare
             for rel in added + changed:
                 if rel in remote:
                     folder.learn(rel, remote[rel][1])
