@@ -200,3 +200,23 @@ def test_same_size_edits_and_racy_entries_miss_the_bulk_compare(store: Any, repo
     settled = store.sync_up(str(src), repo, "master")
     assert (settled.is_noop, settled.files_read) == (True, 0)
     assert _remote(store, repo, "master") == _files(src)
+
+
+def test_links_to_files_sync_as_their_target_and_links_to_folders_are_not_followed(
+    store: Any, repo: str, tmp_path: Path
+) -> None:
+    src = _folder(tmp_path / "src", count=3)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "target.txt").write_bytes(b"linked")
+    (src / "file-link").symlink_to(outside / "target.txt")
+    (src / "folder-link").symlink_to(outside, target_is_directory=True)
+    (src / "loop").symlink_to(src, target_is_directory=True)
+    (src / "dangling").symlink_to(tmp_path / "nowhere")
+    first = store.sync_up(str(src), repo, "master")
+    assert sorted(first.added) == ["d0/f000", "d1/f001", "d2/f002", "file-link"]
+    assert store.get_file(repo, "master", "file-link") == b"linked"
+    time.sleep(0.25)
+    store.sync_up(str(src), repo, "master")  # settles the entries recorded while racy
+    again = store.sync_up(str(src), repo, "master")
+    assert (again.is_noop, again.files_read) == (True, 0)
