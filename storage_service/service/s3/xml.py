@@ -17,7 +17,10 @@ _NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 
 def iso_date(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    """An XML timestamp to the millisecond, as S3 writes them. Seconds alone would put an object's
+    LastModified before the file it was uploaded from when both fall in one second, and `aws s3 sync`
+    (newer source wins) would send that file again on every run."""
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def http_date(ts: float) -> str:
