@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any, Protocol
@@ -51,7 +52,11 @@ class LocalObjects:
         self.root = os.path.abspath(root)
         self.url = "file://" + self.root
         os.makedirs(os.path.join(self.root, ".spool"), exist_ok=True)
-        self._fds: dict[str, int] = {}
+        # Open packs, shared by every thread of the process (request threads, the read-ahead pool).
+        # A descriptor is closed only when no read holds it: closing one under a pread would fail that
+        # read, or let the number be reused for another file and hand it other bytes.
+        self._fds: dict[str, _OpenFile] = {}
+        self._fds_lock = threading.Lock()
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, key)
@@ -70,20 +75,48 @@ class LocalObjects:
             fh.write(data)
         self.publish(key, tmp)
 
-    def _fd(self, key: str) -> int:
-        fd = self._fds.get(key)
-        if fd is None:
-            try:
-                fd = os.open(self._path(key), os.O_RDONLY)
-            except FileNotFoundError as exc:
-                raise ObjectNotFound(f"object {key} is missing from {self.url}") from exc
-            if len(self._fds) > 256:
-                self._close_all()
-            self._fds[key] = fd
-        return fd
+    def _acquire(self, key: str) -> _OpenFile:
+        with self._fds_lock:
+            held = self._fds.get(key)
+            if held is not None:
+                held.users += 1
+                return held
+        try:
+            fd = os.open(self._path(key), os.O_RDONLY)
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(f"object {key} is missing from {self.url}") from exc
+        with self._fds_lock:
+            held = self._fds.get(key)
+            if held is not None:  # another thread opened it meanwhile: ours is spare
+                held.users += 1
+                os.close(fd)
+                return held
+            if len(self._fds) >= _MAX_OPEN:
+                for name, idle in [(k, f) for k, f in self._fds.items() if f.users == 0]:
+                    del self._fds[name]
+                    os.close(idle.fd)
+            held = self._fds[key] = _OpenFile(fd)
+            return held
+
+    def _release(self, held: _OpenFile) -> None:
+        with self._fds_lock:
+            held.users -= 1
+            if held.users == 0 and held.retired:
+                os.close(held.fd)
+
+    def _retire(self, held: _OpenFile) -> None:
+        """Out of the cache (lock held): closed now if idle, else by its last reader."""
+        if held.users == 0:
+            os.close(held.fd)
+        else:
+            held.retired = True
 
     def read_range(self, key: str, start: int, length: int) -> bytes:
-        data = os.pread(self._fd(key), length, start)
+        held = self._acquire(key)
+        try:
+            data = os.pread(held.fd, length, start)
+        finally:
+            self._release(held)
         if len(data) != length:
             raise ObjectNotFound(f"object {key} is shorter than expected ({start}+{length})")
         return data
@@ -95,9 +128,10 @@ class LocalObjects:
             raise ObjectNotFound(f"object {key} is missing from {self.url}") from exc
 
     def delete(self, key: str) -> None:
-        fd = self._fds.pop(key, None)
-        if fd is not None:
-            os.close(fd)
+        with self._fds_lock:
+            held = self._fds.pop(key, None)
+            if held is not None:
+                self._retire(held)
         with contextlib.suppress(FileNotFoundError):
             os.remove(self._path(key))
 
@@ -116,12 +150,27 @@ class LocalObjects:
             raise ServiceUnavailable(f"object store {self.url} returned other bytes than it was given")
 
     def _close_all(self) -> None:
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        with self._fds_lock:
+            for held in self._fds.values():
+                self._retire(held)
+            self._fds.clear()
 
     def close(self) -> None:
         self._close_all()
+
+
+_MAX_OPEN = 256  # packs kept open per store
+
+
+class _OpenFile:
+    """An open pack and how many reads hold it right now."""
+
+    __slots__ = ("fd", "retired", "users")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.users = 1
+        self.retired = False
 
 
 class FsspecObjects:
