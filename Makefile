@@ -45,13 +45,17 @@ services:
 # requirements/*.in. Airflow's kubernetes provider and kfp need incompatible
 # kubernetes clients, so they live in separate environments; the demo needs
 # only the core.
-$(VENV)/.stamp: requirements/main.txt pyproject.toml scripts/venv.sh
+# The project's one compiled part (setup.py: the sync's folder scan) is built in place by the
+# editable install: a change to its source re-runs the install.
+COMPILED := setup.py storage_service/sync/_scan.c
+
+$(VENV)/.stamp: requirements/main.txt pyproject.toml scripts/venv.sh $(COMPILED)
 	@scripts/venv.sh $(VENV) requirements/main.txt -e .
 
-$(VENV_KFP)/.stamp: requirements/kfp.txt pyproject.toml scripts/venv.sh
+$(VENV_KFP)/.stamp: requirements/kfp.txt pyproject.toml scripts/venv.sh $(COMPILED)
 	@scripts/venv.sh $(VENV_KFP) requirements/kfp.txt -e .
 
-$(VENV_DEMO)/.stamp: requirements/demo.txt pyproject.toml scripts/venv.sh
+$(VENV_DEMO)/.stamp: requirements/demo.txt pyproject.toml scripts/venv.sh $(COMPILED)
 	@scripts/venv.sh $(VENV_DEMO) requirements/demo.txt -e .
 
 $(VENV_BENCH)/.stamp: requirements/bench.txt scripts/venv.sh
@@ -89,3 +93,4 @@ clean:
 	rm -rf $(VENV) $(VENV_KFP) $(VENV_DEMO) $(VENV_BENCH) build dist *.egg-info \
 		.pytest_cache .mypy_cache .mypy-src .ruff_cache .hypothesis
 	find . -path ./.git -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find storage_service -name "*.so" -delete

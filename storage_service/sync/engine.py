@@ -74,9 +74,9 @@ def sync_up(
     folder = LocalFolder(check_folder(local, must_exist=True), StatCache(local, enabled=cache))
     prefix = normalize_path(path, allow_root=True)
     head = _head(store, repo, branch)
-    if head is not None and folder.cache.unchanged(Synced(repo, prefix, head), folder.paths, folder.stats,
+    if head is not None and folder.cache.unchanged(Synced(repo, prefix, head), folder.paths_blob, folder.stats,
                                                     remote_extra_ok=not delete):
-        return SyncResult("up", unchanged=len(folder.paths), commit=None, dry_run=dry_run)
+        return SyncResult("up", unchanged=folder.count, commit=None, dry_run=dry_run)
     side = _remote(store, folder.cache, repo, head, prefix)
     remote = side.files
     added, changed, unchanged = _compare(folder, remote, _settled(folder, side))
@@ -115,8 +115,8 @@ def sync_down(
     prefix = normalize_path(path, allow_root=True)
     folder = LocalFolder(root, StatCache(root, enabled=cache))
     synced = Synced(repo, prefix, commit)
-    if folder.cache.unchanged(synced, folder.paths, folder.stats, remote_extra_ok=False):
-        return SyncResult("down", unchanged=len(folder.paths), commit=commit, dry_run=dry_run)
+    if folder.cache.unchanged(synced, folder.paths_blob, folder.stats, remote_extra_ok=False):
+        return SyncResult("down", unchanged=folder.count, commit=commit, dry_run=dry_run)
     side = _remote(store, folder.cache, repo, commit, prefix, missing_ok=False)
     remote, infos = side.files, side.infos
     if not remote and prefix:

@@ -5,8 +5,14 @@ nothing. It yields two columns, the relative paths in a fixed order and their
 stats as one flat array of integers, so that an unchanged folder is told from
 the stat cache by two comparisons in bulk, not a Python object per file. A
 hash is asked for only where a comparison needs it; the stat cache answers
-for unchanged files, and only the others are read (in parallel threads:
-reading and BLAKE3 release the GIL). ``files_read`` counts those reads.
+for unchanged files, and only the others are read (in parallel threads when
+there are megabytes to read: reading and BLAKE3 release the GIL; small files
+are read in turn, as threads would only contend for the interpreter lock). ``files_read`` counts those reads.
+
+The scan is compiled where the install could build it (``_scan``, C: the
+listing in one pass, the ``lstat`` calls on two threads, the paths handed back
+as one blob that the stat cache compares without decoding); ``_scan_python``
+is the fallback and the reference, with the same result.
 
 A symbolic link to a file syncs as that file (its target's stat); links to
 folders are not followed, so a link loop cannot make a scan endless.
@@ -19,15 +25,24 @@ import os
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
 
 from datumflow.storage_service.core.chunking import file_hash
 from datumflow.storage_service.errors import InvalidArgument
-from datumflow.storage_service.sync.statcache import StatCache, StatTuple
+from datumflow.storage_service.sync.statcache import SEP, StatCache, StatTuple
 
-__all__ = ["PART_SUFFIX", "LocalFolder", "check_folder"]
+compiled: ModuleType | None
+try:
+    from datumflow.storage_service.sync import _scan as compiled
+except ImportError:  # installed without a C compiler: the Python scan
+    compiled = None
+
+__all__ = ["PART_SUFFIX", "LocalFolder", "check_folder", "compiled", "scan"]
 
 PART_SUFFIX = ".datumflow-part"  # a file being written by a restore: never synced
 _WORKERS = 4
+_POOL_BYTES = 8 << 20  # below this much to read, threads only contend for the interpreter lock (small files)
+_SCAN_THREADS = 2  # lstat on more threads than cores gains nothing here
 _TYPE = 0o170000
 _FILE = 0o100000
 _DIR = 0o040000
@@ -41,22 +56,45 @@ class LocalFolder:
         self.files_read = 0
         self.statted_ns = 0  # taken before the first stat: every hash read later is at least this fresh
         self._paths: list[str] | None = None
-        self._stats: array.array[int] = array.array("q")
+        self._blob: bytes | None = None
+        self._stats: array.array[int] | None = None
         self._files: dict[str, StatTuple] | None = None
+
+    def _scanned(self) -> array.array[int]:
+        if self._stats is None:
+            self.statted_ns = time.time_ns()
+            if os.path.isdir(self.root):
+                self._blob, self._paths, self._stats = scan(self.root)
+            else:
+                self._blob, self._paths, self._stats = b"", [], array.array("q")
+        return self._stats
 
     @property
     def paths(self) -> list[str]:
         """Relative paths of the files, in scan order."""
+        self._scanned()
         if self._paths is None:
-            self.statted_ns = time.time_ns()
-            self._paths, self._stats = _scan(self.root) if os.path.isdir(self.root) else ([], array.array("q"))
+            assert self._blob is not None
+            self._paths = self._blob.decode("utf-8", "surrogateescape").split(SEP) if self._blob else []
         return self._paths
+
+    @property
+    def paths_blob(self) -> bytes:
+        """:attr:`paths` as the stat cache stores them (joined by NUL, UTF-8 with surrogate escapes)."""
+        self._scanned()
+        if self._blob is None:
+            assert self._paths is not None
+            self._blob = SEP.join(self._paths).encode("utf-8", "surrogateescape")
+        return self._blob
+
+    @property
+    def count(self) -> int:
+        return len(self._scanned()) // 4
 
     @property
     def stats(self) -> array.array[int]:
         """(size, mtime_ns, inode, ctime_ns) of each path, flat."""
-        _ = self.paths
-        return self._stats
+        return self._scanned()
 
     @property
     def files(self) -> dict[str, StatTuple]:
@@ -83,7 +121,8 @@ class LocalFolder:
                 misses.append(rel)
             else:
                 out[rel] = found
-        if len(misses) > 16:
+        files = self.files
+        if len(misses) > 16 and sum(files[rel][0] for rel in misses) > _POOL_BYTES:
             with ThreadPoolExecutor(_WORKERS, thread_name_prefix="datumflow-hash") as pool:
                 read = list(pool.map(self._read_hash, misses))
         else:
@@ -111,8 +150,20 @@ class LocalFolder:
         self.cache.save(self.paths)
 
 
-def _scan(root: str) -> tuple[list[str], array.array[int]]:
-    """Depth first, each folder's names sorted: the same tree always gives the same columns."""
+def scan(root: str) -> tuple[bytes | None, list[str] | None, array.array[int]]:
+    """(paths as a blob, or as a list, and flat stats) of the files under ``root``, compiled if it can."""
+    if compiled is not None:
+        blob, raw, _ = compiled.scan(root, PART_SUFFIX, _SCAN_THREADS)
+        stats: array.array[int] = array.array("q")
+        stats.frombytes(raw)
+        return blob, None, stats
+    paths, stats = _scan_python(root)
+    return None, paths, stats
+
+
+def _scan_python(root: str) -> tuple[list[str], array.array[int]]:
+    """Depth first, each folder's names sorted (its files, then its folders one after the other): the same
+    tree always gives the same columns."""
     paths: list[str] = []
     stats: array.array[int] = array.array("q")
     add, extend, lstat = paths.append, stats.extend, os.lstat

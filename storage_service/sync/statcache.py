@@ -48,7 +48,7 @@ from typing import Any, NamedTuple
 
 import blake3
 
-__all__ = ["Remote", "Stat", "StatCache", "Synced", "cache_dir", "cache_file"]
+__all__ = ["SEP", "Remote", "Stat", "StatCache", "Synced", "cache_dir", "cache_file"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ _COARSE_WINDOW = 2_000_000_000  # ns: whole-second (or FAT's two-second) timesta
 _MAGIC = b"datumflow stat cache 3\n"
 _DIGEST = 32
 _LEN = struct.Struct("<Q")
-_SEP = "\0"  # never in a file name, nor in a hash
+SEP = _SEP = "\0"  # never in a file name, nor in a hash
 _BLOCK = 32  # entries compared at once by the bulk compare
 
 Remote = dict[str, tuple[int, str]]
@@ -125,17 +125,21 @@ class _Saved:
     def __init__(self, header: dict[str, Any], columns: list[bytes]) -> None:
         self.header = header
         paths, stats, statted, hashes, flags, remote_paths, remote_sizes, remote_hashes = columns
-        self.paths = _strings(paths)
+        self.paths_blob = paths
         self.stats = _ints(stats)
         self.flags = flags
         self._raw = {"statted": statted, "hashes": hashes, "remote_paths": remote_paths,
                      "remote_sizes": remote_sizes, "remote_hashes": remote_hashes}
-        n, m = len(self.paths), _count(remote_paths)
+        n, m = len(self.stats) // 4, len(remote_sizes) // 8
         # Lengths are checked now, without decoding what an unchanged re-sync never needs.
-        if (len(self.stats), len(statted), _count(hashes), len(flags)) != (4 * n, 8 * n, n, n) or (
-            (len(remote_sizes), _count(remote_hashes)) != (8 * m, m)
+        if (_count(paths), len(statted), _strings_of(hashes, n), len(flags)) != (n, 8 * n, n, n) or (
+            (_count(remote_paths), _strings_of(remote_hashes, m)) != (m, m)
         ):
             raise _Damaged("columns of different lengths")
+
+    @functools.cached_property
+    def paths(self) -> list[str]:
+        return _strings(self.paths_blob)
 
     @functools.cached_property
     def statted(self) -> array.array[int]:
@@ -183,6 +187,13 @@ def _strings(blob: bytes) -> list[str]:
 def _count(blob: bytes) -> int:
     """How many strings :func:`_strings` would give."""
     return blob.count(_SEP.encode()) + 1 if blob else 0
+
+
+def _strings_of(blob: bytes, expected: int) -> int:
+    """How many strings a column of hashes holds: at once when all are hex digests of the usual width."""
+    if expected and len(blob) == expected * (2 * _DIGEST + 1) - 1:
+        return expected  # as many separators as that width implies; the checksum vouches for the rest
+    return _count(blob)
 
 
 def _ints(blob: bytes) -> array.array[int]:
@@ -263,9 +274,9 @@ class StatCache:
             self._remote = self._saved.remote() if self._saved and self._synced else {}
         return self._remote
 
-    def unchanged(self, synced: Synced, paths: list[str], stats: array.array[int], *,
+    def unchanged(self, synced: Synced, paths: bytes, stats: array.array[int], *,
                   remote_extra_ok: bool) -> bool:
-        """True if the folder, scanned as (``paths``, flat ``stats``), still equals ``synced``.
+        """True if the folder, scanned as (``paths`` joined by NUL, flat ``stats``), still equals ``synced``.
 
         That is: the cache was written right after a sync with that very commit,
         every entry then was trusted and held the commit's content, and no stat
@@ -277,7 +288,7 @@ class StatCache:
             return False
         if not remote_extra_ok and saved.header.get("remote_only", 1):
             return False
-        return saved.paths == paths and saved.stats == stats
+        return saved.paths_blob == paths and saved.stats == stats
 
     def settled(self, paths: list[str], stats: array.array[int]) -> set[str]:
         """The files (of a scan) whose stat is the one recorded when they were found to hold the content
