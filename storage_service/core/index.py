@@ -18,7 +18,9 @@ its index become visible in one transaction.
 
 from __future__ import annotations
 
+import itertools
 import json
+import operator
 import threading
 from bisect import bisect_left
 from collections import OrderedDict
@@ -172,6 +174,19 @@ class _Chunker:
         if _is_boundary(key, self.level):
             self.cut()
 
+    def extend(self, keys: list[str], vals: list[Any], boundaries: list[int]) -> None:
+        """Add a run of items whose boundaries are known: the indexes in ``boundaries`` (ascending) and
+        no others. Equal to :meth:`add` of each, without a hash per key."""
+        start = 0
+        for end in boundaries:
+            self.keys.extend(keys[start:end + 1])
+            self.vals.extend(vals[start:end + 1])
+            self.cut()
+            start = end + 1
+        if start < len(keys):
+            self.keys.extend(keys[start:])
+            self.vals.extend(vals[start:])
+
     def cut(self) -> None:
         if not self.keys:
             return
@@ -185,20 +200,42 @@ class _Chunker:
         return not self.keys
 
 
-def _merge(keys: list[str], vals: list[Any], edits: list[tuple[str, Any]]) -> Iterator[tuple[str, Any]]:
-    """Items of a node with sorted edits applied (None deletes)."""
+def _merged(node: Node, edits: list[tuple[str, Any]]) -> tuple[list[str], list[Any], list[int]]:
+    """The items of a stored node with sorted edits applied (None deletes), and where its boundaries are.
+
+    A stored node was cut after a boundary key and holds no other one, so of
+    its keys only the last can be a boundary; of the rest only keys the edits
+    insert need their hash. A node with one edit in a hundred costs a few
+    slices, not a hash per key.
+    """
+    keys, vals = node.keys, node.vals
+    out_keys: list[str] = []
+    out_vals: list[Any] = []
+    new_at: list[int] = []  # positions (in the output) of inserted keys
     i = 0
     for key, val in edits:
-        while i < len(keys) and keys[i] < key:
-            yield keys[i], vals[i]
-            i += 1
+        j = bisect_left(keys, key, i)
+        out_keys.extend(keys[i:j])
+        out_vals.extend(vals[i:j])
+        i = j
         if i < len(keys) and keys[i] == key:
+            if val is not None:  # a replacement: the same key, so the same boundary as before
+                out_keys.append(key)
+                out_vals.append(val)
             i += 1
-        if val is not None:
-            yield key, val
-    while i < len(keys):
-        yield keys[i], vals[i]
-        i += 1
+        elif val is not None:
+            new_at.append(len(out_keys))
+            out_keys.append(key)
+            out_vals.append(val)
+    out_keys.extend(keys[i:])
+    out_vals.extend(vals[i:])
+    if keys:  # the old last key, unless deleted, may be a boundary (it is not when its node ended the level)
+        p = bisect_left(out_keys, keys[-1])
+        if p < len(out_keys) and out_keys[p] == keys[-1]:
+            new_at.append(p)
+            new_at.sort()
+    level = node.level
+    return out_keys, out_vals, [p for p in new_at if _is_boundary(out_keys[p], level)]
 
 
 class Tree:
@@ -252,8 +289,7 @@ class Tree:
                 j = i
                 while j < len(edits) and (is_last or edits[j][0] <= last):
                     j += 1
-                for key, val in _merge(node.keys, node.vals, edits[i:j]):
-                    chunker.add(key, val)
+                chunker.extend(*_merged(node, edits[i:j]))
                 i = j
                 if chunker.empty or not cursor.advance():
                     break
@@ -366,6 +402,22 @@ class Tree:
                 break
             left = self._children(left, lnodes, level)
             right = self._children(right, rnodes, level)
+        lkeys: list[str] = []
+        rkeys: list[str] = []
+        for n in lnodes:
+            lkeys.extend(n.keys)
+        for n in rnodes:
+            rkeys.extend(n.keys)
+        if lkeys == rkeys:  # the same paths on both sides (contents changed in place): compare in lockstep
+            lvals: list[Any] = []
+            rvals: list[Any] = []
+            for n in lnodes:
+                lvals.extend(n.vals)
+            for n in rnodes:
+                rvals.extend(n.vals)
+            for i in itertools.compress(range(len(lkeys)), map(operator.ne, lvals, rvals)):
+                yield lkeys[i], lvals[i], rvals[i]
+            return
         old = {k: v for n in lnodes for k, v in zip(n.keys, n.vals, strict=False)}
         new = {k: v for n in rnodes for k, v in zip(n.keys, n.vals, strict=False)}
         for key in sorted(old.keys() | new.keys()):

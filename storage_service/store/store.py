@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from datumflow.storage_service.core.chunks import ChunkStore
-from datumflow.storage_service.core.db import insert_ignore, open_engine
+from datumflow.storage_service.core.db import Prepared, insert_ignore, open_engine
 from datumflow.storage_service.core.history_schema import branch_protection, commit_parents, tags
 from datumflow.storage_service.core.index import NodeStore, Tree
 from datumflow.storage_service.core.objects import open_object_store
@@ -58,12 +58,13 @@ from datumflow.storage_service.store.merge import Merging
 from datumflow.storage_service.store.protect import Protecting
 from datumflow.storage_service.store.syncing import SyncOps
 from datumflow.storage_service.store.tags import Tagging
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, delete, func, insert, select, update
 
 __all__ = ["Store"]
 
 _WAIT_POLL = 0.05
 _BATCH = 500  # ids per IN (...) of a batched read
+_LOAD_NODE = Prepared(select(nodes.c.data).where(nodes.c.hash == bindparam("hash")))
 
 
 class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecting):
@@ -110,8 +111,8 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
     # -- index nodes ------------------------------------------------------------------
 
     def _load_node(self, h: str) -> bytes:
-        with self.engine.connect() as conn:
-            data = conn.execute(select(nodes.c.data).where(nodes.c.hash == h)).scalar()
+        found = _LOAD_NODE.rows(self.engine, hash=h)  # one prebuilt SELECT: an edit loads a node per leaf it rewrites
+        data = found[0][0] if found else None
         if data is None:
             from datumflow.storage_service.errors import ObjectNotFound
 

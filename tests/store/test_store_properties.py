@@ -129,3 +129,36 @@ def test_range_stats_equals_brute_force(base: dict[str, Any], bounds: list[str])
     lo, hi = sorted(bounds)
     inside = [v for k, v in model.items() if lo <= k < hi]
     assert tree.range_stats(root, lo, hi) == (len(inside), sum(v[0] for v in inside))
+
+
+@settings(max_examples=60, deadline=None)
+@given(step=st.integers(min_value=1, max_value=40), first=st.integers(min_value=0, max_value=39),
+       drop_last=st.booleans())
+def test_spread_edits_of_every_leaf_match_a_rebuild(step: int, first: int, drop_last: bool) -> None:
+    """Edits spread over every leaf (a 1 % re-sync's shape): replaced in place, with the last key of the
+    level deleted or a key inserted after it; the tree equals the one built afresh, and the diff says
+    exactly what changed."""
+    tree = memory_tree()
+    model: dict[str, Any] = {k: [len(k), "h"] for k in KEYS[::2]}
+    root = tree.build(sorted(model.items()))
+    keys = sorted(model)
+    edits: dict[str, Any] = {k: [7, f"{i:064x}"] for i, k in enumerate(keys[first::step])}
+    if drop_last:
+        edits[keys[-1]] = None
+    else:
+        edits["zz/after-the-last"] = [1, "n"]
+    new_root = tree.edit(root, edits)
+    new = apply(model, edits)
+    assert new_root == tree.build(sorted(new.items()))
+    expected = [(k, model.get(k), new.get(k)) for k in sorted(model.keys() | new.keys()) if model.get(k) != new.get(k)]
+    assert list(tree.diff(root, new_root)) == expected
+
+
+def test_replacing_values_in_place_diffs_in_lockstep() -> None:
+    tree = memory_tree()
+    model: dict[str, Any] = {k: [1, "h"] for k in KEYS}
+    root = tree.build(sorted(model.items()))
+    edits = {k: [2, "g"] for k in KEYS[::3]}
+    new_root = tree.edit(root, edits)
+    assert list(tree.diff(root, new_root)) == [(k, [1, "h"], [2, "g"]) for k in sorted(edits)]
+    assert list(tree.diff(new_root, root)) == [(k, [2, "g"], [1, "h"]) for k in sorted(edits)]
