@@ -32,6 +32,7 @@ import blake3
 
 __all__ = ["MAX_KEY", "Node", "NodeStore", "Tree"]
 
+_FIRST, _SECOND, _THIRD = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
 LEAF_FANOUT = 128
 INNER_FANOUT = 64
 MAX_KEY = "\U0010ffff"  # sorts after every path
@@ -54,8 +55,8 @@ class Node:
     def stats(self) -> tuple[int, int]:
         """(files, bytes) below this node."""
         if self.level == 0:
-            return len(self.keys), sum(v[0] for v in self.vals)
-        return sum(v[1] for v in self.vals), sum(v[2] for v in self.vals)
+            return len(self.keys), sum(map(_FIRST, self.vals))
+        return sum(map(_SECOND, self.vals)), sum(map(_THIRD, self.vals))
 
 
 class NodeStore:
@@ -200,13 +201,14 @@ class _Chunker:
         return not self.keys
 
 
-def _merged(node: Node, edits: list[tuple[str, Any]]) -> tuple[list[str], list[Any], list[int]]:
+def _merged(node: Node, edits: list[tuple[str, Any]], inserted: set[str] | None = None,
+            ) -> tuple[list[str], list[Any], list[int]]:
     """The items of a stored node with sorted edits applied (None deletes), and where its boundaries are.
 
     A stored node was cut after a boundary key and holds no other one, so of
     its keys only the last can be a boundary; of the rest only keys the edits
     insert need their hash. A node with one edit in a hundred costs a few
-    slices, not a hash per key.
+    slices, not a hash per key. Keys the edits add (not replace) go into ``inserted``.
     """
     keys, vals = node.keys, node.vals
     out_keys: list[str] = []
@@ -227,6 +229,8 @@ def _merged(node: Node, edits: list[tuple[str, Any]]) -> tuple[list[str], list[A
             new_at.append(len(out_keys))
             out_keys.append(key)
             out_vals.append(val)
+            if inserted is not None:
+                inserted.add(key)
     out_keys.extend(keys[i:])
     out_vals.extend(vals[i:])
     if keys:  # the old last key, unless deleted, may be a boundary (it is not when its node ended the level)
@@ -254,26 +258,32 @@ class Tree:
         chunker.cut()
         return self._grow(chunker.out, 1)
 
-    def edit(self, root: str | None, edits: dict[str, Any]) -> str | None:
-        """Apply ``{path: entry or None}``; returns the new root (None if empty)."""
+    def edit(self, root: str | None, edits: dict[str, Any], inserted: set[str] | None = None) -> str | None:
+        """Apply ``{path: entry or None}``; returns the new root (None if empty).
+
+        ``inserted``, if given, receives the paths the edits added (that were not in the tree).
+        """
         ordered = sorted(edits.items())
         if not ordered:
             return root
         if root is None:
+            if inserted is not None:
+                inserted.update(k for k, v in ordered if v is not None)
             return self.build((k, v) for k, v in ordered if v is not None)
         top = self.store.get(root)
         level_edits = ordered
         for level in range(top.level):
-            up = self._rewrite_level(top, level, level_edits)
+            up = self._rewrite_level(top, level, level_edits, inserted=inserted if level == 0 else None)
             level_edits = sorted(up.items())
         chunker = _Chunker(self.store, top.level)
-        self._rewrite_level(top, top.level, level_edits, chunker)
+        self._rewrite_level(top, top.level, level_edits, chunker, inserted=inserted if top.level == 0 else None)
         chunker.cut()
         new_root = self._grow(chunker.out, top.level + 1)
         return self._collapse(new_root)
 
     def _rewrite_level(
-        self, top: Node, level: int, edits: list[tuple[str, Any]], chunker: _Chunker | None = None
+        self, top: Node, level: int, edits: list[tuple[str, Any]], chunker: _Chunker | None = None,
+        inserted: set[str] | None = None,
     ) -> dict[str, Any]:
         cursor = _Cursor(self.store, top, level)
         up: dict[str, Any] = {}
@@ -289,7 +299,7 @@ class Tree:
                 j = i
                 while j < len(edits) and (is_last or edits[j][0] <= last):
                     j += 1
-                chunker.extend(*_merged(node, edits[i:j]))
+                chunker.extend(*_merged(node, edits[i:j], inserted))
                 i = j
                 if chunker.empty or not cursor.advance():
                     break

@@ -76,8 +76,9 @@ class Publishing(StoreBase):
             if check is not None:
                 check(base_root)
             edits = edits_for(base_root)
-            root = self.tree.edit(base_root, edits)
-            refuse_file_folder_clash(self.tree, base_root, root, edits)
+            inserted: set[str] = set()
+            root = self.tree.edit(base_root, edits, inserted)
+            refuse_file_folder_clash(self.tree, base_root, root, edits, inserted)
             self._insert_finished(conn, repo, branch, commit_id, base_id, root, description, metadata or {}, origin)
             self._land(conn, repo, branch, commit_id, base_id, base_root, root, chain)
             self._open_downstream(conn, BranchRef(repo, branch), commit_id)

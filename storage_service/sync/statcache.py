@@ -34,6 +34,7 @@ that run behind this machine's by more than the window defeat this check.
 from __future__ import annotations
 
 import array
+import bisect
 import contextlib
 import functools
 import hashlib
@@ -59,6 +60,7 @@ _DIGEST = 32
 _LEN = struct.Struct("<Q")
 SEP = _SEP = "\0"  # never in a file name, nor in a hash
 _BLOCK = 32  # entries compared at once by the bulk compare
+_WIDTH = 2 * _DIGEST + 1  # a hex digest and its separator, in a column of hashes
 
 Remote = dict[str, tuple[int, str]]
 """rel → (size, content hash) of a commit's files under the synced path."""
@@ -142,6 +144,25 @@ class _Saved:
         return _strings(self.paths_blob)
 
     @functools.cached_property
+    def fixed(self) -> bool:
+        """Every hash (of both hash columns) is a hex digest of the usual width: item i is at a fixed offset."""
+        n, m = len(self.flags), len(self._raw["remote_sizes"]) // 8
+        return all(len(blob) == (count * _WIDTH - 1 if count else 0)
+                   for blob, count in ((self._raw["hashes"], n), (self._raw["remote_hashes"], m)))
+
+    def hash_at(self, i: int) -> str:
+        """The recorded hash of entry ``i`` (needs :attr:`fixed`)."""
+        return self._raw["hashes"][_WIDTH * i:_WIDTH * i + _WIDTH - 1].decode()
+
+    def remote_at(self, path: str) -> tuple[int, tuple[int, str]] | None:
+        """(row, (size, hash)) of ``path`` among the synced commit's files (needs :attr:`fixed`)."""
+        paths = self.remote_paths
+        j = bisect.bisect_left(paths, path)
+        if j == len(paths) or paths[j] != path:
+            return None
+        return j, (self.remote_sizes[j], self._raw["remote_hashes"][_WIDTH * j:_WIDTH * j + _WIDTH - 1].decode())
+
+    @functools.cached_property
     def statted(self) -> array.array[int]:
         return _ints(self._raw["statted"])
 
@@ -191,7 +212,7 @@ def _count(blob: bytes) -> int:
 
 def _strings_of(blob: bytes, expected: int) -> int:
     """How many strings a column of hashes holds: at once when all are hex digests of the usual width."""
-    if expected and len(blob) == expected * (2 * _DIGEST + 1) - 1:
+    if expected and len(blob) == expected * _WIDTH - 1:
         return expected  # as many separators as that width implies; the checksum vouches for the rest
     return _count(blob)
 
@@ -225,6 +246,9 @@ class StatCache:
         self._synced: Synced | None = self._saved_synced()
         self._remote: Remote | None = None
         self._remote_moved: set[str] = set()  # paths whose entry in the synced commit changed since read
+        # The in-place mode (see in_place): entries recorded by row, and the synced commit's rows replaced.
+        self._at: dict[int, Entry] = {}
+        self._remote_at: dict[int, tuple[int, str]] = {}
         self._dirty = False
 
     # -- reading -----------------------------------------------------------------
@@ -272,6 +296,11 @@ class StatCache:
         """The files of :attr:`synced` under its path (empty when it is None)."""
         if self._remote is None:
             self._remote = self._saved.remote() if self._saved and self._synced else {}
+            if self._remote_at:
+                assert self._saved is not None
+                paths = self._saved.remote_paths
+                for j, entry in self._remote_at.items():
+                    self._remote[paths[j]] = entry
         return self._remote
 
     def unchanged(self, synced: Synced, paths: bytes, stats: array.array[int], *,
@@ -289,6 +318,60 @@ class StatCache:
         if not remote_extra_ok and saved.header.get("remote_only", 1):
             return False
         return saved.paths_blob == paths and saved.stats == stats
+
+    def in_place(self, synced: Synced, paths: bytes, stats: array.array[int], *, delete: bool) -> list[int] | None:
+        """The rows whose stat moved, when the folder holds the very files it held when it was last made
+        equal to ``synced`` (None otherwise: compare in full).
+
+        That is the common re-sync after a few edits: same paths, every entry
+        clean then, the branch still at that commit. Its work is then by row,
+        in O(changes): :meth:`record_at`, :meth:`remote_at`,
+        :meth:`advance_in_place`, and a save that patches the columns read.
+        With ``delete``, the commit must hold no file the folder lacks.
+        """
+        saved = self._saved
+        if (saved is None or self._dirty or self._overlay or self._synced != synced
+                or not saved.header.get("clean") or saved.paths_blob != paths or not saved.fixed):
+            return None
+        if delete and saved.header.get("remote_only", 1):
+            return None
+        old = saved.stats
+        if len(old) != len(stats):
+            return None
+        rows: list[int] = []
+        for first in range(0, len(stats) // 4, _BLOCK):
+            lo, hi = 4 * first, 4 * (first + _BLOCK)
+            if stats[lo:hi] != old[lo:hi]:
+                rows.extend(i for i in range(first, min(first + _BLOCK, len(stats) // 4))
+                            if stats[4 * i:4 * i + 4] != old[4 * i:4 * i + 4])
+        return rows
+
+    def remote_at(self, path: str) -> tuple[int, tuple[int, str]] | None:
+        """(row, (size, hash)) of ``path`` in the synced commit, in the in-place mode."""
+        assert self._saved is not None
+        found = self._saved.remote_at(path)
+        if found is not None and found[0] in self._remote_at:
+            return found[0], self._remote_at[found[0]]
+        return found
+
+    def record_at(self, row: int, stat: StatTuple, content_hash: str, statted_ns: int) -> None:
+        """:meth:`record` of the entry in ``row``, in the in-place mode."""
+        self._at[row] = (tuple(stat), content_hash, statted_ns)  # type: ignore[assignment]
+        self._dirty = True
+
+    def advance_in_place(self, synced: Synced, moved: dict[int, tuple[int, str]]) -> None:
+        """The folder now equals ``synced``, whose files are the last synced commit's with the rows in
+        ``moved`` (of that commit's files) replaced by new (size, hash)."""
+        self._remote_at.update(moved)
+        self._synced = synced
+        self._remote = None
+        self._dirty = True
+
+    def forget_synced(self) -> None:
+        """The folder's match with any commit is no longer known (its entries, by row, stay)."""
+        self._synced, self._remote = None, None
+        self._remote_at.clear()
+        self._dirty = True
 
     def settled(self, paths: list[str], stats: array.array[int]) -> set[str]:
         """The files (of a scan) whose stat is the one recorded when they were found to hold the content
@@ -315,6 +398,8 @@ class StatCache:
         if path in self._overlay:
             return self._overlay[path]
         i = self._index.get(path)
+        if i is not None and i in self._at:
+            return self._at[i]
         return None if i is None or self._saved is None else self._saved.entry(i)
 
     def lookup(self, path: str, stat: StatTuple) -> str | None:
@@ -362,13 +447,17 @@ class StatCache:
         if not self.enabled or not self._dirty:
             return
         saved = self._saved
-        same_files = (saved is not None and all(self._overlay.values()) and self._overlay.keys() <= self._index.keys()
-                      and list(order) == saved.paths)
-        data = self._patched() if same_files else self._rendered(order)
+        if saved is not None and (self._at or self._remote_at) and not self._overlay and not self._remote_moved:
+            data = self._patched_in_place()
+        else:
+            same_files = (saved is not None and all(self._overlay.values())
+                          and self._overlay.keys() <= self._index.keys() and list(order) == saved.paths)
+            data = self._patched() if same_files else self._rendered(order)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             part = self.path.with_name(f"{self.path.name}.{os.getpid()}.part")
-            part.write_bytes(data)
+            with open(part, "wb") as fh:
+                fh.writelines(data)
             os.replace(part, self.path)
         except OSError as exc:  # a cache that cannot be written costs time next run, never correctness
             log.warning("cannot write the sync stat cache %s (%s)", self.path, exc)
@@ -376,7 +465,39 @@ class StatCache:
                 self.path.unlink(missing_ok=True)
         self._dirty = False
 
-    def _patched(self) -> bytes:
+    def _patched_in_place(self) -> list[bytes]:
+        """The columns as read, patched by row: O(changes) but for copying the bytes."""
+        saved = self._saved
+        assert saved is not None and saved.fixed
+        stats, statted = array.array("q", saved.stats), array.array("q", saved.statted)
+        hashes, flags = bytearray(saved._raw["hashes"]), bytearray(saved.flags)
+        sizes, remote_hashes = array.array("q", saved.remote_sizes), bytearray(saved._raw["remote_hashes"])
+        for j, (size, content) in self._remote_at.items():
+            sizes[j] = size
+            remote_hashes[_WIDTH * j:_WIDTH * j + _WIDTH - 1] = content.encode()
+        paths = saved.paths
+        for i, entry in self._at.items():
+            stats[4 * i:4 * i + 4] = array.array("q", entry[0])
+            statted[i] = entry[2]
+            hashes[_WIDTH * i:_WIDTH * i + _WIDTH - 1] = entry[1].encode()
+            found = self.remote_at(paths[i])
+            flags[i] = _clean(entry, found[1] if found else None)
+        # Rows of the commit replaced without a local entry recorded: their entry no longer matches.
+        if self._remote_at:
+            at_paths = {paths[i] for i in self._at}
+            rows = set(self._remote_at) - {found[0] for p in at_paths if (found := saved.remote_at(p))}
+            for j in rows:
+                row = self._index.get(saved.remote_paths[j])
+                if row is not None:
+                    flags[row] = _clean(self._entry(saved.remote_paths[j]) or saved.entry(row), self._remote_at[j])
+        header = dict(saved.header)
+        header["synced"] = list(self._synced) if self._synced else None
+        header["clean"] = self._synced is not None and flags.count(0) == 0
+        columns = [saved.paths_blob, stats.tobytes(), statted.tobytes(), bytes(hashes), bytes(flags),
+                   saved._raw["remote_paths"], sizes.tobytes(), bytes(remote_hashes)]
+        return _render_columns(header, columns)
+
+    def _patched(self) -> list[bytes]:
         """The columns as read, with the entries recorded since (and flags of paths whose commit side moved)."""
         saved = self._saved
         assert saved is not None
@@ -394,7 +515,7 @@ class StatCache:
         header = self._header(flags, self._index.keys())
         return _render(header, saved.paths, stats, statted, hashes, bytes(flags), self._remote_columns())
 
-    def _rendered(self, order: Sequence[str]) -> bytes:
+    def _rendered(self, order: Sequence[str]) -> list[bytes]:
         known = self._saved.entries() if self._saved else {}
         for path, entry in self._overlay.items():
             if entry is None:
@@ -439,14 +560,21 @@ def _clean(entry: Entry, remote: tuple[int, str] | None) -> bool:
 
 
 def _render(header: dict[str, Any], paths: list[str], stats: array.array[int], statted: array.array[int],
-            hashes: list[str], flags: bytes, remote: tuple[list[str], array.array[int], list[str]]) -> bytes:
+            hashes: list[str], flags: bytes, remote: tuple[list[str], array.array[int], list[str]]) -> list[bytes]:
     remote_paths, remote_sizes, remote_hashes = remote
-    columns = [
-        json.dumps(header).encode(), _blob(paths), stats.tobytes(), statted.tobytes(), _blob(hashes), flags,
+    return _render_columns(header, [
+        _blob(paths), stats.tobytes(), statted.tobytes(), _blob(hashes), flags,
         _blob(remote_paths), remote_sizes.tobytes(), _blob(remote_hashes),
-    ]
-    body = b"".join(_LEN.pack(len(c)) + c for c in columns)
-    return _MAGIC + blake3.blake3(body).digest() + body
+    ])
+
+
+def _render_columns(header: dict[str, Any], columns: list[bytes]) -> list[bytes]:
+    """The file's pieces, in order (written one after the other: no copy of the whole)."""
+    body = [x for c in [json.dumps(header).encode(), *columns] for x in (_LEN.pack(len(c)), c)]
+    digest = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    for piece in body:
+        digest.update(piece)
+    return [_MAGIC, digest.digest(), *body]
 
 
 def _parse(data: bytes) -> _Saved:
@@ -455,7 +583,7 @@ def _parse(data: bytes) -> _Saved:
             raise _OtherVersion()
         raise _Damaged("not a stat cache")
     digest, body = data[len(_MAGIC):len(_MAGIC) + _DIGEST], memoryview(data)[len(_MAGIC) + _DIGEST:]
-    if blake3.blake3(body).digest() != digest:
+    if blake3.blake3(body, max_threads=blake3.blake3.AUTO).digest() != digest:
         raise _Damaged("checksum mismatch")
     columns: list[bytes] = []
     offset = 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from datumflow.storage_service.sync.statcache import cache_file
+from datumflow.storage_service.sync.statcache import StatCache, cache_file
 
 import datumflow
 
@@ -220,3 +220,97 @@ def test_links_to_files_sync_as_their_target_and_links_to_folders_are_not_follow
     store.sync_up(str(src), repo, "master")  # settles the entries recorded while racy
     again = store.sync_up(str(src), repo, "master")
     assert (again.is_noop, again.files_read) == (True, 0)
+
+
+def _settled(store: Any, src: Path, repo: str) -> None:
+    time.sleep(0.25)  # past the racy window of what was just written
+    store.sync_up(str(src), repo, "master")
+
+
+@pytest.fixture
+def rows_seen(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """What each sync's in-place check answered (None: compared in full)."""
+    seen: list[Any] = []
+    real = StatCache.in_place
+
+    def spy(self: StatCache, *args: Any, **kwargs: Any) -> Any:
+        seen.append(real(self, *args, **kwargs))
+        return seen[-1]
+
+    monkeypatch.setattr(StatCache, "in_place", spy)
+    return seen
+
+
+def test_edits_in_place_cost_what_changed_and_keep_the_record_right(
+    store: Any, repo: str, tmp_path: Path, rows_seen: list[Any]
+) -> None:
+    """A folder with the very files it last matched, a few edited: compared by row, no walk of the commit,
+    one diff to learn what the commit stored, and the record moves on to the new commit."""
+    src = _folder(tmp_path / "src")
+    counting = Counting(store)
+    counting.sync_up(str(src), repo, "master")
+    _settled(counting, src, repo)
+    (src / "d0" / "f000").write_bytes(os.urandom(200))  # same size, new bytes: read, and sent
+    (src / "d1" / "f001").write_bytes(os.urandom(300))  # another size: sent without a read
+    (src / "d2" / "f002").write_bytes((src / "d2" / "f002").read_bytes())  # touched only: read, not sent
+    time.sleep(0.25)
+    counting.take()
+    rows_seen.clear()
+    edited = counting.sync_up(str(src), repo, "master")
+    assert [len(rows) for rows in rows_seen] == [3]  # by row: the three files whose stat moved
+    assert (edited.added, edited.changed, edited.deleted) == ((), ("d0/f000", "d1/f001"), ())
+    assert (edited.files_read, edited.unchanged, edited.bytes) == (2, 28, 500)
+    assert counting.take() == {"diff": 1}
+    assert _remote(store, repo, "master") == _files(src)
+    again = counting.sync_up(str(src), repo, "master")
+    assert (again.is_noop, again.files_read, again.commit) == (True, 0, None)
+    assert counting.take() == {}  # the record names the new commit: no walk, no diff
+    down = store.sync_down(repo, "master", "", str(src))
+    assert down.is_noop and down.files_read == 0
+
+
+def test_edits_in_place_while_another_writer_moves_the_branch(store: Any, repo: str, tmp_path: Path) -> None:
+    src = _folder(tmp_path / "src")
+    store.sync_up(str(src), repo, "master")
+    _settled(store, src, repo)
+    (src / "d0" / "f003").write_bytes(b"ours")
+    time.sleep(0.25)
+
+    class Racing(Counting):
+        def put_files(self, *args: Any, **kwargs: Any) -> Any:  # another writer lands first
+            self.store.put_files(repo, "master", [("theirs", b"t"), ("d1/f004", b"their edit")])
+            return self.store.put_files(*args, **kwargs)
+
+    racing = Racing(store)
+    result = racing.sync_up(str(src), repo, "master")
+    assert result.changed == ("d0/f003",)
+    remote = _remote(store, repo, "master")
+    assert remote["theirs"] == b"t" and remote["d0/f003"] == b"ours" and remote["d1/f004"] == b"their edit"
+    # The record of the commit was dropped: the next sync walks once and finds the other writer's edit.
+    counting = Counting(store)
+    after = counting.sync_up(str(src), repo, "master")
+    assert after.changed == ("d1/f004",) and counting.take().get("walk_files") == 1
+    assert _remote(store, repo, "master") == {**_files(src), "theirs": b"t"}
+
+
+def test_edits_in_place_with_delete_and_dry_run(store: Any, repo: str, tmp_path: Path, rows_seen: list[Any]) -> None:
+    src = _folder(tmp_path / "src")
+    store.sync_up(str(src), repo, "master")
+    _settled(store, src, repo)
+    (src / "d2" / "f005").write_bytes(b"planned")
+    time.sleep(0.25)
+    head = store.inspect_branch(repo, "master").head
+    plan = store.sync_up(str(src), repo, "master", dry_run=True)
+    assert plan.changed == ("d2/f005",) and plan.commit is None
+    assert store.inspect_branch(repo, "master").head == head
+    done = store.sync_up(str(src), repo, "master")
+    assert done.changed == ("d2/f005",) and done.commit is not None
+    store.put_files(repo, "master", [("only-remote", b"r")])
+    store.sync_up(str(src), repo, "master")  # records a commit holding a file the folder lacks
+    (src / "d0" / "f006").write_bytes(b"edited")
+    time.sleep(0.25)
+    rows_seen.clear()
+    pruned = store.sync_up(str(src), repo, "master", delete=True)
+    assert rows_seen == [None]  # a file to delete: compared in full
+    assert (pruned.changed, pruned.deleted) == (("d0/f006",), ("only-remote",))
+    assert _remote(store, repo, "master") == _files(src)

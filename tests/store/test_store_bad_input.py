@@ -119,3 +119,18 @@ def test_missing_local_source(seeded: Store, tmp_path) -> None:  # type: ignore[
     with pytest.raises(PathNotFound, match="does not exist"):
         seeded.put_file("data", "master", "f", tmp_path / "missing")
     assert seeded.resolve("data", "master") == head
+
+
+def test_a_replaced_file_cannot_become_a_folder_in_the_same_write(store: Store) -> None:
+    """The clash check skips the lookup under a path the write replaces (it was a file, with nothing under
+    it), so what the write itself puts under that path must still be refused."""
+    store.create_repo("clash")
+    store.put_files("clash", "master", [(f"d/{i}", b"x") for i in range(300)])
+    before = store.inspect_branch("clash", "master").head
+    with pytest.raises(InvalidArgument, match="cannot also be"):
+        store.put_files("clash", "master", [("d/7", b"new"), ("d/7/under", b"u")])
+    with pytest.raises(InvalidArgument, match="cannot also be"):
+        store.put_files("clash", "master", [("d/8/under", b"u")])
+    assert store.inspect_branch("clash", "master").head == before
+    store.put_files("clash", "master", [(f"d/{i}", b"y") for i in range(0, 300, 7)])  # replacements pass
+    assert store.get_file("clash", "master", "d/7") == b"y"

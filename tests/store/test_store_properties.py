@@ -93,7 +93,9 @@ def test_tree_is_history_independent(batches: list[dict[str, Any]]) -> None:
     root = tree.build(sorted(model.items()))
     assert tree.store.get(root).level >= 1
     for edits in batches:
-        root = tree.edit(root, edits)  # type: ignore[assignment]
+        inserted: set[str] = set()
+        root = tree.edit(root, edits, inserted)  # type: ignore[assignment]
+        assert inserted == {k for k, v in edits.items() if v is not None and k not in model}
         model = apply(model, edits)
         assert root == tree.build(sorted(model.items()))
         assert list(tree.items(root)) == sorted(model.items())
