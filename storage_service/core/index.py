@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import blake3
+import orjson
 
-__all__ = ["MAX_KEY", "Node", "NodeStore", "Tree"]
+__all__ = ["MAX_KEY", "Node", "NodeStore", "Tree", "encode_json"]
 
 _FIRST, _SECOND, _THIRD = operator.itemgetter(0), operator.itemgetter(1), operator.itemgetter(2)
 LEAF_FANOUT = 128
@@ -45,11 +46,14 @@ class Node:
     vals: list[Any]  # leaf: file entry; inner: [child hash, files, bytes]
 
     def encode(self) -> bytes:
-        return json.dumps([self.level, self.keys, self.vals], separators=(",", ":")).encode()
+        return encode_json([self.level, self.keys, self.vals])
 
     @classmethod
     def decode(cls, data: bytes) -> Node:
-        level, keys, vals = json.loads(data)
+        try:
+            level, keys, vals = orjson.loads(data)
+        except orjson.JSONDecodeError:  # e.g. a path that is not UTF-8 (an escaped lone surrogate)
+            level, keys, vals = json.loads(data)
         return cls(level, keys, vals)
 
     def stats(self) -> tuple[int, int]:
@@ -57,6 +61,26 @@ class Node:
         if self.level == 0:
             return len(self.keys), sum(map(_FIRST, self.vals))
         return sum(map(_SECOND, self.vals)), sum(map(_THIRD, self.vals))
+
+
+def encode_json(value: Any) -> bytes:
+    """``json.dumps(value, separators=(",", ":"))`` as bytes, byte for byte (node hashes depend on it).
+
+    orjson writes the same bytes for what nodes hold (lists, dicts of strings,
+    strings, integers, None; never floats) whenever its output is printable
+    ASCII with no ``\\u`` escape: it differs only in writing DEL and
+    non-ASCII characters raw, and in refusing lone surrogates and integers
+    beyond 64 bits. In those cases the standard encoder runs. (Reading, orjson
+    would take an integer beyond 64 bits for a float; sizes and counts in
+    nodes never come near.)
+    """
+    try:
+        out = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        out = b""
+    if not out or not out.isascii() or b"\\u" in out or b"\x7f" in out:
+        return json.dumps(value, separators=(",", ":")).encode()
+    return out
 
 
 class NodeStore:
