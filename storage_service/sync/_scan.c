@@ -16,11 +16,12 @@
  * file nor a folder, are skipped; a file or folder that vanishes during the
  * scan is left out. Any other error is raised as OSError with its path.
  *
- * Work is done in two passes with the interpreter lock released. The walk
- * lists every folder (readdir, which gives each entry's type on the common
- * file systems, so folders need no stat) and sorts its names; then the
- * threads take slices of the listed names and lstat them relative to their
- * folder's descriptor. Results are laid out in walk order.
+ * The interpreter lock is released throughout. The calling thread walks:
+ * it lists every folder (readdir, which gives each entry's type on the
+ * common file systems, so folders need no stat) and sorts its names, and
+ * the other threads meanwhile take slices of the names listed so far and
+ * lstat them relative to their folder's descriptor; once the walk is done
+ * the calling thread takes slices too. Results are laid out in walk order.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -50,7 +51,7 @@ typedef struct {
 } Folder;
 
 typedef struct {
-    Folder *items;
+    Folder **items; /* each record stays where it is while the array grows */
     size_t len, cap;
     size_t names_total;
     /* the first error met, reported after both passes */
@@ -59,8 +60,10 @@ typedef struct {
     pthread_mutex_t lock;
     const char *suffix;
     size_t suffix_len;
-    /* the stat pass: slices (folder, first name) handed out in order */
+    /* the stat pass: slices (folder, first name) handed out in order, as the walk lists them */
     size_t next_folder, next_name;
+    int walking;
+    pthread_cond_t listed;
 } Scan;
 
 static void set_error(Scan *s, int err, const char *a, const char *b) {
@@ -78,12 +81,23 @@ static void set_error(Scan *s, int err, const char *a, const char *b) {
     pthread_mutex_unlock(&s->lock);
 }
 
-static int grow(Scan *s) {
-    size_t cap = s->cap ? s->cap * 2 : 64;
-    Folder *grown = realloc(s->items, cap * sizeof *grown);
-    if (!grown) return 0;
-    s->items = grown;
-    s->cap = cap;
+/* Hand a folder's record to the stat pass (it owns the record from now on). 0 when memory ran out. */
+static int publish(Scan *s, Folder *f) {
+    pthread_mutex_lock(&s->lock);
+    if (s->len == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 64;
+        Folder **grown = realloc(s->items, cap * sizeof *grown);
+        if (!grown) {
+            pthread_mutex_unlock(&s->lock);
+            return 0;
+        }
+        s->items = grown;
+        s->cap = cap;
+    }
+    s->items[s->len++] = f;
+    s->names_total += f->count;
+    pthread_cond_broadcast(&s->listed);
+    pthread_mutex_unlock(&s->lock);
     return 1;
 }
 
@@ -169,29 +183,40 @@ static int walk(Scan *s, int fd, char *abs, char *rel, size_t rel_len) {
         entries[n++].type = t;
         if (t != DT_DIR) files++;
     }
-    qsort(entries, n, sizeof *entries, by_name);
+    if (n > 1) qsort(entries, n, sizeof *entries, by_name);
 
-    Folder f = {0};
-    f.abs = abs;
-    f.rel = rel;
-    f.rel_len = rel_len;
-    f.count = files;
-    f.names = malloc((files ? files : 1) * sizeof *f.names);
-    f.kept = calloc(files ? files : 1, 1);
-    f.stats = malloc((files ? files : 1) * 4 * sizeof *f.stats);
-    if (!f.names || !f.kept || !f.stats || (s->len == s->cap && !grow(s))) {
-        free(f.names);
-        free(f.kept);
-        free(f.stats);
+    Folder *f = calloc(1, sizeof *f);
+    if (!f) goto nomem;
+    f->abs = abs;
+    f->rel = rel;
+    f->rel_len = rel_len;
+    f->count = files;
+    f->names = malloc((files ? files : 1) * sizeof *f->names);
+    f->kept = calloc(files ? files : 1, 1);
+    f->stats = malloc((files ? files : 1) * 4 * sizeof *f->stats);
+    if (!f->names || !f->kept || !f->stats) {
+        free(f->names);
+        free(f->kept);
+        free(f->stats);
+        free(f);
         goto nomem;
     }
     for (size_t i = 0, j = 0; i < n; i++)
         if (entries[i].type != DT_DIR) {
-            f.names[j++] = entries[i].name;
+            f->names[j++] = entries[i].name;
             entries[i].name = NULL;
         }
-    s->items[s->len++] = f; /* the strings now belong to the record, and stay where they are */
-    s->names_total += files;
+    if (!publish(s, f)) { /* the strings belong to the record now: free it whole */
+        free_names(f->names, f->count);
+        free(f->kept);
+        free(f->stats);
+        free(f);
+        free_entries(entries, n);
+        closedir(dir);
+        free(abs);
+        free(rel);
+        return -1;
+    }
 
     int result = 0;
     size_t abs_len = strlen(abs);
@@ -229,11 +254,11 @@ nomem:
 }
 
 static void stat_slice(Scan *s, Folder *f, size_t first, size_t last) {
-    if (f->gone) return;
+    if (__atomic_load_n(&f->gone, __ATOMIC_RELAXED)) return;
     int fd = open(f->abs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR) {
-            f->gone = 1; /* another thread may set it too: same value */
+            __atomic_store_n(&f->gone, 1, __ATOMIC_RELAXED); /* another thread may set it too */
             return;
         }
         set_error(s, errno, f->abs, NULL);
@@ -262,42 +287,50 @@ static void stat_slice(Scan *s, Folder *f, size_t first, size_t last) {
     close(fd);
 }
 
-static int next_slice(Scan *s, size_t *folder, size_t *first, size_t *last) {
+/* The next slice of names to stat; waits while the walk may list more. NULL: all done. */
+static Folder *next_slice(Scan *s, size_t *first, size_t *last) {
+    Folder *f = NULL;
     pthread_mutex_lock(&s->lock);
-    while (s->next_folder < s->len && s->next_name >= s->items[s->next_folder].count) {
-        s->next_folder++;
-        s->next_name = 0;
-    }
-    int found = s->next_folder < s->len;
-    if (found) {
-        Folder *f = &s->items[s->next_folder];
-        *folder = s->next_folder;
-        *first = s->next_name;
-        *last = f->count - s->next_name > SLICE ? s->next_name + SLICE : f->count;
-        s->next_name = *last;
+    for (;;) {
+        while (s->next_folder < s->len && s->next_name >= s->items[s->next_folder]->count) {
+            s->next_folder++;
+            s->next_name = 0;
+        }
+        if (s->next_folder < s->len) {
+            f = s->items[s->next_folder];
+            *first = s->next_name;
+            *last = f->count - s->next_name > SLICE ? s->next_name + SLICE : f->count;
+            s->next_name = *last;
+            break;
+        }
+        if (!s->walking) break;
+        pthread_cond_wait(&s->listed, &s->lock);
     }
     pthread_mutex_unlock(&s->lock);
-    return found;
+    return f;
 }
 
 static void *stat_worker(void *arg) {
     Scan *s = arg;
-    size_t folder, first, last;
-    while (next_slice(s, &folder, &first, &last)) stat_slice(s, &s->items[folder], first, last);
+    size_t first, last;
+    Folder *f;
+    while ((f = next_slice(s, &first, &last))) stat_slice(s, f, first, last);
     return NULL;
 }
 
 static void free_scan(Scan *s) {
     for (size_t i = 0; i < s->len; i++) {
-        Folder *f = &s->items[i];
+        Folder *f = s->items[i];
         free_names(f->names, f->count);
         free(f->kept);
         free(f->stats);
         free(f->abs);
         free(f->rel);
+        free(f);
     }
     free(s->items);
     free(s->err_path);
+    pthread_cond_destroy(&s->listed);
     pthread_mutex_destroy(&s->lock);
 }
 
@@ -313,6 +346,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     Scan s;
     memset(&s, 0, sizeof s);
     pthread_mutex_init(&s.lock, NULL);
+    pthread_cond_init(&s.listed, NULL);
+    s.walking = 1;
     const char *root = PyBytes_AS_STRING(root_obj);
     size_t root_len = (size_t)PyBytes_GET_SIZE(root_obj);
     s.suffix = PyBytes_AS_STRING(suffix_obj);
@@ -323,6 +358,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int64_t *stats = NULL;
 
     Py_BEGIN_ALLOW_THREADS
+    pthread_t ids[MAX_THREADS];
+    int started = 0;
+    for (int i = 1; i < threads; i++)
+        if (pthread_create(&ids[started], NULL, stat_worker, &s) == 0) started++;
     int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
         set_error(&s, errno, root, NULL);
@@ -337,19 +376,15 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             nomem = 1;
         }
     }
-    if (!nomem && !s.err) {
-        pthread_t ids[MAX_THREADS];
-        int started = 0;
-        size_t wanted = s.names_total / SLICE + 1;
-        int n = threads < (int)wanted ? threads : (int)wanted;
-        for (int i = 1; i < n; i++)
-            if (pthread_create(&ids[started], NULL, stat_worker, &s) == 0) started++;
-        stat_worker(&s);
-        for (int i = 0; i < started; i++) pthread_join(ids[i], NULL);
-    }
+    pthread_mutex_lock(&s.lock);
+    s.walking = 0;
+    pthread_cond_broadcast(&s.listed);
+    pthread_mutex_unlock(&s.lock);
+    stat_worker(&s); /* the walk is done: help with what is left */
+    for (int i = 0; i < started; i++) pthread_join(ids[i], NULL);
     if (!nomem && !s.err) {
         for (size_t i = 0; i < s.len; i++) {
-            Folder *f = &s.items[i];
+            Folder *f = s.items[i];
             for (size_t j = 0; j < f->count; j++)
                 if (f->kept[j]) {
                     count++;
@@ -364,7 +399,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
             char *p = blob;
             int64_t *q = stats;
             for (size_t i = 0; i < s.len; i++) {
-                Folder *f = &s.items[i];
+                Folder *f = s.items[i];
                 for (size_t j = 0; j < f->count; j++) {
                     if (!f->kept[j]) continue;
                     size_t ln = strlen(f->names[j]);

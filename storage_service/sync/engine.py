@@ -136,7 +136,7 @@ def _up_in_place(
         content, read_size = file_hash(folder.abspath(rel))
         folder.files_read += 1
         if read_size == stat[0]:  # else it changed under us: its stat is stale, record nothing
-            cache.record_at(i, stat, content, read_at)
+            cache.record_at(i, rel, stat, content, read_at)
         if content != remote_hash:
             changed.append((i, rel, stat))
     commit = None
@@ -159,7 +159,7 @@ def _up_in_place(
             found = cache.remote_at(rel)
             assert found is not None
             moved[found[0]] = (entry.new.size, content)
-            cache.record_at(i, stat, content, read_at)  # the hash the store read after our stat
+            cache.record_at(i, rel, stat, content, read_at)  # the hash the store read after our stat
         else:
             cache.advance_in_place(Synced(repo, prefix, commit), moved)
     cache.save()

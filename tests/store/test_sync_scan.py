@@ -144,3 +144,46 @@ def test_a_folder_hands_its_blob_to_the_cache_unchanged(tmp_path: Path) -> None:
         assert isinstance(folder.stats, array.array)
     finally:
         del os.environ["DATUMFLOW_SYNC_CACHE"]
+
+
+@needs_compiled
+def test_a_folder_changing_under_the_scan_is_never_an_error(tmp_path: Path) -> None:
+    """Folders and files created and removed while scans run: a scan never raises, and lists only files
+    that were there at some moment (each at most its full size: it may be caught mid-write)."""
+    import threading
+    import time
+
+    root = tmp_path / "busy"
+    root.mkdir()
+    (root / "stays").write_bytes(b"s" * 7)
+    stop = threading.Event()
+
+    def churn() -> None:
+        i = 0
+        while not stop.is_set():
+            sub = root / f"x{i % 10}"
+            try:
+                sub.mkdir(exist_ok=True)
+                for j in range(20):
+                    (sub / f"f{j}").write_bytes(b"x" * j)
+                shutil.rmtree(sub)
+            except OSError:
+                pass
+            i += 1
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        end = time.monotonic() + 2
+        scans = 0
+        while time.monotonic() < end:
+            paths, stats = _compiled(root)
+            sizes = dict(zip(paths, stats[0::4], strict=True))
+            assert sizes["stays"] == 7
+            assert all(p == "stays" or (p.startswith("x") and sizes[p] <= int(p.rsplit("/f", 1)[1]))
+                       for p in paths)
+            scans += 1
+    finally:
+        stop.set()
+        worker.join()
+    assert scans > 10
