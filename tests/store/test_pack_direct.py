@@ -1,0 +1,217 @@
+"""Large files of a durable write reach their pack by direct I/O, byte for byte as through the page cache.
+
+The limits are shrunk (large file, pack, staging buffer) so that a few MiB
+cross every boundary: a staged file that starts inside a block other bytes
+already hold, that fills packs, that follows or precedes small and
+mid-sized files in the same pack, that shares chunks with stored content.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from datumflow.storage_service import Store
+from datumflow.storage_service.core import chunks as chunks_module
+from datumflow.storage_service.core.chunking import MAX_CHUNK
+from datumflow.storage_service.core.schema import packs
+from sqlalchemy import select
+
+from .conftest import pack_bytes
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture
+def small_limits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The limits shrunk; the list gets the length of every direct write's buffer."""
+    monkeypatch.setattr(chunks_module, "DIRECT_MIN", 3 * MIB)
+    monkeypatch.setattr(chunks_module, "PACK_TARGET", 5 * MIB)
+    monkeypatch.setattr(chunks_module, "_STAGING_BUFFER", 256 * 1024)
+    monkeypatch.setattr(chunks_module, "_STAGING_BUFFERS", 3)
+    staged: list[int] = []
+    real = chunks_module._write_staged
+
+    def counted(*args: Any) -> None:
+        staged.append(args[-1])
+        real(*args)
+
+    monkeypatch.setattr(chunks_module, "_write_staged", counted)
+    return staged
+
+
+def _write(path: Path, seed: int, size: int) -> bytes:
+    data = random.Random(seed).randbytes(size)
+    path.write_bytes(data)
+    return data
+
+
+def _check_packs(store: Store, root: Path) -> None:
+    """Every pack on disk is exactly as long as recorded (no padding left), and no spool file remains."""
+    with store.engine.connect() as conn:
+        recorded = {row[0]: row[1] for row in conn.execute(select(packs.c.id, packs.c.size))}
+    on_disk = {p.name: p.stat().st_size for p in (root / "objects" / "packs").rglob("*") if p.is_file()}
+    assert on_disk == recorded
+    assert not [p for p in (root / "objects" / ".spool").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_direct_and_cached_writes_share_packs(tmp_path: Path, small_limits: list[int]) -> None:
+    root = tmp_path / "store"
+    files = {
+        "a-small": random.Random(1).randbytes(1000),
+        "b-large": _write(tmp_path / "b", 2, 7 * MIB + 12345),  # fills a pack, starts the next one mid-block
+        "c-mid": _write(tmp_path / "c", 3, 2 * MIB + 77),  # below DIRECT_MIN: copied through the cache
+        "d-large": _write(tmp_path / "d", 4, 4 * MIB + 1),
+        "e-small": random.Random(5).randbytes(333_333),
+        "f-large": _write(tmp_path / "f", 6, 3 * MIB),
+    }
+    items: list[tuple[str, Any]] = [
+        (name, data if name.endswith("small") else tmp_path / name[0]) for name, data in files.items()
+    ]
+    with Store(str(root), fsync=True) as store:
+        store.create_repo("r")
+        store.put_files("r", "master", items)
+        for name, data in files.items():
+            assert store.get_file("r", "master", name) == data, name
+        assert pack_bytes(store) == sum(len(d) for d in files.values())  # nothing padded, nothing twice
+        _check_packs(store, root)
+        assert len([p for p in (root / "objects" / "packs").rglob("*") if p.is_file()]) >= 3
+    large = sum(len(files[name]) for name in ("b-large", "d-large", "f-large"))
+    assert large <= sum(small_limits) < large + 4 * 4096 * 3  # the large files' bytes, and a few first blocks
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_a_staged_file_stores_only_its_new_chunks(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    data = _write(tmp_path / "v1", 7, 9 * MIB + 5)
+    edited = bytearray(data)
+    edited[4 * MIB:4 * MIB + 10] = b"0123456789"  # a change in the middle: a chunk or two around it change
+    (tmp_path / "v2").write_bytes(edited)
+    with Store(str(root), fsync=True) as store:
+        store.create_repo("r")
+        store.put_files("r", "master", [("v1", tmp_path / "v1")])
+        before = pack_bytes(store)
+        store.put_files("r", "master", [("v2", tmp_path / "v2")])
+        added = pack_bytes(store) - before
+        assert 0 < added <= 3 * MAX_CHUNK
+        assert store.get_file("r", "master", "v1") == data
+        assert store.get_file("r", "master", "v2") == bytes(edited)
+        _check_packs(store, root)
+
+
+def test_without_fsync_no_direct_write(tmp_path: Path, small_limits: list[int]) -> None:
+    """Direct I/O is for writes that wait for the disk anyway; without fsync the page cache takes it all."""
+    data = _write(tmp_path / "big", 8, 6 * MIB)
+    with Store(str(tmp_path / "store"), fsync=False) as store:
+        store.create_repo("r")
+        store.put_files("r", "master", [("big", tmp_path / "big")])
+        assert store.get_file("r", "master", "big") == data
+    assert small_limits == []
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_direct_io_refused_at_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filesystem that refuses O_DIRECT: the pack is written through the page cache, the same bytes."""
+    real_open = os.open
+
+    def no_direct(path: Any, flags: int, *args: Any) -> int:
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "no direct I/O here")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(chunks_module.os, "open", no_direct)
+    root = tmp_path / "store"
+    data = _write(tmp_path / "big", 9, 8 * MIB + 3)
+    with Store(str(root), fsync=True) as store:
+        store.create_repo("r")
+        store.put_files("r", "master", [("big", tmp_path / "big"), ("again", tmp_path / "big")])
+        assert store.get_file("r", "master", "big") == data
+        assert pack_bytes(store) == len(data)
+        _check_packs(store, root)
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_direct_write_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A direct write the disk refuses (alignment, a device's rule) goes through the cache instead."""
+    real_pwrite = os.pwrite
+    refused: list[int] = []
+
+    def picky(fd: int, data: Any, offset: int) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            refused.append(fd)
+            raise OSError(errno.EINVAL, "refused")
+        return real_pwrite(fd, data, offset)
+
+    monkeypatch.setattr(chunks_module.os, "pwrite", picky)
+    root = tmp_path / "store"
+    small = random.Random(10).randbytes(5000)
+    data = _write(tmp_path / "big", 11, 6 * MIB + 999)
+    with Store(str(root), fsync=True) as store:
+        store.create_repo("r")
+        store.put_files("r", "master", [("small", small), ("big", tmp_path / "big")])
+        assert store.get_file("r", "master", "big") == data
+        assert store.get_file("r", "master", "small") == small
+        _check_packs(store, root)
+    assert refused
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_a_failed_direct_write_fails_the_put(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A staged write that fails fails the whole put: nothing is recorded, no spool file stays behind."""
+    real = chunks_module._write_staged
+    calls: list[int] = []
+
+    def failing(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 5:
+            raise OSError(errno.EIO, "disk gone")
+        real(*args)
+
+    monkeypatch.setattr(chunks_module, "_write_staged", failing)
+    root = tmp_path / "store"
+    _write(tmp_path / "big", 12, 8 * MIB)
+    with Store(str(root), fsync=True) as store:
+        store.create_repo("r")
+        store.put_file("r", "master", "before", b"kept")
+        with pytest.raises(OSError, match="disk gone"):
+            store.put_files("r", "master", [("big", tmp_path / "big")])
+        assert store.get_file("r", "master", "before") == b"kept"
+        with pytest.raises(Exception, match="big"):
+            store.get_file("r", "master", "big")
+        assert not [p for p in (root / "objects" / ".spool").iterdir() if p.name.endswith(".tmp")]
+        monkeypatch.setattr(chunks_module, "_write_staged", real)
+        data = (tmp_path / "big").read_bytes()
+        store.put_files("r", "master", [("big", tmp_path / "big")])  # and the next put stores it whole
+        assert store.get_file("r", "master", "big") == data
+
+
+def test_a_large_file_at_the_real_limits(tmp_path: Path) -> None:
+    """Past DIRECT_MIN with the shipped sizes: packs full and partial, each exactly its recorded size."""
+    root = tmp_path / "store"
+    size = chunks_module.DIRECT_MIN + chunks_module.PACK_TARGET // 2 + 4321
+    data = _write(tmp_path / "big", 13, size)
+    with Store(str(root), fsync=True) as store:
+        store.create_repo("r")
+        store.put_files("r", "master", [("small", b"x" * 100), ("big", tmp_path / "big")])
+        assert store.get_file("r", "master", "big") == data
+        assert pack_bytes(store) == size + 100
+        _check_packs(store, root)
+
+
+def test_direct_io_can_be_turned_off(tmp_path: Path, small_limits: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    """DATUMFLOW_DIRECT_IO=0: durable writes of large files go through the page cache too."""
+    monkeypatch.setenv("DATUMFLOW_DIRECT_IO", "0")
+    root = tmp_path / "store"
+    data = _write(tmp_path / "big", 14, 6 * MIB + 1)
+    with Store(str(root), fsync=True) as store:
+        store.create_repo("r")
+        store.put_files("r", "master", [("big", tmp_path / "big")])
+        assert store.get_file("r", "master", "big") == data
+        _check_packs(store, root)
+    assert small_limits == []
+
