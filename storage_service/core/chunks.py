@@ -127,7 +127,8 @@ class ChunkStore:
 
         A large file's chunks are read and checked a few ahead on a pool (reads
         and hashing release the interpreter lock), while the caller writes out
-        the ones before them.
+        the ones before them; from a local folder, the kernel is asked to read
+        the packs further ahead still (``_PREFETCH``).
         """
         refs = list(refs)
         total = sum(r.size for r in refs)
@@ -137,8 +138,15 @@ class ChunkStore:
             return
         pool = _readers()
         window: deque[Future[bytes]] = deque()
+        hint = getattr(self.objects, "will_read", None)  # a local folder: the kernel reads packs ahead
+        ahead: dict[str, int] = {}  # pack -> offset up to which it was asked to
         try:
             for ref, where in self._located(refs):
+                pack, offset, length = where
+                if hint is not None and offset + length > ahead.get(pack, -1):
+                    span = max(_PREFETCH, length)
+                    hint(pack_key(pack), offset, span)
+                    ahead[pack] = offset + span
                 window.append(pool.submit(self.read, ref, where))
                 if len(window) >= _READ_AHEAD:
                     yield window.popleft().result()
@@ -159,6 +167,10 @@ class ChunkStore:
 
 
 _READ_AHEAD = 4  # chunks in flight per reader: a few MiB
+# Bytes of a pack the kernel is asked to read ahead of a large read, each time the read gets past the last
+# such range: a pack not in the page cache (a cold store, or one written by direct I/O) is read from disk in
+# large requests, ahead of the readers, instead of chunk by chunk as they ask.
+_PREFETCH = 32 * 1024 * 1024
 _READ_AHEAD_BYTES = 4 * 1024 * 1024  # less is read in the caller's thread (handing chunks to a pool costs more)
 _READ_AHEAD_CHUNK = 64 * 1024  # nor are many small chunks (small files restored together), on average below this
 _READERS: tuple[int, ThreadPoolExecutor] | None = None

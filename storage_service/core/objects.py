@@ -121,6 +121,14 @@ class LocalObjects:
             raise ObjectNotFound(f"object {key} is shorter than expected ({start}+{length})")
         return data
 
+    def will_read(self, key: str, start: int, length: int) -> None:
+        """Hint that ``length`` bytes from ``start`` will be read soon: the kernel starts reading them now."""
+        held = self._acquire(key)
+        try:
+            os.posix_fadvise(held.fd, start, length, os.POSIX_FADV_WILLNEED)
+        finally:
+            self._release(held)
+
     def size(self, key: str) -> int:
         try:
             return os.stat(self._path(key)).st_size

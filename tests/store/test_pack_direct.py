@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import itertools
 import os
 import random
 from pathlib import Path
@@ -215,3 +216,23 @@ def test_direct_io_can_be_turned_off(tmp_path: Path, small_limits: list[int], mo
         _check_packs(store, root)
     assert small_limits == []
 
+
+@pytest.mark.usefixtures("small_limits")
+def test_a_cold_pack_is_read_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large read asks the kernel to read each pack ahead, in ranges that cover every chunk read."""
+    monkeypatch.setattr(chunks_module, "_PREFETCH", 1 * MIB)
+    data = _write(tmp_path / "big", 15, 7 * MIB + 3)
+    with Store(str(tmp_path / "store"), fsync=True) as store:
+        store.create_repo("r")
+        store.put_files("r", "master", [("big", tmp_path / "big")])
+        hinted: list[tuple[str, int, int]] = []
+        real = store.objects.will_read  # type: ignore[union-attr]
+        monkeypatch.setattr(store.objects, "will_read", lambda *a: hinted.append(a) or real(*a))
+        assert b"".join(store.open_file("r", "master", "big")) == data
+        with store.engine.connect() as conn:
+            sizes = {row[0]: row[1] for row in conn.execute(select(packs.c.id, packs.c.size))}
+        for pack_id, size in sizes.items():
+            ranges = sorted((start, start + n) for key, start, n in hinted if key.endswith(pack_id))
+            assert ranges and ranges[0][0] == 0
+            assert all(a[1] >= b[0] for a, b in itertools.pairwise(ranges))  # no gap between them
+            assert ranges[-1][1] >= size
