@@ -17,12 +17,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.helpers.waiting import until
 
 HERE = Path(__file__).parent
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -146,14 +147,5 @@ def _up(url: str) -> bool:
 
 
 def wait_for(check: Callable[[], Any], timeout: float, why: Callable[[], str], every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except httpx.HTTPError:  # a loaded API server timing out: ask again
-            found = None
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(why())
-        time.sleep(every)
+    """:func:`~tests.helpers.waiting.until` with a loaded API server's timeouts counted as "not yet"."""
+    return until(check, timeout, why, interval=every, ignoring=(httpx.HTTPError,))

@@ -25,6 +25,8 @@ from datumflow.storage_service.service.auth import pipeline_principal
 from datumflow.storage_service.service.spout_host import run_spout_here
 from datumflow.storage_service.store.store import Store
 
+from tests.helpers.waiting import until
+
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap (Debian bubblewrap) is not installed")
 
 # Writes N commits of one message each (as spout101's consumer), then waits to be stopped.
@@ -142,16 +144,6 @@ def _files(store: Store, repo: str) -> list[str]:
     return sorted(f.path for f in store.walk_files(repo, done[0].id)) if done else []
 
 
-def _until(what: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 @pytest.mark.slow
 def test_a_spout_writes_commits_with_the_spec_as_provenance_and_downstream_runs(
     store: Store, pipelines: Pipelines, code: Path, host: Callable[[str], threading.Thread]
@@ -163,13 +155,13 @@ def test_a_spout_writes_commits_with_the_spec_as_provenance_and_downstream_runs(
     })
     spec_commit = pipelines.inspect_pipeline("events").spec_commit
     thread = host("events")
-    _until(lambda: len(_files(store, "events")) == 3)
+    until(lambda: len(_files(store, "events")) == 3)
     made = [c for c in _finished(store, "events") if c.origin is Origin.USER]
     assert len(made) == 3  # one commit per message, as the script made them
     assert all(spec_commit in c.provenance for c in made)  # the code is provenance
     status = pipelines.inspect_pipeline("events").spout
     assert status is not None and status["state"] == "running" and status["pid"]
-    _until(lambda: "wrote 3" in pipelines.inspect_pipeline("events").spout["log"])  # type: ignore[index]
+    until(lambda: "wrote 3" in pipelines.inspect_pipeline("events").spout["log"])  # type: ignore[index]
 
     pipelines.stop_pipeline("events")  # the runner sees it and ends the process
     thread.join(timeout=60)
@@ -186,8 +178,8 @@ def test_a_crashing_spout_is_restarted_with_backoff(
 ) -> None:
     pipelines.create_pipeline(_spout_spec("flaky", code / "crasher.py"))
     host("flaky")
-    _until(lambda: len(_finished(store, "flaky")) >= 3)  # the spec's commit and two runs' commits
-    status = _until(lambda: (s := pipelines.inspect_pipeline("flaky").spout) and s["restarts"] >= 2 and s)
+    until(lambda: len(_finished(store, "flaky")) >= 3)  # the spec's commit and two runs' commits
+    status = until(lambda: (s := pipelines.inspect_pipeline("flaky").spout) and s["restarts"] >= 2 and s)
     assert status["last_exit"] == 3
     files = set(_files(store, "flaky"))
     assert {"run-1.txt", "run-2.txt"} <= files  # each run saw the commits of the runs before it
@@ -201,7 +193,7 @@ def test_the_spout_token_writes_only_its_own_repo_and_dies_with_the_process(
     pipelines.create_pipeline(_spout_spec("spout", code / "trespasser.py"))
     pipelines.create_pipeline(_spout_spec("spout-sneak", code / "producer.py", MESSAGES="0"))
     thread = host("spout")
-    _until(lambda: "outcome.json" in _files(store, "spout"))
+    until(lambda: "outcome.json" in _files(store, "spout"))
     outcome = json.loads(store.get_file("spout", "master", "outcome.json"))
     assert outcome == {"victim": "Forbidden", "spout-sneak": "Forbidden", "create_repo": "Forbidden"}
     assert store.list_commits("victim") == [] and _finished(store, "spout-sneak")[0].file_count == 0
@@ -247,7 +239,7 @@ def test_stopping_a_spout_sends_its_code_sigterm_first(
     monkeypatch.setenv("DATUMFLOW_SPOUT_GRACE", "20")
     pipelines.create_pipeline(_spout_spec("polite", code / "graceful.py"))
     thread = host("polite")
-    _until(lambda: "hello.txt" in _files(store, "polite"))
+    until(lambda: "hello.txt" in _files(store, "polite"))
     pipelines.stop_pipeline("polite")
     thread.join(timeout=60)
     status = pipelines.inspect_pipeline("polite").spout
@@ -261,10 +253,10 @@ def test_updating_a_spout_restarts_it_on_the_new_spec(
 ) -> None:
     pipelines.create_pipeline(_spout_spec("feed", code / "producer.py", MESSAGES="1"))
     host("feed")
-    _until(lambda: _files(store, "feed") == ["msg-0.txt"])
+    until(lambda: _files(store, "feed") == ["msg-0.txt"])
     pipelines.update_pipeline(_spout_spec("feed", code / "producer.py", MESSAGES="1", PREFIX="v2"))
     new_spec = pipelines.inspect_pipeline("feed").spec_commit
-    _until(lambda: _files(store, "feed") == ["msg-0.txt", "v2-0.txt"])
+    until(lambda: _files(store, "feed") == ["msg-0.txt", "v2-0.txt"])
     status = pipelines.inspect_pipeline("feed").spout
     assert status is not None and status["spec_commit"] == new_spec and status["state"] == "running"
     newest = next(c for c in store.list_commits("feed", "master") if c.is_finished)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 
 import httpx
@@ -11,6 +10,7 @@ import pytest
 from datumflow.storage_service import errors
 from datumflow.storage_service.client.http import Client
 
+from tests.helpers.waiting import until
 from tests.service.conftest import Service
 
 from .conftest import User, auth_of, bearer
@@ -53,20 +53,6 @@ def test_provenance_listings_hide_unreadable_entries(
     assert down.status_code == 200
 
 
-def wait_for(check: Callable[[], object], timeout: float = 60) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-            if found:
-                return found
-        except errors.DatumflowError:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.3)
-
-
 def test_lineage_and_datums_redact_unreadable_inputs(
     svc: Service, admin: Client, make_user: Callable[[], User], name: str
 ) -> None:
@@ -78,7 +64,7 @@ def test_lineage_and_datums_redact_unreadable_inputs(
         "pipeline": {"name": pipe}, "input": {"pfs": {"repo": src, "glob": "/*"}},
         "transform": {"cmd": ["sh", "-c", "echo done > /pfs/out/result"]},
     })
-    wait_for(lambda: admin.get_file(pipe, "master", "result"))
+    until(lambda: admin.get_file(pipe, "master", "result"), 60, interval=0.3, ignoring=(errors.DatumflowError,))
     auth_of(svc.root).grant(reader.name, pipe, "reader")
     head = reader.client.inspect_branch(pipe, "master").head
     lineage = httpx.get(f"{svc.url}/api/v1/repos/{pipe}/commits/{head}/lineage", params={"path": "result"},

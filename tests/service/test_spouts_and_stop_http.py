@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from datumflow.storage_service.client.http import Client
 from datumflow.storage_service.errors import Unauthenticated
+
+from tests.helpers.waiting import until
 
 from .conftest import Service, init_auth, launch
 from .test_pipelines_http import cli
@@ -65,16 +66,6 @@ def client(served: Service) -> Iterator[Client]:
         yield c
 
 
-def _until(what: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = what()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError("timed out")
-
-
 def _starts(client: Client, repo: str) -> list[str]:
     done = [c for c in client.list_commits(repo, "master") if c.is_finished]
     return sorted(f.path for f in client.walk_files(repo, done[0].id)) if done else []
@@ -85,7 +76,7 @@ def test_a_spout_runs_under_serve_stops_starts_and_ends_with_its_pipeline(served
     spec = {"pipeline": {"name": "feed"}, "spout": {},
             "transform": {"image": "python:3.11-slim", "cmd": ["python3", f"{served.extra['code']}/spout.py"]}}
     client.pipelines.create_pipeline(spec)
-    first = _until(lambda: _starts(client, "feed"))
+    first = until(lambda: _starts(client, "feed"))
     assert len(first) == 1
     assert json.loads(client.get_file("feed", "master", first[0])) == {"denied": "Forbidden"}
     assert client.list_commits("other") == []
@@ -94,11 +85,11 @@ def test_a_spout_runs_under_serve_stops_starts_and_ends_with_its_pipeline(served
 
     stopped = client.pipelines.stop_pipeline("feed")
     assert stopped.state == "stopped"
-    _until(lambda: (client.pipelines.inspect_pipeline("feed").spout or {}).get("state") == "stopped")
+    until(lambda: (client.pipelines.inspect_pipeline("feed").spout or {}).get("state") == "stopped")
     assert len(_starts(client, "feed")) == 1
 
     assert client.pipelines.start_pipeline("feed").state == "running"
-    assert len(_until(lambda: len(s := _starts(client, "feed")) == 2 and s)) == 2  # a new process, a new commit
+    assert len(until(lambda: len(s := _starts(client, "feed")) == 2 and s)) == 2  # a new process, a new commit
     status = client.pipelines.inspect_pipeline("feed").spout
     assert status is not None and status["state"] == "running"
 
@@ -112,7 +103,7 @@ def test_stop_and_start_over_the_cli_against_the_service(served: Service, client
         "pipeline": {"name": "count"}, "input": {"pfs": {"repo": "words", "glob": "/*"}},
         "transform": {"image": "alpine:3", "cmd": ["sh", "-c", "wc -c < $words > /pfs/out/$(basename $words)"]},
     })
-    first = _until(lambda: (jobs := client.pipelines.list_jobs("count")) and jobs[0])  # the spec's own job
+    first = until(lambda: (jobs := client.pipelines.list_jobs("count")) and jobs[0])  # the spec's own job
     client.pipelines.wait_job(first.id, timeout=60, drive=False)
     done = cli(served, "pipeline", "stop", "count", "--json")
     assert done.returncode == 0, done.stderr
@@ -122,7 +113,7 @@ def test_stop_and_start_over_the_cli_against_the_service(served: Service, client
     assert [j.id for j in client.pipelines.list_jobs("count")] == [first.id]  # none for the new commit
     done = cli(served, "pipeline", "start", "count", "--json")
     assert done.returncode == 0 and json.loads(done.stdout)["state"] == "running", done.stderr
-    job = _until(lambda: (jobs := client.pipelines.list_jobs("count")) and jobs[0].id != first.id and jobs[0])
+    job = until(lambda: (jobs := client.pipelines.list_jobs("count")) and jobs[0].id != first.id and jobs[0])
     assert client.pipelines.wait_job(job.id, timeout=60, drive=False).state.value == "success"
     assert client.get_file("count", "master", "a.txt").strip() == b"5"
     missing = cli(served, "pipeline", "stop", "nope")
