@@ -15,45 +15,27 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from datumflow.storage_service.model.commit import (
-        Branch,
-        BranchRef,
-        Commit,
-        CommitState,
-        Origin,
-        ProvenanceEntry,
-        Repo,
-    )
-    from datumflow.storage_service.model.datum import DatumInfo, DatumState
-    from datumflow.storage_service.model.file import ChunkRef, DiffEntry, FileInfo
-    from datumflow.storage_service.model.job import JobInfo, JobState
-    from datumflow.storage_service.model.lineage import LineageNode
-    from datumflow.storage_service.model.pipeline import PipelineInfo
-    from datumflow.storage_service.model.spout import Format, Layout, SpoutConfig, SpoutStatus
-
-__all__ = [
-    "Branch",
-    "BranchRef",
-    "ChunkRef",
-    "Commit",
-    "CommitState",
-    "DatumInfo",
-    "DatumState",
-    "DiffEntry",
-    "FileInfo",
-    "Format",
-    "JobInfo",
-    "JobState",
-    "Layout",
-    "LineageNode",
-    "Origin",
-    "PipelineInfo",
-    "ProvenanceEntry",
-    "Repo",
-    "SpoutConfig",
-    "SpoutStatus",
-]
+if TYPE_CHECKING:  # for type checkers: the names of _MODULES, each re-exported (`as` itself)
+    from datumflow.storage_service.model.commit import Branch as Branch
+    from datumflow.storage_service.model.commit import BranchRef as BranchRef
+    from datumflow.storage_service.model.commit import Commit as Commit
+    from datumflow.storage_service.model.commit import CommitState as CommitState
+    from datumflow.storage_service.model.commit import Origin as Origin
+    from datumflow.storage_service.model.commit import ProvenanceEntry as ProvenanceEntry
+    from datumflow.storage_service.model.commit import Repo as Repo
+    from datumflow.storage_service.model.datum import DatumInfo as DatumInfo
+    from datumflow.storage_service.model.datum import DatumState as DatumState
+    from datumflow.storage_service.model.file import ChunkRef as ChunkRef
+    from datumflow.storage_service.model.file import DiffEntry as DiffEntry
+    from datumflow.storage_service.model.file import FileInfo as FileInfo
+    from datumflow.storage_service.model.job import JobInfo as JobInfo
+    from datumflow.storage_service.model.job import JobState as JobState
+    from datumflow.storage_service.model.lineage import LineageNode as LineageNode
+    from datumflow.storage_service.model.pipeline import PipelineInfo as PipelineInfo
+    from datumflow.storage_service.model.spout import Format as Format
+    from datumflow.storage_service.model.spout import Layout as Layout
+    from datumflow.storage_service.model.spout import SpoutConfig as SpoutConfig
+    from datumflow.storage_service.model.spout import SpoutStatus as SpoutStatus
 
 _MODULES = {
     "commit": ("Branch", "BranchRef", "Commit", "CommitState", "Origin", "ProvenanceEntry", "Repo"),
@@ -65,6 +47,7 @@ _MODULES = {
     "spout": ("Format", "Layout", "SpoutConfig", "SpoutStatus"),
 }
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
+__all__ = sorted(_HOME)
 
 
 def __getattr__(name: str) -> Any:

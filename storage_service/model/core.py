@@ -6,28 +6,10 @@ Kept so existing imports work; new code imports from :mod:`.commit` and :mod:`.f
 
 from __future__ import annotations
 
-from datumflow.storage_service.model.commit import (
-    Branch,
-    BranchRef,
-    Commit,
-    CommitState,
-    Origin,
-    ProvenanceEntry,
-    Repo,
-)
-from datumflow.storage_service.model.file import ChunkRef, DiffEntry, FileInfo
+from datumflow.storage_service.model import commit, file
+from datumflow.storage_service.model.commit import *  # noqa: F403
+from datumflow.storage_service.model.file import *  # noqa: F403
 from datumflow.storage_service.model.value import _Value
 
-__all__ = [
-    "Branch",
-    "BranchRef",
-    "ChunkRef",
-    "Commit",
-    "CommitState",
-    "DiffEntry",
-    "FileInfo",
-    "Origin",
-    "ProvenanceEntry",
-    "Repo",
-    "_Value",
-]
+__all__ = [*commit.__all__, *file.__all__, "_Value"]  # the noun modules' own lists
+del commit, file  # only their names are re-exported here, as before
