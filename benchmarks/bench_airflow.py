@@ -29,7 +29,6 @@ Measured:
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import statistics
 import time
@@ -57,19 +56,6 @@ def _database() -> tuple[Any, str] | None:
     name = f"dfbench_{uuid.uuid4().hex[:8]}"
     admin.execute(f'CREATE DATABASE "{name}"')
     return admin, f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-
-
-def _emitted(db_url: str) -> str | None:
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            value = conn.execute(sa.text("select value from asset_state_store where key = 'datumflow.emitted'"))
-            found = value.scalar()
-    finally:
-        engine.dispose()
-    return json.loads(found) if found else None
 
 
 def _ts(text: str) -> float:
@@ -154,9 +140,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
             dep = Deployment(ctx.workdir / "airflow", db_url, free_port(), extra_env={"DF_BURST_REPO": watched,
                                                                                       "DF_PUSH_REPO": pushed})
             ctx.log("airflow db migrate")
-            dep.cli("db", "migrate", timeout=900)
-            dep.cli("connections", "add", "datumflow_default", "--conn-type", "datumflow", "--conn-host",
-                    "127.0.0.1", "--conn-port", port, "--conn-schema", "http", "--conn-password", token)
+            dep.prepare(port, password=token, migrate_timeout=900)
             dep.start()
             try:
                 return _measure(ctx, dep, client, (watched, other, pushed), db_url)
@@ -169,17 +153,9 @@ def run(ctx: Context) -> list[dict[str, Any]]:
 
 
 def _wait(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = check()
-        except httpx.HTTPError:  # a loaded API server timing out: ask again
-            found = None
-        if found or time.monotonic() > deadline:
-            if not found:
-                raise RuntimeError(f"timed out: {what}")
-            return found
-        time.sleep(0.5)
+    from tests.airflow.deployment import wait_for
+
+    return wait_for(check, timeout, lambda: f"timed out: {what}")
 
 
 class _Rounds:
@@ -258,11 +234,13 @@ class _Rounds:
 
 
 def _measure(ctx: Context, dep: Any, client: Any, repos: tuple[str, str, str], db_url: str) -> list[dict[str, Any]]:
+    from tests.airflow.deployment import emitted
+
     dep.wait_api(600)
     for dag_id in (DAG_WATCHED, DAG_REST, DAG_PUSHED):
         dep.wait_dag(dag_id, 600)
     seed = client.resolve(repos[0], "master")
-    _wait(lambda: _emitted(db_url) == seed, 600, "the watcher never started")
+    _wait(lambda: emitted(db_url) == seed, 600, "the watcher never started")
     rounds, alone = ctx.pick(2, 1), ctx.pick(6, 3)
     r = _Rounds(ctx, dep, client, repos)
     started = time.monotonic()

@@ -82,6 +82,13 @@ class Deployment:
             raise RuntimeError(f"airflow {' '.join(args)} failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}")
         return result
 
+    def prepare(self, service_port: str, *, password: str | None = None, migrate_timeout: float = 600) -> None:
+        """The metadata database migrated, and the ``datumflow_default`` connection to the service on loopback."""
+        self.cli("db", "migrate", timeout=migrate_timeout)
+        self.cli("connections", "add", "datumflow_default", "--conn-type", "datumflow", "--conn-host", "127.0.0.1",
+                 "--conn-port", service_port, "--conn-schema", "http",
+                 *(["--conn-password", password] if password is not None else []))
+
     def start(self, *names: str) -> None:
         for name in names or PROCESSES:
             log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
@@ -144,6 +151,20 @@ def _up(url: str) -> bool:
         return httpx.get(f"{url}/api/v2/monitor/health", timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def emitted(db_url: str) -> str | None:
+    """The newest commit the watcher emitted, from the asset's state store in the metadata database."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            query = sa.text("select value from asset_state_store where key = 'datumflow.emitted'")
+            value = conn.execute(query).scalar()
+    finally:
+        engine.dispose()
+    return json.loads(value) if value else None
 
 
 def wait_for(check: Callable[[], Any], timeout: float, why: Callable[[], str], every: float = 0.5) -> Any:

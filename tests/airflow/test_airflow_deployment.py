@@ -9,16 +9,14 @@ service is the session's ``serve`` process.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 
-from tests.airflow.deployment import Deployment, wait_for
+from tests.airflow.deployment import Deployment, emitted, wait_for
 from tests.conftest import POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER, free_port, unique_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(1200)]
@@ -47,9 +45,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory, metadata_db: str,
         c.put_file(BURST_REPO, "master", "seed", b"before the watcher")  # history the watcher must not replay
     dep = Deployment(tmp_path_factory.mktemp("airflow-deployment"), metadata_db, free_port(),
                      extra_env={"DF_BURST_REPO": BURST_REPO})
-    dep.cli("db", "migrate", timeout=600)
-    dep.cli("connections", "add", "datumflow_default", "--conn-type", "datumflow", "--conn-host", "127.0.0.1",
-            "--conn-port", address.rsplit(":", 1)[1], "--conn-schema", "http")
+    dep.prepare(address.rsplit(":", 1)[1])
     dep.start()
     try:
         dep.wait_api()
@@ -100,17 +96,6 @@ def test_a_failed_run_fails_its_open_commit_and_the_scheduler_lives_on(deploymen
     assert "DetachedInstanceError" not in log and "Traceback" not in log.split("df_deploy_fail", 1)[-1]
 
 
-def _emitted(db_url: str) -> str | None:
-    engine = sa.create_engine(db_url)
-    try:
-        with engine.connect() as conn:
-            query = sa.text("select value from asset_state_store where key = 'datumflow.emitted'")
-            value = conn.execute(query).scalar()
-    finally:
-        engine.dispose()
-    return json.loads(value) if value else None
-
-
 def _consumed_per_run(dep: Deployment) -> list[list[str]]:
     out = []
     for run in sorted(dep.runs("df_deploy_burst"), key=lambda r: r["run_after"]):
@@ -122,7 +107,7 @@ def _consumed_per_run(dep: Deployment) -> list[list[str]]:
 def test_a_burst_of_commits_gives_one_run_each_across_a_triggerer_restart(deployment, service_client, metadata_db):
     dep, client = deployment, service_client
     seed = client.resolve(BURST_REPO, "master")
-    wait_for(lambda: _emitted(metadata_db) == seed, 120,
+    wait_for(lambda: emitted(metadata_db) == seed, 120,
              lambda: f"the watcher never started:\n{dep.log('triggerer')[-4000:]}")
     burst = [client.put_file(BURST_REPO, "master", f"b{i}", b"x").id for i in range(6)]  # well within a second
     wait_for(lambda: len(dep.runs("df_deploy_burst")) >= len(burst), 240,
