@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+import weakref
 from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -13,6 +16,16 @@ from datumflow.storage_service.errors import DatumflowError, InvalidArgument, Se
 from sqlalchemy import Connection, Engine, Select, create_engine, event, insert, make_url
 
 __all__ = ["Prepared", "connect_engine", "insert_ignore", "open_engine"]
+
+log = logging.getLogger(__name__)
+
+# SQLite's write-ahead log is copied back into the database by a checkpoint, which by default the
+# connection whose commit takes the log past 1,000 pages runs inside that commit (a write of a few
+# megabytes and an fsync, tens of milliseconds). Here a thread of the process does it once the log
+# passes the same size, after the commit has returned; the committing connection checkpoints itself
+# only past a far larger log, a bound for when that thread falls behind (or a forked child has none).
+_CHECKPOINT_BYTES = 4 << 20
+_AUTOCHECKPOINT_PAGES = 16384  # 64 MiB of 4 KiB pages
 
 
 def open_engine(url: str) -> Engine:
@@ -42,7 +55,9 @@ def connect_engine(url: str) -> Engine:
             engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
             event.listen(engine, "connect", _sqlite_pragmas)
             event.listen(engine, "begin", _sqlite_begin)
-            _writes_begin_immediate(engine)
+            database = engine.url.database or ""
+            file_backed = database not in ("", ":memory:") and not database.startswith("file:")
+            _writes_begin_immediate(engine, _Checkpointer(engine, database + "-wal") if file_backed else None)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     except ImportError as exc:
@@ -119,8 +134,9 @@ class Prepared:
         return found
 
 
-def _writes_begin_immediate(engine: Engine) -> None:
-    """Make ``engine.begin()`` open its transaction with BEGIN IMMEDIATE (SQLite only)."""
+def _writes_begin_immediate(engine: Engine, checkpointer: _Checkpointer | None) -> None:
+    """Make ``engine.begin()`` open its transaction with BEGIN IMMEDIATE (SQLite only), and tell the
+    checkpointer of each commit."""
 
     @contextmanager
     def begin() -> Iterator[Connection]:
@@ -128,8 +144,77 @@ def _writes_begin_immediate(engine: Engine) -> None:
             conn.execution_options(sqlite_immediate=True)
             with conn.begin():
                 yield conn
+        if checkpointer is not None:
+            checkpointer.committed()
 
     engine.begin = begin  # type: ignore[method-assign]
+    if checkpointer is not None:
+        dispose = engine.dispose
+
+        def disposing(close: bool = True) -> None:
+            checkpointer.stop()
+            dispose(close)
+
+        engine.dispose = disposing  # type: ignore[method-assign]
+
+
+class _Checkpointer:
+    """Checkpoints an SQLite database's write-ahead log on a thread of its own, after commits.
+
+    Started on the first commit that finds the log past :data:`_CHECKPOINT_BYTES`;
+    runs PASSIVE checkpoints (they wait for no reader or writer, and copy back
+    what no reader still needs), so a commit never waits for one. Holds the
+    engine weakly, and ends when it is disposed or gone.
+    """
+
+    def __init__(self, engine: Engine, wal: str) -> None:
+        self._engine = weakref.ref(engine)
+        self._wal = wal
+        self._wake = threading.Event()
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def committed(self) -> None:
+        try:
+            size = os.stat(self._wal).st_size
+        except OSError:
+            return
+        if size < _CHECKPOINT_BYTES or self._stopped:
+            return
+        with self._lock:
+            if self._thread is None or self._pid != os.getpid():  # none yet, or inherited by a fork
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="datumflow-checkpoint", daemon=True)
+                self._thread.start()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread() and self._pid == os.getpid():
+            thread.join(30)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(60)
+            self._wake.clear()
+            engine = self._engine()
+            if engine is None or self._stopped:
+                return
+            try:
+                raw = engine.raw_connection()
+                try:
+                    cursor = raw.cursor()
+                    cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    cursor.close()
+                finally:
+                    raw.close()
+            except Exception as exc:  # the next commit's own checkpoint (past the bound) still runs
+                log.debug("background checkpoint of %s failed: %s", self._wal, exc)
+            del engine
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -137,6 +222,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT_PAGES}")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=60000")
     cur.close()
