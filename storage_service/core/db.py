@@ -98,10 +98,11 @@ class Prepared:
     convert booleans and binaries themselves). Only for single-statement reads.
     """
 
-    def __init__(self, statement: Select[Any]) -> None:
+    def __init__(self, statement: Select[Any] | Any) -> None:
         self.statement = statement
         self._compiled: dict[str, tuple[str, Any, tuple[str, ...] | None]] = {}
-        self._row = namedtuple("_Row", [c.key for c in statement.selected_columns])  # type: ignore[misc]
+        selected = getattr(statement, "selected_columns", ())
+        self._row = namedtuple("_Row", [c.key for c in selected])  # type: ignore[misc]
 
     def rows(self, engine: Engine, **params: Any) -> list[Any]:
         sql, compiled, order = self._compile(engine)
@@ -124,6 +125,33 @@ class Prepared:
                 driver.autocommit = False  # type: ignore[union-attr]
             raw.close()  # back to the pool (which rolls back whatever the driver began)
         return [self._row(*r) for r in found]
+
+    def execute(self, engine: Engine, **params: Any) -> int:
+        """Run a single-statement write (an UPDATE of plain values) on its own; the rows it changed.
+
+        One statement is atomic by itself, so it runs in the driver's
+        autocommit, without the SQLAlchemy transaction around it: for a write
+        made once per datum of a job, that transaction cost more than the write.
+        """
+        sql, compiled, order = self._compile(engine)
+        values = compiled.construct_params(params)
+        args = [values[name] for name in order] if order is not None else values
+        raw = engine.raw_connection()
+        driver = raw.driver_connection
+        autocommit = engine.dialect.name == "postgresql" and driver is not None and not driver.autocommit
+        try:
+            if autocommit:
+                driver.autocommit = True  # type: ignore[union-attr]
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, args)
+                return int(cursor.rowcount)
+            finally:
+                cursor.close()
+        finally:
+            if autocommit:
+                driver.autocommit = False  # type: ignore[union-attr]
+            raw.close()
 
     def _compile(self, engine: Engine) -> tuple[str, Any, tuple[str, ...] | None]:
         found = self._compiled.get(engine.dialect.name)

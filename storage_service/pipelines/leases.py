@@ -30,8 +30,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from datumflow.storage_service.core.db import Prepared
 from datumflow.storage_service.core.pipeline_schema import datums, jobs
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, or_, select, update
 
 __all__ = ["EXTERNAL", "PLANNING_PREFIX", "POOL", "Leases", "worker_name"]
 
@@ -40,6 +41,14 @@ EXTERNAL = "external"
 PLANNING_PREFIX = _PLANNING = "planning:"
 _COMPLETING = "completing:"
 _CREATED, _RUNNING, _PENDING = "created", "running", "pending"
+_RECORDED = ("state", "outputs", "log", "error", "tries", "started", "finished")
+_RECORDED_SET = set(_RECORDED)
+_RECORD = Prepared(
+    update(datums)
+    .where(datums.c.job == bindparam("job_id"), datums.c.id == bindparam("datum_id"),
+           datums.c.state == bindparam("running"), datums.c.owner == bindparam("claimant"))
+    .values(**{k: bindparam(f"v_{k}") for k in _RECORDED}, owner=None, lease_until=None)
+)
 
 
 def worker_name() -> str:
@@ -137,7 +146,15 @@ class Leases:
         return ids
 
     def record(self, job_id: str, datum_id: str, values: dict[str, Any]) -> bool:
-        """Record a claimed datum's outcome; False (nothing written) if the claim was lost."""
+        """Record a claimed datum's outcome; False (nothing written) if the claim was lost.
+
+        ``values``: columns of the datum. An executor's (``state``, ``outputs`` as JSON text or None,
+        ``log``, ``error``, ``tries``, ``started``, ``finished``: once per datum) go through one
+        prebuilt UPDATE; any other set through SQLAlchemy.
+        """
+        if values.keys() == _RECORDED_SET:
+            return _RECORD.execute(self.engine, job_id=job_id, datum_id=datum_id, running=_RUNNING,
+                                   claimant=self.owner, **{f"v_{k}": values[k] for k in _RECORDED}) == 1
         with self.engine.begin() as conn:
             moved = conn.execute(
                 update(datums).where(datums.c.job == job_id, datums.c.id == datum_id, datums.c.state == _RUNNING,
