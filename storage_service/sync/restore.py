@@ -1,6 +1,6 @@
 """Write files of a commit into a local folder, straight from the walked index entries.
 
-Files go in batches to a few threads: the reader of a batch fetches the
+Files go in batches to a few threads (one, for small files): the reader of a batch fetches the
 chunks of all its files at once (one location lookup per few hundred chunks,
 not a lookup per file by path), then each file is written under a temporary
 name and renamed, so no reader ever sees half a file. Chunks are checked
@@ -35,6 +35,7 @@ BatchReader = Callable[[Sequence[FileInfo]], Iterator[Iterable[bytes]]]
 _BATCH_FILES = 256
 _BATCH_BYTES = 16 * 1024 * 1024
 _WORKERS = 4
+_THREADED_AVERAGE = 256 * 1024  # files smaller than this on average are written by one thread
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -61,6 +62,12 @@ def restore(
                 progress(info.size)
         return out
 
+    total = sum(info.size for _, info in wanted)
+    if total < len(wanted) * _THREADED_AVERAGE:
+        # Small files: each is a few system calls that release and retake the interpreter lock, and
+        # threads taking turns at it cost more (measured here: two or four threads spent 2-4 times the
+        # system time of one, handing the lock over) than they overlap. Large ones overlap their I/O.
+        workers = 1
     if len(batches) > 1 and workers > 1:
         with ThreadPoolExecutor(workers, thread_name_prefix="datumflow-restore") as pool:
             for done in pool.map(one, batches):
@@ -70,7 +77,7 @@ def restore(
             written.extend(one(batch))
     if cache is not None:
         _record(cache, written)
-    return sum(info.size for _, info in wanted)
+    return total
 
 
 def _batches(wanted: Sequence[tuple[str, FileInfo]]) -> Iterator[Sequence[tuple[str, FileInfo]]]:
