@@ -34,7 +34,7 @@ from datumflow.storage_service.core.chunking import (
     hashed_cuts,
     mapped,
 )
-from datumflow.storage_service.core.db import Prepared, bulk_insert_ignore
+from datumflow.storage_service.core.db import Prepared, bulk_insert_ignore, select_in
 from datumflow.storage_service.core.inflight import PACK_PREFIX, Pins, gc_lock
 from datumflow.storage_service.core.objects import LocalObjects, ObjectStore
 from datumflow.storage_service.core.schema import chunks, packs
@@ -48,6 +48,7 @@ PACK_TARGET = 64 * 1024 * 1024
 _PENDING_BYTES = 32 * 1024 * 1024
 # Hashes per query, and per pinning transaction: a folder of small files makes a hundred thousand, and
 # each transaction's commit costs more than its rows. SQLite before 3.32 takes at most 999 parameters.
+_PLACE = ("hash", "pack", "offset", "length")
 _LOOKUP_BATCH = 8000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
 _RANGE_BATCH = 128  # chunks of a large file looked up at once: small enough that copying starts early
 _FIRST_RANGE_BATCH = 16  # a file's first lookup comes sooner, so that its first copies (and writes) start early
@@ -90,8 +91,7 @@ class ChunkStore:
             gc_lock(conn, exclusive=False)
             self.pins.pin(conn, write_id, wanted)
             for i in range(0, len(wanted), _LOOKUP_BATCH):
-                query = select(chunks.c.hash, chunks.c.pack, chunks.c.offset, chunks.c.length)
-                for row in conn.execute(query.where(chunks.c.hash.in_(wanted[i:i + _LOOKUP_BATCH]))):
+                for row in select_in(conn, chunks, _PLACE, "hash", wanted[i:i + _LOOKUP_BATCH]):
                     found[row[0]] = (row[1], row[2], row[3])
         return found
 
@@ -105,9 +105,7 @@ class ChunkStore:
             return found
         with self.engine.connect() as conn:
             for i in range(0, len(wanted), _LOOKUP_BATCH):
-                batch = wanted[i:i + _LOOKUP_BATCH]
-                query = select(chunks.c.hash, chunks.c.pack, chunks.c.offset, chunks.c.length)
-                for row in conn.execute(query.where(chunks.c.hash.in_(batch))):
+                for row in select_in(conn, chunks, _PLACE, "hash", wanted[i:i + _LOOKUP_BATCH]):
                     found[row[0]] = (row[1], row[2], row[3])
         return found
 

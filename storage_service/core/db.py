@@ -15,7 +15,7 @@ from datumflow.storage_service.core.migrations import ensure_schema
 from datumflow.storage_service.errors import DatumflowError, InvalidArgument, ServiceUnavailable
 from sqlalchemy import Connection, Engine, Select, create_engine, event, insert, make_url
 
-__all__ = ["Prepared", "connect_engine", "insert_ignore", "open_engine"]
+__all__ = ["Prepared", "connect_engine", "insert_ignore", "open_engine", "select_in"]
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +269,24 @@ def insert_ignore(engine: Engine, table: Any) -> Any:
 
         return sqlite.insert(table).on_conflict_do_nothing()
     return insert(table).prefix_with("IGNORE")
+
+
+def select_in(conn: Connection, table: Any, columns: Sequence[str], key: str, values: Sequence[Any]) -> list[Any]:
+    """Rows (tuples in ``columns`` order) whose ``key`` is one of ``values``, in one driver statement.
+
+    Core's expanding ``IN`` renders and binds a parameter per value on every
+    call, which for the thousands of hashes a write or a restore looks up at
+    once cost several times the lookup itself; here the statement text is
+    the same for every batch of a size, and the driver takes the values as
+    they are.
+    """
+    if not values:
+        return []
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    sql = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(table.name)} "
+           f"WHERE {quote(key)} IN ({', '.join([mark] * len(values))})")
+    return list(conn.exec_driver_sql(sql, tuple(values)))
 
 
 def bulk_insert_ignore(conn: Connection, table: Any, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:

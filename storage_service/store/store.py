@@ -124,13 +124,12 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
         raise AssertionError("nodes are saved through _set_root")
 
     def _write_nodes(self, conn: Connection) -> None:
-        from datumflow.storage_service.core.db import insert_ignore
+        from datumflow.storage_service.core.db import bulk_insert_ignore
 
         rows = list(self.nodes._pending.items())
-        if rows:
+        if rows:  # an edit spread over a large index writes hundreds of nodes: one driver executemany
             now = time.time()
-            stmt = insert_ignore(self.engine, nodes)
-            conn.execute(stmt, [{"hash": h, "data": d, "created": now} for h, d in rows])
+            bulk_insert_ignore(conn, nodes, ("hash", "data", "created"), [(h, d, now) for h, d in rows])
         self.nodes._pending.clear()
 
     # -- repos --------------------------------------------------------------------
