@@ -28,6 +28,12 @@ from .conftest import pack_bytes
 MIB = 1024 * 1024
 
 
+@pytest.fixture(autouse=True)
+def _direct_io_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Direct I/O is off by default (DATUMFLOW_DIRECT_IO=1 turns it on): these tests are of that path."""
+    monkeypatch.setenv("DATUMFLOW_DIRECT_IO", "1")
+
+
 @pytest.fixture
 def small_limits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The limits shrunk; the list gets the length of every direct write's buffer."""
@@ -204,9 +210,15 @@ def test_a_large_file_at_the_real_limits(tmp_path: Path) -> None:
         _check_packs(store, root)
 
 
-def test_direct_io_can_be_turned_off(tmp_path: Path, small_limits: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
-    """DATUMFLOW_DIRECT_IO=0: durable writes of large files go through the page cache too."""
-    monkeypatch.setenv("DATUMFLOW_DIRECT_IO", "0")
+@pytest.mark.parametrize("setting", ["0", None])
+def test_direct_io_can_be_turned_off(
+    tmp_path: Path, small_limits: list[int], monkeypatch: pytest.MonkeyPatch, setting: str | None
+) -> None:
+    """DATUMFLOW_DIRECT_IO=0, or unset (the default): durable writes of large files go through the page cache."""
+    if setting is None:
+        monkeypatch.delenv("DATUMFLOW_DIRECT_IO")
+    else:
+        monkeypatch.setenv("DATUMFLOW_DIRECT_IO", setting)
     root = tmp_path / "store"
     data = _write(tmp_path / "big", 14, 6 * MIB + 1)
     with Store(str(root), fsync=True) as store:
