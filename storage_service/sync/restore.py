@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,13 +52,15 @@ def restore(
             os.makedirs(parent, exist_ok=True)
             made.add(parent)
     batches = list(_batches(wanted))
+    unnamed = bool(wanted) and unnamed_files_work(root)
     written: list[tuple[str, str, tuple[int, int, int], str]] = []
 
     def one(batch: Sequence[tuple[str, FileInfo]]) -> list[tuple[str, str, tuple[int, int, int], str]]:
         out = []
         for (rel, info), content in zip(batch, read([i for _, i in batch]), strict=True):
             target = os.path.join(root, rel)
-            out.append((rel, target, write_atomically(target, content, info if verify else None), str(info.hash)))
+            stat = write_atomically(target, content, info if verify else None, unnamed=unnamed)
+            out.append((rel, target, stat, str(info.hash)))
             if progress is not None:
                 progress(info.size)
         return out
@@ -91,15 +94,25 @@ def _batches(wanted: Sequence[tuple[str, FileInfo]]) -> Iterator[Sequence[tuple[
         yield wanted[start:]
 
 
-def write_atomically(target: str, chunks: Iterable[bytes], expect: FileInfo | None = None) -> tuple[int, int, int]:
+def write_atomically(
+    target: str, chunks: Iterable[bytes], expect: FileInfo | None = None, *, unnamed: bool = False
+) -> tuple[int, int, int]:
     """Write under a temporary name, then rename; returns (size, mtime_ns, inode) of what was written.
 
     Plain descriptor writes (no buffered file object: a restore of many small
     files is mostly their creation) and no fsync per file: like ``cp`` and
     ``restic restore``, durability is left to the filesystem's own flush.
+    ``unnamed`` (where :func:`unnamed_files_work`): the file is made without a
+    name and linked in under ``target`` once whole, so no temporary name is
+    made and removed (each leaves the kernel a dead directory entry: a
+    restore of 100,000 files left 100,000, and creating files slowed as they
+    piled up); over an existing file, it is linked under the temporary name
+    and renamed, as before.
     """
     head, name = os.path.split(target)
     part = os.path.join(head, f".{name}{PART_SUFFIX}")
+    if unnamed:
+        return _write_unnamed(target, part, chunks, expect)
     try:
         fd = os.open(part, _CREATE, 0o666)
         try:
@@ -118,6 +131,61 @@ def write_atomically(target: str, chunks: Iterable[bytes], expect: FileInfo | No
             os.unlink(part)
         raise
     return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+def _write_unnamed(target: str, part: str, chunks: Iterable[bytes], expect: FileInfo | None) -> tuple[int, int, int]:
+    fd = os.open(os.path.dirname(target) or ".", os.O_WRONLY | _TMPFILE | os.O_CLOEXEC, 0o666)
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        st = os.fstat(fd)
+        if expect is not None and file_hash(f"/proc/self/fd/{fd}")[0] != expect.hash:
+            raise CorruptObject(f"{expect.path}: the downloaded bytes do not match the content hash {expect.hash}")
+        try:
+            _link(fd, target)
+        except FileExistsError:  # replacing a file: in under the temporary name, then renamed over it
+            _link(fd, part)
+            try:
+                os.replace(part, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(part)
+                raise
+    finally:
+        os.close(fd)
+    return st.st_size, st.st_mtime_ns, st.st_ino
+
+
+_TMPFILE = getattr(os, "O_TMPFILE", 0)
+_ROOT: list[int] = []
+
+
+def _link(fd: int, path: str) -> None:
+    """Give the unnamed file open as ``fd`` the name ``path`` (linkat through /proc, following the link)."""
+    if not _ROOT:
+        _ROOT.append(os.open("/", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC))
+    os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=_ROOT[0], follow_symlinks=True)
+
+
+def unnamed_files_work(folder: str) -> bool:
+    """Whether files can be made unnamed in ``folder`` and linked in (O_TMPFILE, and /proc mounted)."""
+    if not _TMPFILE:
+        return False
+    probe = os.path.join(folder, f".datumflow-probe-{os.getpid()}-{threading.get_ident()}{PART_SUFFIX}")
+    try:
+        fd = os.open(folder, os.O_WRONLY | _TMPFILE | os.O_CLOEXEC, 0o600)
+    except OSError:  # a file system without it (NFS, FAT, ...), or an old kernel
+        return False
+    try:
+        _link(fd, probe)
+        os.unlink(probe)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _record(cache: StatCache, written: list[tuple[str, str, tuple[int, int, int], str]]) -> None:
