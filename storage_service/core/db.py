@@ -105,26 +105,7 @@ class Prepared:
         self._row = namedtuple("_Row", [c.key for c in selected])  # type: ignore[misc]
 
     def rows(self, engine: Engine, **params: Any) -> list[Any]:
-        sql, compiled, order = self._compile(engine)
-        values = compiled.construct_params(params)
-        args = [values[name] for name in order] if order is not None else values
-        raw = engine.raw_connection()
-        driver = raw.driver_connection
-        autocommit = engine.dialect.name == "postgresql" and driver is not None and not driver.autocommit
-        try:
-            if autocommit:  # no BEGIN before and no ROLLBACK after: the SELECT is the only round trip
-                driver.autocommit = True  # type: ignore[union-attr]
-            cursor = raw.cursor()
-            try:
-                cursor.execute(sql, args)
-                found = cursor.fetchall()
-            finally:
-                cursor.close()
-        finally:
-            if autocommit:
-                driver.autocommit = False  # type: ignore[union-attr]
-            raw.close()  # back to the pool (which rolls back whatever the driver began)
-        return [self._row(*r) for r in found]
+        return [self._row(*r) for r in self._run(engine, params, lambda cursor: cursor.fetchall())]
 
     def execute(self, engine: Engine, **params: Any) -> int:
         """Run a single-statement write (an UPDATE of plain values) on its own; the rows it changed.
@@ -133,6 +114,10 @@ class Prepared:
         autocommit, without the SQLAlchemy transaction around it: for a write
         made once per datum of a job, that transaction cost more than the write.
         """
+        return int(self._run(engine, params, lambda cursor: cursor.rowcount))
+
+    def _run(self, engine: Engine, params: dict[str, Any], take: Any) -> Any:
+        """The statement run once on a pooled driver connection in autocommit; ``take(cursor)`` after."""
         sql, compiled, order = self._compile(engine)
         values = compiled.construct_params(params)
         args = [values[name] for name in order] if order is not None else values
@@ -140,18 +125,18 @@ class Prepared:
         driver = raw.driver_connection
         autocommit = engine.dialect.name == "postgresql" and driver is not None and not driver.autocommit
         try:
-            if autocommit:
+            if autocommit:  # no BEGIN before and no ROLLBACK after: the statement is the only round trip
                 driver.autocommit = True  # type: ignore[union-attr]
             cursor = raw.cursor()
             try:
                 cursor.execute(sql, args)
-                return int(cursor.rowcount)
+                return take(cursor)
             finally:
                 cursor.close()
         finally:
             if autocommit:
                 driver.autocommit = False  # type: ignore[union-attr]
-            raw.close()
+            raw.close()  # back to the pool (which rolls back whatever the driver began)
 
     def _compile(self, engine: Engine) -> tuple[str, Any, tuple[str, ...] | None]:
         found = self._compiled.get(engine.dialect.name)

@@ -436,19 +436,11 @@ class Tree:
                 break
             left = self._children(left, lnodes, level)
             right = self._children(right, rnodes, level)
-        lkeys: list[str] = []
-        rkeys: list[str] = []
-        for n in lnodes:
-            lkeys.extend(n.keys)
-        for n in rnodes:
-            rkeys.extend(n.keys)
+        lkeys = list(itertools.chain.from_iterable(n.keys for n in lnodes))
+        rkeys = list(itertools.chain.from_iterable(n.keys for n in rnodes))
         if lkeys == rkeys:  # the same paths on both sides (contents changed in place): compare in lockstep
-            lvals: list[Any] = []
-            rvals: list[Any] = []
-            for n in lnodes:
-                lvals.extend(n.vals)
-            for n in rnodes:
-                rvals.extend(n.vals)
+            lvals = list(itertools.chain.from_iterable(n.vals for n in lnodes))
+            rvals = list(itertools.chain.from_iterable(n.vals for n in rnodes))
             for i in itertools.compress(range(len(lkeys)), map(operator.ne, lvals, rvals)):
                 yield lkeys[i], lvals[i], rvals[i]
             return

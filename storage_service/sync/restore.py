@@ -116,11 +116,7 @@ def write_atomically(
     try:
         fd = os.open(part, _CREATE, 0o666)
         try:
-            for chunk in chunks:
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-            st = os.fstat(fd)
+            st = _write_all(fd, chunks)
         finally:
             os.close(fd)
         if expect is not None and file_hash(part)[0] != expect.hash:
@@ -133,14 +129,19 @@ def write_atomically(
     return st.st_size, st.st_mtime_ns, st.st_ino
 
 
+def _write_all(fd: int, chunks: Iterable[bytes]) -> os.stat_result:
+    """Write every chunk to ``fd`` (short writes resumed); the file's stat after."""
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view):]
+    return os.fstat(fd)
+
+
 def _write_unnamed(target: str, part: str, chunks: Iterable[bytes], expect: FileInfo | None) -> tuple[int, int, int]:
     fd = os.open(os.path.dirname(target) or ".", os.O_WRONLY | _TMPFILE | os.O_CLOEXEC, 0o666)
     try:
-        for chunk in chunks:
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
-        st = os.fstat(fd)
+        st = _write_all(fd, chunks)
         if expect is not None and file_hash(f"/proc/self/fd/{fd}")[0] != expect.hash:
             raise CorruptObject(f"{expect.path}: the downloaded bytes do not match the content hash {expect.hash}")
         try:
