@@ -21,6 +21,8 @@ from datumflow.storage_service.errors import SchemaMismatch
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import text
 
+from tests.helpers.threads import threads_running
+
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "store-0.1.tar.gz"
 CLI = [sys.executable, "-m", "datumflow.storage_service.cli"]
 
@@ -126,21 +128,14 @@ def test_a_store_of_a_newer_release_is_refused_in_one_line(tmp_path: Path) -> No
 
 @pytest.mark.postgres
 def test_replicas_starting_together_on_an_empty_postgresql_all_start(postgres_url: str, tmp_path: Path) -> None:
-    errors: list[BaseException] = []
     barrier = threading.Barrier(8)
 
     def start(i: int) -> None:
-        try:
-            barrier.wait()
-            Store(str(tmp_path / f"r{i}"), db_url=postgres_url, fsync=False).close()
-        except BaseException as exc:
-            errors.append(exc)
+        barrier.wait()
+        Store(str(tmp_path / f"r{i}"), db_url=postgres_url, fsync=False).close()
 
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with threads_running(start, 8) as errors:
+        pass
     assert errors == []
     engine = connect_engine(postgres_url)
     assert migrations.current(engine) == migrations.head()

@@ -10,6 +10,8 @@ from pathlib import Path
 from datumflow.storage_service.core.objects import LocalObjects
 from datumflow.storage_service.errors import ObjectNotFound
 
+from tests.helpers.threads import threads_running
+
 OBJECTS = 600  # more than the descriptors kept open, so readers keep evicting each other's
 
 
@@ -21,24 +23,17 @@ def test_threads_reading_while_descriptors_are_evicted_get_their_bytes(tmp_path:
     objects = LocalObjects(str(tmp_path / "objects"))
     for i in range(OBJECTS):
         objects.put_bytes(f"packs/{i}", _content(i))
-    errors: list[BaseException] = []
 
     def reader(seed: int) -> None:
         rng = random.Random(seed)
-        try:
-            for _ in range(3000):
-                i = rng.randrange(OBJECTS)
-                start = rng.randrange(0, 900)
-                got = objects.read_range(f"packs/{i}", start, 100)
-                assert got == _content(i)[start:start + 100], f"object {i}: other bytes"
-        except BaseException as exc:  # reported by the main thread
-            errors.append(exc)
+        for _ in range(3000):
+            i = rng.randrange(OBJECTS)
+            start = rng.randrange(0, 900)
+            got = objects.read_range(f"packs/{i}", start, 100)
+            assert got == _content(i)[start:start + 100], f"object {i}: other bytes"
 
-    threads = [threading.Thread(target=reader, args=(n,)) for n in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with threads_running(reader, 8) as errors:
+        pass
     objects.close()
     assert errors == []
 
@@ -48,31 +43,23 @@ def test_a_delete_under_concurrent_reads_closes_nothing_in_use(tmp_path: Path) -
     for i in range(20):
         objects.put_bytes(f"packs/{i}", _content(i))
     stop = threading.Event()
-    errors: list[BaseException] = []
 
     def reader(seed: int) -> None:
         rng = random.Random(seed)
-        try:
-            while not stop.is_set():
-                i = rng.randrange(10, 20)  # the kept ones
-                assert objects.read_range(f"packs/{i}", 0, 6) == b"%05d:" % i
-                try:  # the deleted ones: their bytes, or not found; never another object's
-                    j = rng.randrange(10)
-                    assert objects.read_range(f"packs/{j}", 0, 6) == b"%05d:" % j
-                except ObjectNotFound:
-                    pass
-        except BaseException as exc:
-            errors.append(exc)
+        while not stop.is_set():
+            i = rng.randrange(10, 20)  # the kept ones
+            assert objects.read_range(f"packs/{i}", 0, 6) == b"%05d:" % i
+            try:  # the deleted ones: their bytes, or not found; never another object's
+                j = rng.randrange(10)
+                assert objects.read_range(f"packs/{j}", 0, 6) == b"%05d:" % j
+            except ObjectNotFound:
+                pass
 
-    threads = [threading.Thread(target=reader, args=(n,)) for n in range(6)]
-    for t in threads:
-        t.start()
-    for i in range(10):
-        objects.delete(f"packs/{i}")
-    for _ in range(10):  # drop every open pack behind the readers' backs, again and again
-        objects.close()
-    stop.set()
-    for t in threads:
-        t.join()
+    with threads_running(reader, 6) as errors:
+        for i in range(10):
+            objects.delete(f"packs/{i}")
+        for _ in range(10):  # drop every open pack behind the readers' backs, again and again
+            objects.close()
+        stop.set()
     objects.close()
     assert errors == []
