@@ -40,6 +40,7 @@ __all__ = [
     "hash_bytes",
     "hashed_cuts",
     "mapped",
+    "read_hashed",
 ]
 
 # The chunker yields avg+min on average (about 768 KiB): large enough that a
@@ -193,13 +194,20 @@ def mapped(fd: int, size: int) -> Iterator[memoryview]:
 
 def file_hash(path: str) -> tuple[str, int]:
     """(content hash, size) of a local file: what the store would name it, without storing a byte."""
+    digest, size, _ = read_hashed(path)
+    return digest, size
+
+
+def read_hashed(path: str) -> tuple[str, int, bytes | None]:
+    """(content hash, size, content) of a local file; the content of a small file only, which is read
+    whole (None for a larger one, which is hashed through mmap)."""
     with open(path, "rb") as fh:
         size = os.fstat(fh.fileno()).st_size
         if size <= SMALL_FILE:
             data = fh.read()
-            return content_hash([_Digest(hash_bytes(piece)) for piece in chunk_bytes(data)]), len(data)
+            return content_hash([_Digest(hash_bytes(piece)) for piece in chunk_bytes(data)]), len(data), data
         with mapped(fh.fileno(), size) as view:
-            return content_hash(list(hashed_cuts(view))), size
+            return content_hash(list(hashed_cuts(view))), size, None
 
 
 class _Digest:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, NamedTuple
 
-from datumflow.storage_service.core.chunking import file_hash
+from datumflow.storage_service.core.chunking import SMALL_FILE, read_hashed
 from datumflow.storage_service.errors import BranchNotFound, CommitNotFound, InvalidArgument, PathNotFound
 from datumflow.storage_service.model.core import FileInfo
 from datumflow.storage_service.model.sync import SyncResult
@@ -121,51 +121,100 @@ def _up_in_place(
     if rows is None:
         return None
     paths, stats = folder.paths, folder.stats
-    changed: list[tuple[int, str, StatTuple]] = []
+    changed: list[_Edited] = []
     read_at = folder.statted_ns
+    held = 0  # bytes of edited files held to be sent as read
     for i in rows:
         rel = paths[i]
         stat: StatTuple = (stats[4 * i], stats[4 * i + 1], stats[4 * i + 2], stats[4 * i + 3])
-        found = cache.remote_at(rel)
+        found = cache.remote_at(rel, i)
         if found is None:  # a clean cache knows the commit's side of every file; not so: compare in full
             return None
         size, remote_hash = found[1]
-        if size != stat[0]:
-            changed.append((i, rel, stat))
+        if size != stat[0] and stat[0] > SMALL_FILE:  # changed; its hash is the store's to find
+            changed.append(_Edited(i, rel, stat, None))
             continue
-        content, read_size = file_hash(folder.abspath(rel))
+        content, read_size, data = read_hashed(folder.abspath(rel))
         folder.files_read += 1
-        if read_size == stat[0]:  # else it changed under us: its stat is stale, record nothing
-            cache.record_at(i, rel, stat, content, read_at)
+        if read_size != stat[0]:  # it changed under us: its stat is stale, record nothing
+            changed.append(_Edited(i, rel, stat, None))
+            continue
+        cache.record_at(i, rel, stat, content, read_at)
         if content != remote_hash:
-            changed.append((i, rel, stat))
+            keep = data is not None and held + len(data) <= _HELD
+            held += len(data) if keep and data is not None else 0
+            changed.append(_Edited(i, rel, stat, data if keep else None))
     commit = None
     if changed and not dry_run:
-        items = [(_join(prefix, rel), folder.abspath(rel)) for _, rel, _ in changed]
-        what = description or _describe([], [rel for _, rel, _ in changed], [])
+        items = [(_join(prefix, edit.rel), folder.abspath(edit.rel) if edit.data is None else edit.data)
+                 for edit in changed]
+        what = description or _describe([], [edit.rel for edit in changed], [])
         commit = store.put_files(repo, branch, items, description=what, progress=progress).id
-        under = prefix + "/" if prefix else ""
-        ours = {rel: (i, stat) for i, rel, stat in changed}
-        moved: dict[int, tuple[int, str]] = {}
-        for entry in store.diff(repo, head, commit):
-            rel = entry.path[len(under):] if entry.path.startswith(under) else ""
-            if rel not in ours or entry.new is None:
-                # Another writer moved the branch meanwhile: what it changed is not known here by row.
-                # Forget the commit record (the next sync walks the commit once); entries stay right.
-                cache.forget_synced()
-                break
-            i, stat = ours[rel]
-            content = str(entry.new.hash)
-            found = cache.remote_at(rel)
-            assert found is not None
-            moved[found[0]] = (entry.new.size, content)
-            cache.record_at(i, rel, stat, content, read_at)  # the hash the store read after our stat
+        moved = _stored_as_read(store, cache, repo, head, commit, changed)
+        if moved is None:
+            moved = _stored_by_diff(store, cache, repo, prefix, head, commit, changed, read_at)
+        if moved is None:
+            # Another writer moved the branch meanwhile: what it changed is not known here by row.
+            # Forget the commit record (the next sync walks the commit once); entries stay right.
+            cache.forget_synced()
         else:
             cache.advance_in_place(Synced(repo, prefix, commit), moved)
     cache.save()
-    sent = sum(stat[0] for _, _, stat in changed)
-    return SyncResult("up", (), tuple(rel for _, rel, _ in changed), (), folder.count - len(changed), sent,
+    sent = sum(edit.stat[0] for edit in changed)
+    return SyncResult("up", (), tuple(edit.rel for edit in changed), (), folder.count - len(changed), sent,
                       folder.files_read, commit, dry_run)
+
+
+_HELD = 64 * 1024 * 1024  # bytes of small edited files a re-sync sends as it read them (more: by path)
+
+
+class _Edited(NamedTuple):
+    """A file of the in-place mode whose content differs from the commit's."""
+
+    row: int  # in the scan and the cache's columns
+    rel: str
+    stat: StatTuple
+    data: bytes | None  # its content as read after that stat, to send as it is (None: send the file)
+
+
+def _stored_as_read(
+    store: Any, cache: StatCache, repo: str, head: str, commit: str, changed: list[_Edited],
+) -> dict[int, tuple[int, str]] | None:
+    """The commit's rows of ``changed`` (row of the synced commit's files → (size, hash)) when the commit is
+    ``head`` with exactly the contents read here: no diff needed.
+
+    So it is when every edit was sent as the bytes read (and hashed) here, and the branch's new commit
+    sits right on ``head``. None: not known so; the diff tells.
+    """
+    if any(edit.data is None for edit in changed) or store.inspect_commit(repo, commit).parent != head:
+        return None
+    moved = {}
+    for edit in changed:
+        found = cache.remote_at(edit.rel, edit.row)
+        entry = cache.entry_at(edit.row)
+        assert found is not None and entry is not None and edit.data is not None
+        moved[found[0]] = (len(edit.data), entry[1])
+    return moved
+
+
+def _stored_by_diff(
+    store: Any, cache: StatCache, repo: str, prefix: str, head: str, commit: str, changed: list[_Edited],
+    read_at: int,
+) -> dict[int, tuple[int, str]] | None:
+    """The commit's rows of ``changed``, from a diff of ``head`` and ``commit``; None if it holds more."""
+    under = prefix + "/" if prefix else ""
+    ours = {edit.rel: edit for edit in changed}
+    moved: dict[int, tuple[int, str]] = {}
+    for entry in store.diff(repo, head, commit):
+        rel = entry.path[len(under):] if entry.path.startswith(under) else ""
+        if rel not in ours or entry.new is None:
+            return None
+        content = str(entry.new.hash)
+        found = cache.remote_at(rel, ours[rel].row)
+        assert found is not None
+        moved[found[0]] = (entry.new.size, content)
+        cache.record_at(ours[rel].row, rel, ours[rel].stat, content, read_at)  # the hash the store read
+    return moved
 
 
 @_without_gc

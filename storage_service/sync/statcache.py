@@ -19,7 +19,13 @@ Where: one file per local folder, under ``$DATUMFLOW_SYNC_CACHE`` or
 hash of the folder's real path, so the synced folder itself holds nothing of
 ours. Moving or copying a folder gives it new inodes and a new name: it is
 hashed once again, never trusted by mistake. The file is written whole under a
-temporary name and renamed, with a BLAKE3 checksum of its body.
+temporary name and renamed, with a BLAKE3 checksum of its body. A re-sync that
+changed a few rows of a folder holding the same files (the in-place mode, see
+:meth:`StatCache.in_place`) appends those rows instead, as a *patch* record
+chained to the body's checksum (as git's split index keeps a shared base and
+a small delta): the file costs what changed, not what exists, until the patches
+outgrow an eighth of the body and the next save writes it whole again. A
+patch torn by a crash fails its checksum and is ignored, with the ones after it.
 
 Racy entries (as git has them): a file changed again within the timestamp
 granularity of the moment its stat was taken can keep the same size, mtime
@@ -36,11 +42,13 @@ from __future__ import annotations
 import array
 import bisect
 import contextlib
+import fcntl
 import functools
 import hashlib
 import itertools
 import json
 import logging
+import mmap
 import os
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -55,12 +63,17 @@ log = logging.getLogger(__name__)
 
 _FINE_WINDOW = 100_000_000  # ns: a coarse kernel clock (jiffies) and clock reads, with room to spare
 _COARSE_WINDOW = 2_000_000_000  # ns: whole-second (or FAT's two-second) timestamps
-_MAGIC = b"datumflow stat cache 3\n"
+_MAGIC = b"datumflow stat cache 4\n"
 _DIGEST = 32
 _LEN = struct.Struct("<Q")
 SEP = _SEP = "\0"  # never in a file name, nor in a hash
 _BLOCK = 32  # entries compared at once by the bulk compare
 _WIDTH = 2 * _DIGEST + 1  # a hex digest and its separator, in a column of hashes
+_PATCHES = 16  # patch records appended before the file is written whole again
+_PATCH_SHARE = 8  # ... or once they hold an eighth of the body's bytes
+
+Buffer = bytes | bytearray | memoryview
+"""A column: bytes, or a view of the file as mapped."""
 
 Remote = dict[str, tuple[int, str]]
 """rel → (size, content hash) of a commit's files under the synced path."""
@@ -121,20 +134,45 @@ class _OtherVersion(Exception):
     pass
 
 
-class _Saved:
-    """The cache file as read: columns, decoded into maps only when something asks for them."""
+class _Patch(NamedTuple):
+    """Rows of the columns replaced, in the in-place mode: what a patch record holds."""
 
-    def __init__(self, header: dict[str, Any], columns: list[bytes]) -> None:
+    header: dict[str, Any]  # the header's keys that change ("synced", "clean")
+    local: dict[int, tuple[StatTuple, int, str, int]]  # row → (stat, statted_ns, hash, clean flag)
+    remote: dict[int, tuple[int, str]]  # row of the synced commit's files → (size, hash)
+
+
+class _Tail(NamedTuple):
+    """Where the file read ends, for a patch appended to it: it must still be that very file, that long."""
+
+    ino: int
+    end: int  # bytes of the file up to the last good patch
+    digest: bytes  # the checksum the next patch chains to
+    patches: int
+    patch_bytes: int
+    body: int  # bytes of the body the patches are to
+
+
+class _Saved:
+    """The cache file as read: columns, decoded into maps only when something asks for them.
+
+    The columns of hashes stay where they were read (a mapping of the file):
+    rows that patches replaced are looked up in ``_replaced`` first.
+    """
+
+    def __init__(self, header: dict[str, Any], columns: list[Buffer]) -> None:
         self.header = header
+        self.tail: _Tail | None = None
         paths, stats, statted, hashes, flags, remote_paths, remote_sizes, remote_hashes = columns
-        self.paths_blob = paths
+        self.paths_blob = bytes(paths)
         self.stats = _ints(stats)
-        self.flags = flags
+        self.flags = bytearray(flags)
         self._raw = {"statted": statted, "hashes": hashes, "remote_paths": remote_paths,
                      "remote_sizes": remote_sizes, "remote_hashes": remote_hashes}
+        self._replaced: dict[str, dict[int, str]] = {"hashes": {}, "remote_hashes": {}}
         n, m = len(self.stats) // 4, len(remote_sizes) // 8
         # Lengths are checked now, without decoding what an unchanged re-sync never needs.
-        if (_count(paths), len(statted), _strings_of(hashes, n), len(flags)) != (n, 8 * n, n, n) or (
+        if (_count(self.paths_blob), len(statted), _strings_of(hashes, n), len(flags)) != (n, 8 * n, n, n) or (
             (_count(remote_paths), _strings_of(remote_hashes, m)) != (m, m)
         ):
             raise _Damaged("columns of different lengths")
@@ -150,17 +188,32 @@ class _Saved:
         return all(len(blob) == (count * _WIDTH - 1 if count else 0)
                    for blob, count in ((self._raw["hashes"], n), (self._raw["remote_hashes"], m)))
 
+    def _hash(self, column: str, i: int) -> str:
+        found = self._replaced[column].get(i)
+        return found if found is not None else str(self._raw[column][_WIDTH * i:_WIDTH * i + _WIDTH - 1], "ascii")
+
     def hash_at(self, i: int) -> str:
         """The recorded hash of entry ``i`` (needs :attr:`fixed`)."""
-        return self._raw["hashes"][_WIDTH * i:_WIDTH * i + _WIDTH - 1].decode()
+        return self._hash("hashes", i)
 
-    def remote_at(self, path: str) -> tuple[int, tuple[int, str]] | None:
-        """(row, (size, hash)) of ``path`` among the synced commit's files (needs :attr:`fixed`)."""
-        paths = self.remote_paths
-        j = bisect.bisect_left(paths, path)
-        if j == len(paths) or paths[j] != path:
-            return None
-        return j, (self.remote_sizes[j], self._raw["remote_hashes"][_WIDTH * j:_WIDTH * j + _WIDTH - 1].decode())
+    @functools.cached_property
+    def same_order(self) -> bool:
+        """The synced commit's files are the entries' paths, row for row (as after a sync of a whole folder)."""
+        return bytes(self._raw["remote_paths"]) == self.paths_blob
+
+    def remote_at(self, path: str, row: int | None = None) -> tuple[int, tuple[int, str]] | None:
+        """(row, (size, hash)) of ``path`` among the synced commit's files (needs :attr:`fixed`).
+
+        ``row``: the entry's row of ``path``, if the caller knows it (then, in the same order, no search).
+        """
+        if row is not None and self.same_order:
+            j = row
+        else:
+            paths = self.remote_paths
+            j = bisect.bisect_left(paths, path)
+            if j == len(paths) or paths[j] != path:
+                return None
+        return j, (self.remote_sizes[j], self._hash("remote_hashes", j))
 
     @functools.cached_property
     def statted(self) -> array.array[int]:
@@ -168,7 +221,7 @@ class _Saved:
 
     @functools.cached_property
     def hashes(self) -> list[str]:
-        return _strings(self._raw["hashes"])
+        return self._strings_replaced("hashes")
 
     @functools.cached_property
     def remote_paths(self) -> list[str]:
@@ -180,7 +233,13 @@ class _Saved:
 
     @functools.cached_property
     def remote_hashes(self) -> list[str]:
-        return _strings(self._raw["remote_hashes"])
+        return self._strings_replaced("remote_hashes")
+
+    def _strings_replaced(self, column: str) -> list[str]:
+        out = _strings(self._raw[column])
+        for i, value in self._replaced[column].items():
+            out[i] = value
+        return out
 
     def stat_tuples(self) -> Iterator[StatTuple]:
         s = self.stats
@@ -200,24 +259,55 @@ class _Saved:
     def remote(self) -> Remote:
         return dict(zip(self.remote_paths, zip(self.remote_sizes, self.remote_hashes, strict=True), strict=True))
 
+    def apply(self, patch: _Patch) -> None:
+        """Replace the rows ``patch`` gives (read from a patch record, or just appended as one)."""
+        n, m = len(self.flags), len(self._raw["remote_sizes"]) // 8
+        if not self.fixed or not all(0 <= i < n for i in patch.local) or not all(0 <= j < m for j in patch.remote):
+            raise _Damaged("a patch of rows that are not there")
+        stats, statted, flags, sizes = self.stats, self.statted, self.flags, self.remote_sizes
+        hashes, remote_hashes = self._replaced["hashes"], self._replaced["remote_hashes"]
+        for i, (stat, when, content, flag) in patch.local.items():
+            stats[4 * i:4 * i + 4] = array.array("q", stat)
+            statted[i], flags[i], hashes[i] = when, flag, content
+        for j, (size, content) in patch.remote.items():
+            sizes[j], remote_hashes[j] = size, content
+        for decoded in ("hashes", "remote_hashes"):  # decoded before: stale now
+            self.__dict__.pop(decoded, None)
+        self.header = {**self.header, **patch.header}
 
-def _strings(blob: bytes) -> list[str]:
-    return blob.decode("utf-8", "surrogateescape").split(_SEP) if blob else []
+    def columns(self) -> list[Buffer]:
+        """The columns, as the file's body holds them."""
+        raw = self._raw
+        return [self.paths_blob, self.stats.tobytes(), self.statted.tobytes(), self._column("hashes"), self.flags,
+                raw["remote_paths"], self.remote_sizes.tobytes(), self._column("remote_hashes")]
+
+    def _column(self, name: str) -> Buffer:
+        replaced = self._replaced[name]
+        if not replaced:
+            return self._raw[name]
+        out = bytearray(self._raw[name])
+        for i, value in replaced.items():
+            out[_WIDTH * i:_WIDTH * i + _WIDTH - 1] = value.encode()
+        return out
 
 
-def _count(blob: bytes) -> int:
+def _strings(blob: Buffer) -> list[str]:
+    return str(blob, "utf-8", "surrogateescape").split(_SEP) if len(blob) else []
+
+
+def _count(blob: Buffer) -> int:
     """How many strings :func:`_strings` would give."""
-    return blob.count(_SEP.encode()) + 1 if blob else 0
+    return bytes(blob).count(_SEP.encode()) + 1 if len(blob) else 0
 
 
-def _strings_of(blob: bytes, expected: int) -> int:
+def _strings_of(blob: Buffer, expected: int) -> int:
     """How many strings a column of hashes holds: at once when all are hex digests of the usual width."""
     if expected and len(blob) == expected * _WIDTH - 1:
         return expected  # as many separators as that width implies; the checksum vouches for the rest
     return _count(blob)
 
 
-def _ints(blob: bytes) -> array.array[int]:
+def _ints(blob: Buffer) -> array.array[int]:
     if len(blob) % 8:
         raise _Damaged("a column of integers has a partial item")
     out = array.array("q")
@@ -256,14 +346,20 @@ class StatCache:
 
     def _read(self) -> _Saved | None:
         try:
-            data = self.path.read_bytes()
+            with open(self.path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                # Mapped, not read: a large folder's cache is tens of MB, of which a re-sync decodes little.
+                # The file is never truncated in place (written anew, or appended to), so the view holds.
+                data: bytes | mmap.mmap = (mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if st.st_size
+                                           else b"")
+                ino = st.st_ino
         except FileNotFoundError:
             return None
         except OSError as exc:
             log.warning("cannot read the sync stat cache %s (%s); files will be hashed again", self.path, exc)
             return None
         try:
-            return _parse(data)
+            return _parse(data, ino)
         except _OtherVersion:  # written by another version of datumflow: not damage, just not ours to read
             log.info("the sync stat cache %s has another format; starting afresh", self.path)
             return None
@@ -347,13 +443,17 @@ class StatCache:
                             if stats[4 * i:4 * i + 4] != old[4 * i:4 * i + 4])
         return rows
 
-    def remote_at(self, path: str) -> tuple[int, tuple[int, str]] | None:
-        """(row, (size, hash)) of ``path`` in the synced commit, in the in-place mode."""
+    def remote_at(self, path: str, row: int | None = None) -> tuple[int, tuple[int, str]] | None:
+        """(row, (size, hash)) of ``path`` in the synced commit, in the in-place mode (``row``: its entry's)."""
         assert self._saved is not None
-        found = self._saved.remote_at(path)
+        found = self._saved.remote_at(path, row)
         if found is not None and found[0] in self._remote_at:
             return found[0], self._remote_at[found[0]]
         return found
+
+    def entry_at(self, row: int) -> Entry | None:
+        """What :meth:`record_at` recorded for ``row``, in the in-place mode (None: nothing)."""
+        return self._at.get(row)
 
     def record_at(self, row: int, path: str, stat: StatTuple, content_hash: str, statted_ns: int) -> None:
         """:meth:`record` of the entry in ``row`` (of ``path``), in the in-place mode."""
@@ -450,7 +550,12 @@ class StatCache:
             return
         saved = self._saved
         if saved is not None and (self._at or self._remote_at) and not self._overlay and not self._remote_moved:
-            data = self._patched_in_place()
+            patch = self._row_patch()
+            if self._appended(patch):
+                self._dirty = False
+                return
+            saved.apply(patch)
+            data = _render_columns(saved.header, saved.columns())
         else:
             same_files = (saved is not None and all(self._overlay.values())
                           and self._overlay.keys() <= self._index.keys() and list(order) == saved.paths)
@@ -472,38 +577,62 @@ class StatCache:
                 self.path.unlink(missing_ok=True)
         self._dirty = False
 
-    def _patched_in_place(self) -> list[bytes]:
-        """The columns as read, patched by row: O(changes) but for copying the bytes."""
+    def _row_patch(self) -> _Patch:
+        """The rows the in-place mode changed: O(changes)."""
         saved = self._saved
         assert saved is not None and saved.fixed
-        stats, statted = array.array("q", saved.stats), array.array("q", saved.statted)
-        hashes, flags = bytearray(saved._raw["hashes"]), bytearray(saved.flags)
-        sizes, remote_hashes = array.array("q", saved.remote_sizes), bytearray(saved._raw["remote_hashes"])
-        for j, (size, content) in self._remote_at.items():
-            sizes[j] = size
-            remote_hashes[_WIDTH * j:_WIDTH * j + _WIDTH - 1] = content.encode()
+        local: dict[int, tuple[StatTuple, int, str, int]] = {}
         for i, entry in self._at.items():
-            stats[4 * i:4 * i + 4] = array.array("q", entry[0])
-            statted[i] = entry[2]
-            hashes[_WIDTH * i:_WIDTH * i + _WIDTH - 1] = entry[1].encode()
-            found = self.remote_at(self._at_paths[i])
-            flags[i] = _clean(entry, found[1] if found else None)
+            found = self.remote_at(self._at_paths[i], i)
+            local[i] = (entry[0], entry[2], entry[1], _clean(entry, found[1] if found else None))
         # Rows of the commit replaced without a local entry recorded: their entry no longer matches.
         if self._remote_at:
-            at_paths = set(self._at_paths.values())
-            rows = set(self._remote_at) - {found[0] for p in at_paths if (found := saved.remote_at(p))}
-            for j in rows:
-                row = self._index.get(saved.remote_paths[j])
+            at_rows = {found[0] for i, p in self._at_paths.items() if (found := saved.remote_at(p, i))}
+            for j in set(self._remote_at) - at_rows:
+                row = j if saved.same_order else self._index.get(saved.remote_paths[j])
                 if row is not None:
-                    flags[row] = _clean(self._entry(saved.remote_paths[j]) or saved.entry(row), self._remote_at[j])
-        header = dict(saved.header)
-        header["synced"] = list(self._synced) if self._synced else None
-        header["clean"] = self._synced is not None and flags.count(0) == 0
-        columns = [saved.paths_blob, stats.tobytes(), statted.tobytes(), bytes(hashes), bytes(flags),
-                   saved._raw["remote_paths"], sizes.tobytes(), bytes(remote_hashes)]
-        return _render_columns(header, columns)
+                    entry = self._entry(saved.remote_paths[j]) or saved.entry(row)
+                    local[row] = (entry[0], entry[2], entry[1], _clean(entry, self._remote_at[j]))
+        flags = saved.flags
+        unclean = flags.count(0) + sum(bool(flags[i]) - bool(row[3]) for i, row in local.items())
+        header = {"synced": list(self._synced) if self._synced else None,
+                  "clean": self._synced is not None and unclean == 0}
+        return _Patch(header, local, dict(self._remote_at))
 
-    def _patched(self) -> list[bytes]:
+    def _appended(self, patch: _Patch) -> bool:
+        """Append ``patch`` to the file read, if it is still that file and the patches stay small."""
+        saved = self._saved
+        tail = saved.tail if saved else None
+        if saved is None or tail is None or tail.patches >= _PATCHES:
+            return False
+        payload = _encode_patch(patch)
+        record_len = _LEN.size + _DIGEST + len(payload)
+        if tail.patch_bytes + record_len > tail.body // _PATCH_SHARE:
+            return False
+        digest = blake3.blake3(tail.digest)
+        digest.update(payload)
+        mark = digest.digest()
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # two appenders: the second finds the file longer, and writes it whole
+            st = os.fstat(fd)
+            if (st.st_ino, st.st_size) != (tail.ino, tail.end):
+                return False
+            if os.write(fd, b"".join((_LEN.pack(len(payload)), mark, payload))) != record_len:
+                return False  # a torn record (a full disk): ignored when read; the file is written whole now
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
+        saved.apply(patch)
+        saved.tail = tail._replace(end=tail.end + record_len, digest=mark, patches=tail.patches + 1,
+                                   patch_bytes=tail.patch_bytes + record_len)
+        return True
+
+    def _patched(self) -> list[Buffer]:
         """The columns as read, with the entries recorded since (and flags of paths whose commit side moved)."""
         saved = self._saved
         assert saved is not None
@@ -521,7 +650,7 @@ class StatCache:
         header = self._header(flags, self._index.keys())
         return _render(header, saved.paths, stats, statted, hashes, bytes(flags), self._remote_columns())
 
-    def _rendered(self, order: Sequence[str]) -> list[bytes]:
+    def _rendered(self, order: Sequence[str]) -> list[Buffer]:
         known = self._saved.entries() if self._saved else {}
         for path, entry in self._overlay.items():
             if entry is None:
@@ -561,12 +690,12 @@ class StatCache:
                 "remote_only": len(remote.keys() - known)}
 
 
-def _clean(entry: Entry, remote: tuple[int, str] | None) -> bool:
-    return remote is not None and remote[1] == entry[1] and _trusted(entry[0], entry[2])
+def _clean(entry: Entry, remote: tuple[int, str] | None) -> int:
+    return int(remote is not None and remote[1] == entry[1] and _trusted(entry[0], entry[2]))
 
 
 def _render(header: dict[str, Any], paths: list[str], stats: array.array[int], statted: array.array[int],
-            hashes: list[str], flags: bytes, remote: tuple[list[str], array.array[int], list[str]]) -> list[bytes]:
+            hashes: list[str], flags: bytes, remote: tuple[list[str], array.array[int], list[str]]) -> list[Buffer]:
     remote_paths, remote_sizes, remote_hashes = remote
     return _render_columns(header, [
         _blob(paths), stats.tobytes(), statted.tobytes(), _blob(hashes), flags,
@@ -574,35 +703,107 @@ def _render(header: dict[str, Any], paths: list[str], stats: array.array[int], s
     ])
 
 
-def _render_columns(header: dict[str, Any], columns: list[bytes]) -> list[bytes]:
-    """The file's pieces, in order (written one after the other: no copy of the whole)."""
+def _render_columns(header: dict[str, Any], columns: list[Buffer]) -> list[Buffer]:
+    """The file's pieces, in order (written one after the other: no copy of the whole).
+
+    The file: the magic line, the body's checksum and length, the body (the
+    header and the columns, each after its length), then any patch records.
+    """
     body = [x for c in [json.dumps(header).encode(), *columns] for x in (_LEN.pack(len(c)), c)]
     digest = blake3.blake3(max_threads=blake3.blake3.AUTO)
     for piece in body:
         digest.update(piece)
-    return [_MAGIC, digest.digest(), *body]
+    return [_MAGIC, digest.digest(), _LEN.pack(sum(map(len, body))), *body]
 
 
-def _parse(data: bytes) -> _Saved:
-    if not data.startswith(_MAGIC):
-        if data.startswith(_MAGIC.split(b" 3")[0]):
+def _encode_patch(patch: _Patch) -> bytes:
+    """A patch record's payload: the header's changes, then the local rows and the commit's rows, as columns."""
+    rows = sorted(patch.local)
+    local = [patch.local[i] for i in rows]
+    remote_rows = sorted(patch.remote)
+    remote = [patch.remote[j] for j in remote_rows]
+    header = json.dumps(patch.header).encode()
+    return b"".join((
+        _LEN.pack(len(header)), header,
+        _LEN.pack(len(rows)), array.array("q", rows).tobytes(),
+        array.array("q", [x for row in local for x in row[0]]).tobytes(),
+        array.array("q", [row[1] for row in local]).tobytes(),
+        "".join(row[2] for row in local).encode(), bytes(row[3] for row in local),
+        _LEN.pack(len(remote_rows)), array.array("q", remote_rows).tobytes(),
+        array.array("q", [row[0] for row in remote]).tobytes(), "".join(row[1] for row in remote).encode(),
+    ))
+
+
+def _decode_patch(data: memoryview) -> _Patch:
+    at = 0
+
+    def take(n: int) -> bytes:
+        nonlocal at
+        if at + n > len(data):
+            raise _Damaged("a truncated patch")
+        at += n
+        return bytes(data[at - n:at])
+
+    def count() -> int:
+        return int(_LEN.unpack(take(_LEN.size))[0])
+
+    header = json.loads(take(count()))
+    if not isinstance(header, dict) or not header.keys() <= {"synced", "clean"}:
+        raise _Damaged("a patch with no header")
+    width = _WIDTH - 1
+    n = count()
+    rows, stats, statted = _ints(take(8 * n)), _ints(take(32 * n)), _ints(take(8 * n))
+    hashes, flags = take(width * n).decode("ascii"), take(n)
+    m = count()
+    remote_rows, sizes, remote_hashes = _ints(take(8 * m)), _ints(take(8 * m)), take(width * m).decode("ascii")
+    if at != len(data) or not set(flags) <= {0, 1}:
+        raise _Damaged("a patch of another shape")
+    local = {rows[k]: ((stats[4 * k], stats[4 * k + 1], stats[4 * k + 2], stats[4 * k + 3]), statted[k],
+                       hashes[width * k:width * k + width], flags[k]) for k in range(n)}
+    remote = {remote_rows[k]: (sizes[k], remote_hashes[width * k:width * k + width]) for k in range(m)}
+    return _Patch(header, local, remote)
+
+
+def _parse(data: bytes | mmap.mmap, ino: int = 0) -> _Saved:
+    if data[:len(_MAGIC)] != _MAGIC:
+        if data[:len(_MAGIC) - 3] == _MAGIC[:-3]:
             raise _OtherVersion()
         raise _Damaged("not a stat cache")
-    digest, body = data[len(_MAGIC):len(_MAGIC) + _DIGEST], memoryview(data)[len(_MAGIC) + _DIGEST:]
+    start = len(_MAGIC) + _DIGEST + _LEN.size
+    if len(data) < start:
+        raise _Damaged("truncated")
+    digest = data[len(_MAGIC):len(_MAGIC) + _DIGEST]
+    (length,) = _LEN.unpack_from(data, len(_MAGIC) + _DIGEST)
+    if start + length > len(data):
+        raise _Damaged("truncated")
+    body = memoryview(data)[start:start + length]
     if blake3.blake3(body, max_threads=blake3.blake3.AUTO).digest() != digest:
         raise _Damaged("checksum mismatch")
-    columns: list[bytes] = []
+    columns: list[Buffer] = []
     offset = 0
     while offset < len(body):
         (size,) = _LEN.unpack_from(body, offset)
         offset += _LEN.size
         if offset + size > len(body):
             raise _Damaged("truncated")
-        columns.append(bytes(body[offset:offset + size]))
+        columns.append(body[offset:offset + size])
         offset += size
     if len(columns) != 9:
         raise _Damaged(f"{len(columns)} columns")
-    header = json.loads(columns[0])
+    header = json.loads(bytes(columns[0]))
     if not isinstance(header, dict):
         raise _Damaged("no header")
-    return _Saved(header, columns[1:])
+    saved = _Saved(header, columns[1:])
+    # The patch records, each chained to the checksum before it; a torn or foreign one ends them.
+    at, chained, patches = start + length, digest, 0
+    while at + _LEN.size + _DIGEST <= len(data):
+        (size,) = _LEN.unpack_from(data, at)
+        payload = memoryview(data)[at + _LEN.size + _DIGEST:at + _LEN.size + _DIGEST + size]
+        mark = blake3.blake3(chained)
+        mark.update(payload)
+        if len(payload) != size or mark.digest() != data[at + _LEN.size:at + _LEN.size + _DIGEST]:
+            break
+        saved.apply(_decode_patch(payload))
+        at, chained, patches = at + _LEN.size + _DIGEST + size, mark.digest(), patches + 1
+    saved.tail = _Tail(ino, at, chained, patches, at - start - length, length)
+    return saved

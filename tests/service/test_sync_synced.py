@@ -245,13 +245,14 @@ def test_edits_in_place_cost_what_changed_and_keep_the_record_right(
     store: Any, repo: str, tmp_path: Path, rows_seen: list[Any]
 ) -> None:
     """A folder with the very files it last matched, a few edited: compared by row, no walk of the commit,
-    one diff to learn what the commit stored, and the record moves on to the new commit."""
+    no diff either (the files were read after settled stats that still hold once stored, and the new
+    commit sits on the head), and the record moves on to the new commit."""
     src = _folder(tmp_path / "src")
     counting = Counting(store)
     counting.sync_up(str(src), repo, "master")
     _settled(counting, src, repo)
     (src / "d0" / "f000").write_bytes(os.urandom(200))  # same size, new bytes: read, and sent
-    (src / "d1" / "f001").write_bytes(os.urandom(300))  # another size: sent without a read
+    (src / "d1" / "f001").write_bytes(os.urandom(300))  # another size, small: read (for its hash), and sent
     (src / "d2" / "f002").write_bytes((src / "d2" / "f002").read_bytes())  # touched only: read, not sent
     time.sleep(0.25)
     counting.take()
@@ -259,14 +260,80 @@ def test_edits_in_place_cost_what_changed_and_keep_the_record_right(
     edited = counting.sync_up(str(src), repo, "master")
     assert [len(rows) for rows in rows_seen] == [3]  # by row: the three files whose stat moved
     assert (edited.added, edited.changed, edited.deleted) == ((), ("d0/f000", "d1/f001"), ())
-    assert (edited.files_read, edited.unchanged, edited.bytes) == (2, 28, 500)
-    assert counting.take() == {"diff": 1}
+    assert (edited.files_read, edited.unchanged, edited.bytes) == (3, 28, 500)
+    assert counting.take() == {}
     assert _remote(store, repo, "master") == _files(src)
     again = counting.sync_up(str(src), repo, "master")
     assert (again.is_noop, again.files_read, again.commit) == (True, 0, None)
     assert counting.take() == {}  # the record names the new commit: no walk, no diff
     down = store.sync_down(repo, "master", "", str(src))
     assert down.is_noop and down.files_read == 0
+
+
+def test_a_large_edit_in_place_learns_the_stored_hash_by_a_diff(
+    store: Any, repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file too large to hold is sent from disk: what the store read, the diff tells."""
+    from datumflow.storage_service.sync import engine
+
+    src = _folder(tmp_path / "src")
+    store.sync_up(str(src), repo, "master")
+    _settled(store, src, repo)
+    monkeypatch.setattr(engine, "_HELD", 100)  # f000's new 150 bytes are more than a re-sync holds
+    (src / "d0" / "f000").write_bytes(os.urandom(150))
+    time.sleep(0.25)
+    counting = Counting(store)
+    result = counting.sync_up(str(src), repo, "master")
+    assert result.changed == ("d0/f000",) and counting.take() == {"diff": 1}
+    assert _remote(store, repo, "master") == _files(src)
+    again = counting.sync_up(str(src), repo, "master")
+    assert (again.changed, again.commit, counting.take()) == ((), None, {})
+
+
+def test_an_edit_in_place_written_again_meanwhile_sends_what_was_read_then_the_rewrite(
+    store: Any, repo: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit holds the bytes read and hashed, whatever the file became since; the next sync sends
+    the rewrite (its stat moved)."""
+    src = _folder(tmp_path / "src")
+    store.sync_up(str(src), repo, "master")
+    _settled(store, src, repo)
+    target = src / "d0" / "f000"
+    first = os.urandom(200)
+    target.write_bytes(first)
+    time.sleep(0.25)
+    counting = Counting(store)
+
+    def put_files(*args: Any, **kwargs: Any) -> Any:  # another write lands after the read here
+        target.write_bytes(b"rewritten, of another size")
+        return store.put_files(*args, **kwargs)
+
+    monkeypatch.setattr(counting, "put_files", put_files, raising=False)
+    result = counting.sync_up(str(src), repo, "master")
+    assert result.changed == ("d0/f000",) and counting.take() == {}
+    assert _remote(store, repo, "master")["d0/f000"] == first
+    monkeypatch.undo()
+    time.sleep(0.25)
+    again = Counting(store).sync_up(str(src), repo, "master")
+    assert again.changed == ("d0/f000",)
+    assert _remote(store, repo, "master") == _files(src)
+
+
+def test_a_racy_edit_in_place_is_sent_right_and_compared_in_full_next_time(
+    store: Any, repo: str, tmp_path: Path, rows_seen: list[Any]
+) -> None:
+    """Scanned within the timestamp granularity of its write: the commit holds what was read, and the next
+    sync does not trust the entry (it compares in full and finds nothing to send)."""
+    src = _folder(tmp_path / "src")
+    store.sync_up(str(src), repo, "master")
+    _settled(store, src, repo)
+    (src / "d0" / "f000").write_bytes(os.urandom(200))
+    result = store.sync_up(str(src), repo, "master")  # at once: racy
+    assert result.changed == ("d0/f000",)
+    assert _remote(store, repo, "master") == _files(src)
+    rows_seen.clear()
+    again = store.sync_up(str(src), repo, "master")
+    assert rows_seen == [None] and (again.changed, again.commit) == ((), None)
 
 
 def test_edits_in_place_while_another_writer_moves_the_branch(store: Any, repo: str, tmp_path: Path) -> None:
@@ -314,3 +381,70 @@ def test_edits_in_place_with_delete_and_dry_run(store: Any, repo: str, tmp_path:
     assert rows_seen == [None]  # a file to delete: compared in full
     assert (pruned.changed, pruned.deleted) == (("d0/f006",), ("only-remote",))
     assert _remote(store, repo, "master") == _files(src)
+
+
+def test_edits_in_place_append_patches_that_read_back_whole_until_they_are_written_whole(
+    store: Any, repo: str, tmp_path: Path
+) -> None:
+    """A re-sync by row appends its rows to the cache file (the same file, a little longer) instead of writing
+    it again; every reopen reads the patches back (an unchanged folder is then known from its stats alone);
+    after enough patches the file is written whole again."""
+    from datumflow.storage_service.sync import statcache
+
+    src = _folder(tmp_path / "src", count=300)
+    store.sync_up(str(src), repo, "master")
+    _settled(store, src, repo)
+    path = cache_file(str(src))
+    grew = []
+    for rnd in range(statcache._PATCHES + 1):
+        before = path.stat()
+        (src / "d1" / f"f{3 * rnd + 1:03d}").write_bytes(os.urandom(200))
+        time.sleep(0.25)
+        assert store.sync_up(str(src), repo, "master").changed == (f"d1/f{3 * rnd + 1:03d}",)
+        after = path.stat()
+        grew.append(after.st_ino == before.st_ino and after.st_size > before.st_size)
+        same = store.sync_up(str(src), repo, "master")
+        assert (same.is_noop, same.files_read) == (True, 0)
+    assert grew == [True] * statcache._PATCHES + [False]  # the last round wrote it whole
+    assert _remote(store, repo, "master") == _files(src)
+
+
+def test_a_torn_patch_is_ignored_and_the_sync_still_right(store: Any, repo: str, tmp_path: Path) -> None:
+    """A crash in the middle of appending a patch: the patch fails its checksum and is left out; the cache
+    then says what it said before that sync, which the next sync corrects (by a diff), sending nothing."""
+    src = _folder(tmp_path / "src", count=300)
+    store.sync_up(str(src), repo, "master")
+    _settled(store, src, repo)
+    path = cache_file(str(src))
+    (src / "d0" / "f000").write_bytes(os.urandom(200))
+    time.sleep(0.25)
+    size = path.stat().st_size
+    store.sync_up(str(src), repo, "master")
+    head = store.inspect_branch(repo, "master").head
+    with open(path, "r+b") as fh:  # cut the patch short
+        fh.truncate(size + (path.stat().st_size - size) // 2)
+    again = store.sync_up(str(src), repo, "master")
+    assert (again.changed, again.commit, again.files_read) == ((), None, 1)
+    assert store.inspect_branch(repo, "master").head == head
+    assert path.exists()
+    settled = store.sync_up(str(src), repo, "master")
+    assert (settled.is_noop, settled.files_read) == (True, 0)
+
+
+def test_a_patch_is_not_appended_to_a_cache_another_sync_moved_on(store: Any, repo: str, tmp_path: Path) -> None:
+    """Two syncs of one folder: the one that saves second finds the file not as it read it and writes it
+    whole (never a patch against rows it did not read)."""
+    src = _folder(tmp_path / "src", count=300)
+    store.sync_up(str(src), repo, "master")
+    _settled(store, src, repo)
+    path = cache_file(str(src))
+    early = StatCache(str(src))  # read before the other sync saves
+    (src / "d0" / "f000").write_bytes(os.urandom(200))
+    time.sleep(0.25)
+    store.sync_up(str(src), repo, "master")  # appends a patch
+    assert early._saved is not None and early._saved.tail is not None
+    early.record_at(3, early._saved.paths[3], tuple(early._saved.stats[12:16]), early._saved.hash_at(3), 0)
+    ino = path.stat().st_ino
+    early.save()
+    assert path.stat().st_ino != ino  # written whole
+    assert StatCache(str(src)).synced is not None

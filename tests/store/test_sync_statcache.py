@@ -127,3 +127,20 @@ def test_saves_patched_or_rewritten_keep_every_entry_and_the_commit_record(tmp_p
     final = StatCache(str(tmp_path))
     assert final.synced == Synced("r", "", f"{29:032x}") and final.remote == remote
     assert {p: final.lookup(p, s) for p, (s, _) in entries.items()} == {p: h for p, (_, h) in entries.items()}
+
+
+def test_a_cache_of_another_format_is_started_afresh_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A cache written by an earlier format (one without patch records) is not damage: it is dropped quietly
+    and written anew by the next save."""
+    cache = StatCache(str(tmp_path))
+    cache.path.parent.mkdir(parents=True)
+    cache.path.write_bytes(b"datumflow stat cache 3\n" + os.urandom(64))
+    with caplog.at_level("WARNING"):
+        fresh = StatCache(str(tmp_path))
+    assert fresh.lookup("a", _stat(1)) is None and not caplog.records
+    now = 1_700_000_000 * SECOND
+    fresh.record("a", _stat(now - 10 * SECOND), "h", now)
+    fresh.save()
+    assert StatCache(str(tmp_path)).lookup("a", _stat(now - 10 * SECOND)) == "h"
