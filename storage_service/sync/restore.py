@@ -38,6 +38,7 @@ _BATCH_BYTES = 16 * 1024 * 1024
 _WORKERS = 4
 _THREADED_AVERAGE = 256 * 1024  # files smaller than this on average are written by one thread
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+_FOLDER = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def restore(
@@ -47,22 +48,24 @@ def restore(
     """Write ``wanted`` (relative path, entry) under ``root``; returns the bytes written."""
     made: set[str] = set()
     for rel, _ in wanted:  # folders first, once each (the threads then only write files)
-        parent = os.path.dirname(os.path.join(root, rel))
+        parent = rel.rpartition("/")[0]
         if parent not in made:
-            os.makedirs(parent, exist_ok=True)
+            os.makedirs(os.path.join(root, parent) if parent else root, exist_ok=True)
             made.add(parent)
     batches = list(_batches(wanted))
     unnamed = bool(wanted) and unnamed_files_work(root)
-    written: list[tuple[str, str, tuple[int, int, int], str]] = []
+    written: list[tuple[str, tuple[int, int, int], str]] = []
 
-    def one(batch: Sequence[tuple[str, FileInfo]]) -> list[tuple[str, str, tuple[int, int, int], str]]:
+    def one(batch: Sequence[tuple[str, FileInfo]]) -> list[tuple[str, tuple[int, int, int], str]]:
         out = []
-        for (rel, info), content in zip(batch, read([i for _, i in batch]), strict=True):
-            target = os.path.join(root, rel)
-            stat = write_atomically(target, content, info if verify else None, unnamed=unnamed)
-            out.append((rel, target, stat, str(info.hash)))
-            if progress is not None:
-                progress(info.size)
+        with _Folders(root) as folders:
+            for (rel, info), content in zip(batch, read([i for _, i in batch]), strict=True):
+                parent, _, name = rel.rpartition("/")
+                fd, where = folders.open(parent)
+                stat = _write_in(fd, where, name, content, info if verify else None, unnamed=unnamed)
+                out.append((rel, stat, str(info.hash)))
+                if progress is not None:
+                    progress(info.size)
         return out
 
     total = sum(info.size for _, info in wanted)
@@ -79,8 +82,33 @@ def restore(
         for batch in batches:
             written.extend(one(batch))
     if cache is not None:
-        _record(cache, written)
+        _record(cache, root, written)
     return total
+
+
+class _Folders:
+    """The folders a batch writes into, each opened once: files are made and named relative to them
+    (no path is resolved again from the root for every file)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self._open: dict[str, tuple[int, str]] = {}
+
+    def open(self, rel: str) -> tuple[int, str]:
+        """(descriptor, path) of the folder ``rel`` under the root ("" is the root itself)."""
+        found = self._open.get(rel)
+        if found is None:
+            where = os.path.join(self.root, rel) if rel else self.root
+            found = self._open[rel] = (os.open(where, _FOLDER), where)
+        return found
+
+    def __enter__(self) -> _Folders:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        for fd, _ in self._open.values():
+            os.close(fd)
+        self._open.clear()
 
 
 def _batches(wanted: Sequence[tuple[str, FileInfo]]) -> Iterator[Sequence[tuple[str, FileInfo]]]:
@@ -109,22 +137,34 @@ def write_atomically(
     piled up); over an existing file, it is linked under the temporary name
     and renamed, as before.
     """
-    head, name = os.path.split(target)
-    part = os.path.join(head, f".{name}{PART_SUFFIX}")
-    if unnamed:
-        return _write_unnamed(target, part, chunks, expect)
+    where, name = os.path.split(target)
+    where = where or "."
+    folder = os.open(where, _FOLDER)
     try:
-        fd = os.open(part, _CREATE, 0o666)
+        return _write_in(folder, where, name, chunks, expect, unnamed=unnamed)
+    finally:
+        os.close(folder)
+
+
+def _write_in(
+    folder: int, where: str, name: str, chunks: Iterable[bytes], expect: FileInfo | None, *, unnamed: bool
+) -> tuple[int, int, int]:
+    """:func:`write_atomically` of ``name`` in the folder open as ``folder`` (its path: ``where``)."""
+    part = f".{name}{PART_SUFFIX}"
+    if unnamed:
+        return _write_unnamed(folder, name, part, chunks, expect)
+    try:
+        fd = os.open(part, _CREATE, 0o666, dir_fd=folder)
         try:
             st = _write_all(fd, chunks)
         finally:
             os.close(fd)
-        if expect is not None and file_hash(part)[0] != expect.hash:
+        if expect is not None and file_hash(os.path.join(where, part))[0] != expect.hash:
             raise CorruptObject(f"{expect.path}: the downloaded bytes do not match the content hash {expect.hash}")
-        os.replace(part, target)
+        os.replace(part, name, src_dir_fd=folder, dst_dir_fd=folder)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(part)
+            os.unlink(part, dir_fd=folder)
         raise
     return st.st_size, st.st_mtime_ns, st.st_ino
 
@@ -138,21 +178,23 @@ def _write_all(fd: int, chunks: Iterable[bytes]) -> os.stat_result:
     return os.fstat(fd)
 
 
-def _write_unnamed(target: str, part: str, chunks: Iterable[bytes], expect: FileInfo | None) -> tuple[int, int, int]:
-    fd = os.open(os.path.dirname(target) or ".", os.O_WRONLY | _TMPFILE | os.O_CLOEXEC, 0o666)
+def _write_unnamed(
+    folder: int, name: str, part: str, chunks: Iterable[bytes], expect: FileInfo | None,
+) -> tuple[int, int, int]:
+    fd = os.open(".", os.O_WRONLY | _TMPFILE | os.O_CLOEXEC, 0o666, dir_fd=folder)
     try:
         st = _write_all(fd, chunks)
         if expect is not None and file_hash(f"/proc/self/fd/{fd}")[0] != expect.hash:
             raise CorruptObject(f"{expect.path}: the downloaded bytes do not match the content hash {expect.hash}")
         try:
-            _link(fd, target)
+            _link(fd, name, folder)
         except FileExistsError:  # replacing a file: in under the temporary name, then renamed over it
-            _link(fd, part)
+            _link(fd, part, folder)
             try:
-                os.replace(part, target)
+                os.replace(part, name, src_dir_fd=folder, dst_dir_fd=folder)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(part)
+                    os.unlink(part, dir_fd=folder)
                 raise
     finally:
         os.close(fd)
@@ -163,11 +205,12 @@ _TMPFILE = getattr(os, "O_TMPFILE", 0)
 _ROOT: list[int] = []
 
 
-def _link(fd: int, path: str) -> None:
-    """Give the unnamed file open as ``fd`` the name ``path`` (linkat through /proc, following the link)."""
+def _link(fd: int, path: str, folder: int | None = None) -> None:
+    """Give the unnamed file open as ``fd`` the name ``path`` (in the folder open as ``folder``, if given)
+    (linkat through /proc, following the link)."""
     if not _ROOT:
-        _ROOT.append(os.open("/", os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC))
-    os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=_ROOT[0], follow_symlinks=True)
+        _ROOT.append(os.open("/", _FOLDER))
+    os.link(f"/proc/self/fd/{fd}", path, src_dir_fd=_ROOT[0], dst_dir_fd=folder, follow_symlinks=True)
 
 
 def unnamed_files_work(folder: str) -> bool:
@@ -189,11 +232,11 @@ def unnamed_files_work(folder: str) -> bool:
     return True
 
 
-def _record(cache: StatCache, written: list[tuple[str, str, tuple[int, int, int], str]]) -> None:
+def _record(cache: StatCache, root: str, written: list[tuple[str, tuple[int, int, int], str]]) -> None:
     statted = time.time_ns()
-    for rel, target, (size, mtime_ns, ino), content_hash in written:
+    for rel, (size, mtime_ns, ino), content_hash in written:
         try:
-            st = os.stat(target)
+            st = os.stat(os.path.join(root, rel))
         except OSError:
             continue
         if (st.st_size, st.st_mtime_ns, st.st_ino) == (size, mtime_ns, ino):  # still what we wrote
