@@ -105,7 +105,7 @@ class _Folders:
     def __enter__(self) -> _Folders:
         return self
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for fd, _ in self._open.values():
             os.close(fd)
         self._open.clear()
