@@ -109,3 +109,19 @@ def snapshot(store: Store) -> dict[str, Any]:
 
 def pack_bytes(store: Store) -> int:
     return sum(size for _, size in store.objects.list("packs"))
+
+
+def rewritten_in_the_middle(tmp_path: Path, data: bytes) -> tuple[Store, int, bytes]:
+    """Put ``data`` as ``v1`` into a fresh fsynced store, then a copy with ten bytes changed in the middle as
+    ``v2``: (the store, still open, the pack bytes the second put added, the edited bytes)."""
+    mib = 1024 * 1024
+    (tmp_path / "v1").write_bytes(data)
+    edited = bytearray(data)
+    edited[4 * mib:4 * mib + 10] = b"0123456789"  # a change in the middle: a chunk or two around it change
+    (tmp_path / "v2").write_bytes(edited)
+    store = Store(str(tmp_path / "store"), fsync=True)
+    store.create_repo("r")
+    store.put_files("r", "master", [("v1", tmp_path / "v1")])
+    before = pack_bytes(store)
+    store.put_files("r", "master", [("v2", tmp_path / "v2")])
+    return store, pack_bytes(store) - before, bytes(edited)

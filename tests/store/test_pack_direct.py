@@ -23,7 +23,7 @@ from datumflow.storage_service.core.chunking import MAX_CHUNK
 from datumflow.storage_service.core.schema import packs
 from sqlalchemy import select
 
-from .conftest import pack_bytes
+from .conftest import pack_bytes, rewritten_in_the_middle
 
 MIB = 1024 * 1024
 
@@ -94,21 +94,13 @@ def test_direct_and_cached_writes_share_packs(tmp_path: Path, small_limits: list
 
 @pytest.mark.usefixtures("small_limits")
 def test_a_staged_file_stores_only_its_new_chunks(tmp_path: Path) -> None:
-    root = tmp_path / "store"
     data = _write(tmp_path / "v1", 7, 9 * MIB + 5)
-    edited = bytearray(data)
-    edited[4 * MIB:4 * MIB + 10] = b"0123456789"  # a change in the middle: a chunk or two around it change
-    (tmp_path / "v2").write_bytes(edited)
-    with Store(str(root), fsync=True) as store:
-        store.create_repo("r")
-        store.put_files("r", "master", [("v1", tmp_path / "v1")])
-        before = pack_bytes(store)
-        store.put_files("r", "master", [("v2", tmp_path / "v2")])
-        added = pack_bytes(store) - before
+    store, added, edited = rewritten_in_the_middle(tmp_path, data)
+    with store:
         assert 0 < added <= 3 * MAX_CHUNK
         assert store.get_file("r", "master", "v1") == data
-        assert store.get_file("r", "master", "v2") == bytes(edited)
-        _check_packs(store, root)
+        assert store.get_file("r", "master", "v2") == edited
+        _check_packs(store, tmp_path / "store")
 
 
 def test_without_fsync_no_direct_write(tmp_path: Path, small_limits: list[int]) -> None:

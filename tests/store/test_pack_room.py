@@ -24,7 +24,7 @@ from datumflow.storage_service.core.schema import packs
 from datumflow.storage_service.errors import CorruptObject
 from sqlalchemy import select
 
-from .conftest import pack_bytes
+from .conftest import pack_bytes, rewritten_in_the_middle
 
 MIB = 1024 * 1024
 PACK = 5 * MIB
@@ -112,19 +112,10 @@ def test_without_fsync_no_writeback_is_started(tmp_path: Path, monkeypatch: pyte
 
 def test_a_rewrite_reserves_only_for_new_chunks(tmp_path: Path) -> None:
     """A file put again with a change in the middle stores a chunk or two, in a pack cut to them."""
-    root = tmp_path / "store"
-    data = random.Random(7).randbytes(9 * MIB + 5)
-    (tmp_path / "v1").write_bytes(data)
-    edited = bytearray(data)
-    edited[4 * MIB:4 * MIB + 10] = b"0123456789"
-    (tmp_path / "v2").write_bytes(edited)
-    with Store(str(root), fsync=True) as store:
-        store.create_repo("r")
-        store.put_files("r", "master", [("v1", tmp_path / "v1")])
-        before = pack_bytes(store)
-        store.put_files("r", "master", [("v2", tmp_path / "v2")])
-        assert 0 < pack_bytes(store) - before <= 3 * MAX_CHUNK
-        assert store.get_file("r", "master", "v2") == bytes(edited)
+    store, added, edited = rewritten_in_the_middle(tmp_path, random.Random(7).randbytes(9 * MIB + 5))
+    with store:
+        assert 0 < added <= 3 * MAX_CHUNK
+        assert store.get_file("r", "master", "v2") == edited
 
 
 def test_a_failed_put_leaves_no_reserved_pack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
