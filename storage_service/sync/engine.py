@@ -136,14 +136,15 @@ def _up_in_place(
             continue
         content, read_size, data = read_hashed(folder.abspath(rel))
         folder.files_read += 1
-        if read_size != stat[0]:  # it changed under us: its stat is stale, record nothing
-            changed.append(_Edited(i, rel, stat, None))
+        if read_size != stat[0]:  # it changed under us: its stat is stale, record nothing, send the file
+            if content != remote_hash:
+                changed.append(_Edited(i, rel, stat, None))
             continue
         cache.record_at(i, rel, stat, content, read_at)
         if content != remote_hash:
-            keep = data is not None and held + len(data) <= _HELD
-            held += len(data) if keep and data is not None else 0
-            changed.append(_Edited(i, rel, stat, data if keep else None))
+            kept = data if data is not None and held + len(data) <= _HELD else None
+            held += len(kept or b"")
+            changed.append(_Edited(i, rel, stat, kept))
     commit = None
     if changed and not dry_run:
         items = [(_join(prefix, edit.rel), folder.abspath(edit.rel) if edit.data is None else edit.data)
