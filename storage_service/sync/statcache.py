@@ -170,6 +170,7 @@ class _Saved:
         self.paths_blob = bytes(paths)
         self.stats = _ints(stats)
         self.flags = bytearray(flags)
+        remote_paths = bytes(remote_paths)  # counted, compared and decoded: copied out of the mapping once
         self._raw = {"statted": statted, "hashes": hashes, "remote_paths": remote_paths,
                      "remote_sizes": remote_sizes, "remote_hashes": remote_hashes}
         self._replaced: dict[str, dict[int, str]] = {"hashes": {}, "remote_hashes": {}}
@@ -202,7 +203,7 @@ class _Saved:
     @functools.cached_property
     def same_order(self) -> bool:
         """The synced commit's files are the entries' paths, row for row (as after a sync of a whole folder)."""
-        return bytes(self._raw["remote_paths"]) == self.paths_blob
+        return self._raw["remote_paths"] == self.paths_blob
 
     def remote_at(self, path: str, row: int | None = None) -> tuple[int, tuple[int, str]] | None:
         """(row, (size, hash)) of ``path`` among the synced commit's files (needs :attr:`fixed`).
