@@ -87,7 +87,7 @@ def run(ctx: Context) -> list[dict[str, Any]]:
 def ingest(ctx: Context, sizes: Sizes, src: Path) -> list[dict[str, Any]]:
     dvc, restic, borg = _dvc(), shutil.which("restic"), shutil.which("borg")
     times: dict[str, list[float]] = {k: [] for k in (
-        "cp", "cp+fsync", "df", "df-nofsync", "dvc", "restic", "borg",
+        "cp", "cp+fsync", "df", "df-nofsync", "df-direct", "get-after-direct", "dvc", "restic", "borg",
         "get-cp", "get", "get-cli", "restic-restore",
     )}
     for rep in range(sizes.reps):
@@ -101,6 +101,9 @@ def ingest(ctx: Context, sizes: Sizes, src: Path) -> list[dict[str, Any]]:
         for key, seconds in zip(("df", "get", "get-cli"), df, strict=True):
             times[key].append(seconds)
         times["df-nofsync"].append(_df_ingest(ctx, src, fsync=False)[0])
+        direct = _df_ingest(ctx, src, fsync=True, restore=True, direct_io=True, cli=False)
+        for key, seconds in zip(("df-direct", "get-after-direct"), direct, strict=True):
+            times[key].append(seconds)
         if dvc and rep < sizes.dvc_reps:
             times["dvc"].append(_dvc_add(ctx, dvc, src, link=os.link))
         if restic and rep < sizes.dvc_reps:
@@ -130,6 +133,16 @@ def ingest(ctx: Context, sizes: Sizes, src: Path) -> list[dict[str, Any]]:
             ratio=rate["df"] / rate["cp+fsync"], goal="≥ 0.5x cp (both durable)",
             met=rate["df"] / rate["cp+fsync"] >= 0.5,
         ),
+        ctx.figure(
+            "store.ingest_direct_vs_cp", rate["df-direct"], "MB/s", peer=f"cp {rate['cp']:.0f} MB/s ({size})",
+            ratio=rate["df-direct"] / rate["cp"], goal="≥ 0.5x cp (DATUMFLOW_DIRECT_IO=1, fsync on)",
+            met=rate["df-direct"] / rate["cp"] >= 0.5,
+        ),
+        ctx.figure(
+            "store.restore_after_direct_vs_cp", rate["get-after-direct"], "MB/s",
+            peer=f"cp {rate['get-cp']:.0f} MB/s ({size})", ratio=rate["get-after-direct"] / rate["get-cp"],
+            goal="report: right after a direct put, its packs come from the disk", met=None,
+        ),
         _versus(ctx, "store.ingest_vs_dvc", rate, "df", "dvc", "dvc add", size, 2),
         _versus(ctx, "store.ingest_vs_restic", rate, "df", "restic", "restic backup", size, 1),
         _versus(ctx, "store.ingest_vs_borg", rate, "df", "borg", "borg create", size, 1),
@@ -153,18 +166,21 @@ def _versus(
                       ratio=ratio, goal=wanted, met=ratio >= goal)
 
 
-def _df_ingest(ctx: Context, src: Path, *, fsync: bool, restore: bool = False) -> list[float]:
-    """Seconds of a put of ``src`` into a fresh store; with ``restore``, then of a get in-process and by the CLI."""
+def _df_ingest(
+    ctx: Context, src: Path, *, fsync: bool, restore: bool = False, direct_io: bool = False, cli: bool = True,
+) -> list[float]:
+    """Seconds of a put of ``src`` into a fresh store; with ``restore``, then of a get in-process and (``cli``)
+    by the CLI."""
     root = ctx.workdir / "store"
     out = ctx.workdir / "restored"
-    with Store(str(root), fsync=fsync) as store:
+    with Store(str(root), fsync=fsync, direct_io=direct_io) as store:
         store.create_repo(REPO)
         seconds = [ctx.timed(lambda: store.put_files(REPO, "master", [(src.name, src)]))]
         if restore:
             seconds.append(ctx.timed(lambda: write_atomically(out, store.open_file(REPO, "master", src.name))))
             _same_size(out, src)
             out.unlink()
-    if restore:
+    if restore and cli:
         get = [DATUMFLOW, "--address", f"file://{root}", "get", f"{REPO}@master:{src.name}", "-o", out]
         seconds.append(ctx.timed(partial(_sh, *get)))
         _same_size(out, src)

@@ -54,12 +54,12 @@ _LOOKUP_BATCH = 8000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
 _RANGE_BATCH = 128  # chunks of a large file looked up at once: small enough that copying starts early
 _FIRST_RANGE_BATCH = 16  # a file's first lookup comes sooner, so that its first copies (and writes) start early
 _COPY_RUN = 16 * 1024 * 1024  # consecutive new chunks of a file copied into a pack by one call, at most
-# Files from this size on go to a pack that is fsynced by direct I/O (see _Staging); smaller ones through the
-# page cache, whose writeback the pack's fsync waits for once for all of them.
+# With direct I/O on, files from this size on go to a pack that is fsynced by direct writes from the file's own
+# pages (see ChunkWriter._copy_direct); smaller ones through the page cache, whose writeback the pack's fsync
+# waits for once for all of them.
 DIRECT_MIN = 64 * 1024 * 1024
-_ALIGN = 4096  # offsets and lengths of direct writes: a multiple of every disk's logical block
-_STAGING_BUFFER = 8 * 1024 * 1024  # bytes of a pack gathered per direct write
-_STAGING_BUFFERS = 6  # buffers per writer: a few being filled while others are written
+_ALIGN = 4096  # offsets, lengths and memory of direct writes: a multiple of every disk's block and of a page
+_DIRECT_WRITE = 8 * 1024 * 1024  # bytes of a pack per direct write, at most (a few are in flight at once)
 _LOCATE_ONE = Prepared(select(chunks.c.hash, chunks.c.pack, chunks.c.offset, chunks.c.length).where(
     chunks.c.hash == bindparam("hash")))
 
@@ -76,11 +76,11 @@ class ChunkStore:
         self.objects = objects
         self.fsync = fsync
         if direct_io is None:
-            # DATUMFLOW_DIRECT_IO=1: large files of durable writes reach local packs by direct I/O (see
-            # _Staging). Off by default: the put is faster (the disk writes while the file is cut), but
-            # the packs are then not in the page cache, and reading the data back soon after (a
-            # pipeline's datums, a restore) waits for the disk: measured, a 1 GiB put 0.15 s faster and
-            # its restore right after 0.4 s slower.
+            # DATUMFLOW_DIRECT_IO=1: large files of durable writes reach local packs by direct I/O from
+            # the file's own pages (see ChunkWriter._copy_direct). Off by default: the put is faster (no
+            # copy into the page cache, no writeback to drive: the disk reads the file's pages while it
+            # is cut), but the packs are then not in the page cache, and reading the data back soon
+            # after (a pipeline's datums, a restore) waits for the disk.
             direct_io = os.environ.get("DATUMFLOW_DIRECT_IO", "0") == "1"
         self.direct_io = direct_io
         self.pins = Pins(engine)
@@ -220,9 +220,12 @@ class ChunkWriter:
         self._file_copies: list[Future[None]] = []  # copies from the file being added, whatever their pack
         self._ranges_flushed = False  # the file being added had its first chunks looked up
         self._direct = False  # the file being added goes to the pack by direct I/O
-        self._staging: _Staging | None = None  # its bytes bound for the current pack
-        self._buffers: list[tuple[mmap.mmap, Future[None] | None]] = []  # staging buffers, each with its last use
-        self._next_buffer = 0
+        self._view: memoryview | None = None  # the mapping of the file being added, while it is
+        self._shift: int | None = None  # pack offset minus file offset of its bytes being written directly
+        self._written = 0  # pack offset up to which those bytes are handed to direct writes (a block boundary)
+        self._block: mmap.mmap | None = None  # one aligned block, for a first or last block written directly
+        self._direct_start = 0  # pack offsets where the bytes of that shift begin and, so far, end
+        self._direct_end = 0
         self._no_direct = False  # direct I/O was refused here: the page cache only
         self._ranges: list[tuple[str, int, int]] = []  # (hash, offset, length) of a file being added
         self._sealing: deque[Future[None]] = deque()  # packs being sealed in the background, oldest first
@@ -268,10 +271,12 @@ class ChunkWriter:
         Large files are cut and hashed at once over an mmap (see
         :func:`.chunking.hashed_cuts`), and new chunks go to the pack while the
         next ones are cut, consecutive ones together: copied by the kernel
-        (``copy_file_range``), or, for a file of ``DIRECT_MIN`` bytes or more
-        in a durable write, staged for direct writes that the disk does while
-        the cutting goes on (see :class:`_Staging`). No byte passes through
-        Python; the file is closed only when nothing reads it any more.
+        (``copy_file_range``), or, with direct I/O on and for a file of
+        ``DIRECT_MIN`` bytes or more in a durable write, written to the disk
+        from the file's own pages while the cutting goes on (see
+        :meth:`_copy_direct`). No byte passes through Python (but a block at
+        each end of a direct run); the file is closed only when nothing reads
+        it any more.
         """
         with open(path, "rb") as src:
             size = os.fstat(src.fileno()).st_size
@@ -285,16 +290,21 @@ class ChunkWriter:
             self._ranges_flushed = False
             try:
                 with mapped(src.fileno(), size) as view:
-                    for cut in hashed_cuts(view):
-                        refs.append(ChunkRef(cut.hash, cut.length))
-                        self._add_range(src.fileno(), cut)
-                self._flush_ranges(src.fileno())
-                self._end_staging()  # its last, partial buffer
-                _wait_all(self._file_copies)
+                    self._view = view
+                    try:
+                        for cut in hashed_cuts(view):
+                            refs.append(ChunkRef(cut.hash, cut.length))
+                            self._add_range(src.fileno(), cut)
+                        self._flush_ranges(src.fileno())
+                        self._end_direct()  # its last, partial block
+                        _wait_all(self._file_copies)
+                    finally:
+                        self._direct, self._shift = False, None
+                        copies, self._file_copies = self._file_copies, []
+                        _wait_quietly(copies)  # no write reads the mapping once it is closed
+                        self._view = None
             finally:
-                self._direct, self._staging = False, None
-                copies, self._file_copies = self._file_copies, []
-                _wait_quietly(copies)
+                self._direct, self._shift, self._view = False, None, None
         return content_hash(refs), refs, size
 
     def _durable(self) -> bool:
@@ -355,19 +365,18 @@ class ChunkWriter:
         it are flushed first), into room reserved for the rest of the file at
         once; in a durable write, the disk is asked to start on the copy at
         once too, so that the pack's fsync finds little left (see
-        :mod:`.writeback`). A large file of a durable write may be staged for
-        direct writes instead, which run on the copying pool: the rows are
-        recorded now, and the pack is sealed only once those writes are done.
+        :mod:`.writeback`). A large file of a durable write may go by direct
+        writes instead (:meth:`_copy_direct`), which run on the copying pool:
+        the rows are recorded now, and the pack is sealed only once those
+        writes are done.
         """
         pack = self._open_pack()
         start = run[0][1]
         length = run[-1][1] + run[-1][2] - start
         self._pack_moved = True
-        staging = self._staging_for(fd) if self._direct else None
-        if staging is not None:
-            staging.add(start, length)
-            if self._pack_size + length >= PACK_TARGET:  # the pack is full: its last buffer goes now
-                self._end_staging()
+        if self._direct and self._copy_direct(start, length):
+            if self._pack_size + length >= PACK_TARGET:  # the pack is full: its last block goes now
+                self._end_direct()
         else:  # through the page cache, here: copies into one file take its lock in turn anyway
             pack.flush()
             self._reserve(pack.fileno(), self._pack_size + self._file_size - start)
@@ -390,10 +399,70 @@ class ChunkWriter:
         # Refused (a file system without fallocate, a full disk): not asked again for this pack.
         self._pack_room = end if reserve(fd, end) else PACK_TARGET + MAX_CHUNK
 
-    def _staging_for(self, fd: int) -> _Staging | None:
-        """The staging of file ``fd`` into the current pack, begun if need be; None if direct I/O is refused."""
-        if self._staging is not None:
-            return self._staging
+    def _copy_direct(self, start: int, length: int) -> bool:
+        """Hand ``length`` bytes of the file being added, from ``start``, to direct writes into the pack.
+
+        A direct write must start and end on a block boundary, in the pack as
+        in memory, so it is written from the file's own pages (the mapping) at
+        a pack offset that falls as far into a block as the bytes do into a
+        page of the file: unless they carry on the last run of the same file
+        (the same shift), the run is placed past the next block boundary of the
+        pack, leaving a gap of under a block (zeros). Each whole block is then
+        written straight from the mapping, a few MiB per write on the copying
+        pool: the kernel reads the file's cached pages, no copy is made. The
+        first block of a placed run (zeros, then its first bytes) and its last,
+        partial one are written through an aligned block of memory; the last
+        one only once the run is over (:meth:`_end_direct`), since the next run
+        of the same file fills it further. False: direct I/O is refused here.
+        """
+        view = self._view
+        direct = self._direct_fd() if view is not None else None
+        if direct is None or view is None:
+            return False
+        if self._shift is None or start + self._shift != self._pack_size:
+            self._end_direct()
+            boundary = -(-self._pack_size // _ALIGN) * _ALIGN
+            at = boundary + start % _ALIGN
+            self._pack_size, self._shift, self._written, self._direct_start = at, at - start, boundary, at
+        shift = self._shift
+        end = self._direct_end = start + length + shift  # the run's end in the pack
+        if self._written < self._direct_start and end >= self._written + _ALIGN:  # zeros, then the first bytes
+            self._write_block(self._written, self._direct_start - self._written)
+            self._written += _ALIGN
+        whole = end - end % _ALIGN
+        for lo in range(self._written, whole, _DIRECT_WRITE):
+            hi = min(lo + _DIRECT_WRITE, whole)
+            job = _copiers().submit(_write_direct, direct, self._pack_fd(), view[lo - shift:hi - shift], lo)
+            self._pack_copies.append(job)
+            self._file_copies.append(job)
+        self._written = max(self._written, whole)
+        return True
+
+    def _end_direct(self) -> None:
+        """Write the direct run's last, partial block, if it has one: its bytes, then zeros."""
+        if self._shift is not None and self._direct_end > self._written:
+            gap = max(0, self._direct_start - self._written)  # a run that ends in its first block
+            self._write_block(self._written, gap, self._direct_end - self._written)
+            self._written += _ALIGN
+        self._shift = None
+
+    def _write_block(self, at: int, gap: int, end: int = _ALIGN) -> None:
+        """Write the block of the pack at ``at`` directly: ``gap`` zeros, the file's bytes up to ``end``, zeros."""
+        assert self._view is not None and self._shift is not None and self._pack_direct is not None
+        block = self._block
+        if block is None:
+            block = self._block = mmap.mmap(-1, _ALIGN)  # page-aligned, as direct I/O needs
+        block[:] = bytes(_ALIGN)
+        first = at + gap - self._shift
+        block[gap:end] = self._view[first:first + end - gap]
+        _write_direct(self._pack_direct, self._pack_fd(), memoryview(block), at)
+
+    def _pack_fd(self) -> int:
+        assert self._pack is not None
+        return self._pack.fileno()
+
+    def _direct_fd(self) -> int | None:
+        """The current pack opened for direct writes, its room allocated; None if direct I/O is refused."""
         if self._pack_direct is None:
             try:
                 self._pack_direct = os.open(self._pack_path, os.O_WRONLY | os.O_DIRECT)
@@ -403,42 +472,16 @@ class ChunkWriter:
                 return None
             # Direct writes into allocated blocks run side by side; past the end of the file, one at a time.
             with contextlib.suppress(OSError):
-                os.posix_fallocate(self._pack_direct, 0, PACK_TARGET + MAX_CHUNK + _ALIGN)
+                os.posix_fallocate(self._pack_direct, 0, PACK_TARGET + MAX_CHUNK + 2 * _ALIGN)
         assert self._pack is not None
-        self._pack.flush()  # a first block shared with bytes before it is read back from the pack
-        self._staging = _Staging(self, fd, self._pack.fileno(), self._pack_direct, self._pack_size)
-        return self._staging
-
-    def _end_staging(self) -> None:
-        staging, self._staging = self._staging, None
-        if staging is not None:
-            staging.finish()
-
-    def _buffer(self) -> mmap.mmap:
-        """The next staging buffer, once its last direct write is done."""
-        if len(self._buffers) < _STAGING_BUFFERS:
-            buf = mmap.mmap(-1, _STAGING_BUFFER)  # page-aligned, as direct I/O needs
-            self._buffers.append((buf, None))
-            return buf
-        i = self._next_buffer
-        self._next_buffer = (i + 1) % _STAGING_BUFFERS
-        buf, last = self._buffers[i]
-        if last is not None:
-            last.result()
-        return buf
-
-    def _staged(self, buf: mmap.mmap, write: Future[None]) -> None:
-        """Note the direct write that uses ``buf``, the current pack's and the file's."""
-        self._buffers = [(b, write if b is buf else last) for b, last in self._buffers]
-        self._pack_copies.append(write)
-        self._file_copies.append(write)
+        self._pack.flush()  # bytes written before through the cache reach the file before any direct write
+        return self._pack_direct
 
     def _free_buffers(self) -> None:
-        buffers, self._buffers = self._buffers, []
-        _wait_quietly([last for _, last in buffers if last is not None])
-        for buf, _ in buffers:
-            with contextlib.suppress(BufferError):  # a view kept by a failed write's traceback: freed with it
-                buf.close()
+        block, self._block = self._block, None
+        if block is not None:
+            with contextlib.suppress(BufferError):
+                block.close()
 
     def _locate(self, hashes: Iterable[str]) -> dict[str, tuple[str, int, int]]:
         if self.write_id is None:
@@ -451,6 +494,7 @@ class ChunkWriter:
 
     def _append(self, h: str, data: bytes) -> None:
         pack = self._open_pack()
+        self._end_direct()
         if self._pack_moved:  # the pack grew by copies, which leave its file position where it was
             _wait_all(self._pack_copies)
             pack.truncate(self._pack_size)  # the room reserved, or the padding of a direct write, goes
@@ -505,9 +549,10 @@ class ChunkWriter:
             self._sealing.append(_sealers().submit(_finish_pack, self.store, *job))
 
     def _detach(self) -> _SealJob | None:
-        pack, self._pack = self._pack, None
-        if pack is None:
+        if self._pack is None:
             return None
+        self._end_direct()
+        pack, self._pack = self._pack, None
         job = (pack, self._pack_id, self._pack_path, self._pack_size, self._pack_rows, self.relocate,
                self._pack_copies, self._pack_direct)
         self._pack_rows = []
@@ -573,23 +618,32 @@ def _finish_pack(
     store: ChunkStore, pack: BinaryIO, pack_id: str, path: str, size: int, rows: list[tuple[str, str, int, int]],
     relocate: bool, copies: list[Future[None]], direct: int | None,
 ) -> None:
-    """Wait for the copies into a pack, make it durable, check it, publish it, then record its chunks."""
+    """Wait for the copies into a pack, make it durable, check it, publish it, then record its chunks.
+
+    A pack that fails before it is published is removed: the write fails, and
+    its spool file would be garbage.
+    """
     try:
         try:
-            _wait_all(copies)
+            try:
+                _wait_all(copies)
+            finally:
+                _wait_quietly(copies)  # closed only once nothing writes to it
+                if direct is not None:
+                    os.close(direct)
+            pack.flush()
+            if os.fstat(pack.fileno()).st_size > size:  # the room reserved, or the last direct write's padding
+                pack.truncate(size)
+            if store.fsync and isinstance(store.objects, LocalObjects):
+                os.fsync(pack.fileno())
         finally:
-            _wait_quietly(copies)  # closed only once nothing writes to it
-            if direct is not None:
-                os.close(direct)
-        pack.flush()
-        if os.fstat(pack.fileno()).st_size > size:  # the room reserved, or the last direct write's padding
-            pack.truncate(size)
-        if store.fsync and isinstance(store.objects, LocalObjects):
-            os.fsync(pack.fileno())
-    finally:
-        pack.close()
-    if os.path.getsize(path) != size:
-        raise CorruptObject(f"pack {pack_id} was not written whole")
+            pack.close()
+        if os.path.getsize(path) != size:
+            raise CorruptObject(f"pack {pack_id} was not written whole")
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+        raise
     store.objects.publish(pack_key(pack_id), path)
     with store.engine.begin() as conn:
         conn.execute(packs.insert(), {"id": pack_id, "size": size, "created": time.time()})
@@ -657,87 +711,22 @@ def _wait_quietly(futures: list[Future[None]]) -> None:
 
 
 
-class _Staging:
-    """The new chunks of one large file on their way to one pack by direct I/O.
+def _write_direct(direct: int, pack: int, data: memoryview, at: int) -> None:
+    """Write ``data`` (whole blocks, page-aligned) to the pack at ``at`` by direct I/O.
 
-    A durable write must wait for the disk anyway; written through the page
-    cache, a file's bytes are first copied into fresh cache pages (allocated,
-    dirtied, then written back): about as much CPU as cutting it. Here they
-    are read into a few reused, aligned buffers instead, each written with
-    ``O_DIRECT`` as soon as it is full, on the copying pool while the next
-    chunks are cut, so the disk writes from the start and the pack's fsync
-    finds nothing left but the disk's own cache. Each buffer covers whole
-    blocks of the pack: a first block shared with bytes already in the pack
-    is read back from it, the last one is padded (the pack is cut back to
-    its size when it is sealed or written to again).
+    A write the disk refuses in this shape (a device's own rule) goes through
+    the page cache instead: the same bytes, written back by the pack's fsync.
     """
-
-    def __init__(self, writer: ChunkWriter, src: int, pack: int, direct: int, start: int) -> None:
-        self.writer = writer
-        self.src = src
-        self.pack = pack  # the pack through the page cache: its first block is read back, a refused write goes there
-        self.direct = direct
-        self.base = start - start % _ALIGN  # pack offset of the buffer being filled
-        self.head = start - self.base  # bytes of the pack before the staged ones, in the first buffer
-        self.used = self.head
-        self.pieces: list[tuple[int, int, int]] = []  # (buffer offset, file offset, length)
-
-    def add(self, offset: int, length: int) -> None:
-        """Stage ``length`` bytes of the file from ``offset``, next in the pack."""
-        while length:
-            n = min(length, _STAGING_BUFFER - self.used)
-            self.pieces.append((self.used, offset, n))
-            self.used += n
-            offset += n
-            length -= n
-            if self.used == _STAGING_BUFFER:
-                self._write()
-
-    def finish(self) -> None:
-        """Write what is staged (the last block padded)."""
-        if self.used > self.head:
-            self._write()
-
-    def _write(self) -> None:
-        buf = self.writer._buffer()
-        job = _copiers().submit(_write_staged, self.src, self.pack, self.direct, buf, self.base, self.head,
-                                self.pieces, self.used)
-        self.writer._staged(buf, job)
-        self.base += _STAGING_BUFFER  # only a full buffer is followed by another
-        self.head = self.used = 0
-        self.pieces = []
-
-
-def _write_staged(
-    src: int, pack: int, direct: int, buf: mmap.mmap, base: int, head: int, pieces: list[tuple[int, int, int]],
-    used: int,
-) -> None:
-    """Fill ``buf`` (the pack's bytes from ``base``) and write it whole blocks at a time by direct I/O."""
-    view = memoryview(buf)
+    done = 0
     try:
-        if head:
-            _read_into(pack, view[:head], base, "the pack")
-        for at, offset, length in pieces:
-            _read_into(src, view[at:at + length], offset, "source file")
-        size = -(-used // _ALIGN) * _ALIGN
-        done = 0
         try:
-            while done < size:
-                n = os.pwrite(direct, view[done:size], base + done)
+            while done < len(data):
+                n = os.pwrite(direct, data[done:], at + done)
                 if n <= 0 or n % _ALIGN:
                     raise OSError("short direct write")
                 done += n
-        except OSError:  # a filesystem or disk that takes no direct write of this shape: through the cache
-            while done < used:
-                done += os.pwrite(pack, view[done:used], base + done)
+        except OSError:
+            while done < len(data):
+                done += os.pwrite(pack, data[done:], at + done)
     finally:
-        view.release()
-
-
-def _read_into(fd: int, view: memoryview, offset: int, what: str) -> None:
-    done = 0
-    while done < len(view):
-        n = os.preadv(fd, [view[done:]], offset + done)
-        if n == 0:
-            raise CorruptObject(f"{what} ended {len(view) - done} bytes early while storing it")
-        done += n
+        data.release()

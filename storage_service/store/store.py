@@ -72,6 +72,9 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
 
     ``db_url`` defaults to SQLite inside the root; ``objects_url`` to the
     ``objects`` folder inside it (any fsspec URL works, e.g. ``s3://bucket/x``).
+    ``fsync`` defaults to ``DATUMFLOW_FSYNC`` (on unless ``0``), ``direct_io``
+    (large files of durable writes to local packs by direct I/O) to
+    ``DATUMFLOW_DIRECT_IO`` (off unless ``1``); see docs/benchmarks.md.
     """
 
     def __init__(
@@ -81,6 +84,7 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
         db_url: str | None = None,
         objects_url: str | None = None,
         fsync: bool | None = None,
+        direct_io: bool | None = None,
     ) -> None:
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
@@ -89,7 +93,7 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
         self.objects = open_object_store(objects_url or os.path.join(self.root, "objects"))
         if fsync is None:
             fsync = os.environ.get("DATUMFLOW_FSYNC", "1") != "0"
-        self.chunks = ChunkStore(self.engine, self.objects, fsync=fsync)
+        self.chunks = ChunkStore(self.engine, self.objects, fsync=fsync, direct_io=direct_io)
         self.nodes = NodeStore(self._load_node, self._save_nodes)
         self.tree = Tree(self.nodes)
         # Called with each commit finish_commit finishes (e.g. airflow_push); errors are not caught.

@@ -1,8 +1,11 @@
 """Large files of a durable write reach their pack by direct I/O, byte for byte as through the page cache.
 
-The limits are shrunk (large file, pack, staging buffer) so that a few MiB
-cross every boundary: a staged file that starts inside a block other bytes
-already hold, that fills packs, that follows or precedes small and
+Direct writes go from the file's own pages, so each run of new bytes sits in
+its pack as far into a block as it does into a page of the file: the gap
+before it (under a block) holds zeros, and only chunks are ever read back.
+The limits are shrunk (large file, pack, direct write) so that a few MiB
+cross every boundary: a file whose first run starts inside a block other
+bytes already hold, that fills packs, that follows or precedes small and
 mid-sized files in the same pack, that shares chunks with stored content.
 """
 
@@ -19,9 +22,10 @@ from typing import Any
 import pytest
 from datumflow.storage_service import Store
 from datumflow.storage_service.core import chunks as chunks_module
-from datumflow.storage_service.core.chunking import MAX_CHUNK
-from datumflow.storage_service.core.schema import packs
-from sqlalchemy import select
+from datumflow.storage_service.core.chunking import MAX_CHUNK, hash_bytes
+from datumflow.storage_service.core.schema import chunks, packs
+from datumflow.storage_service.model.core import ChunkRef
+from sqlalchemy import func, select
 
 from .conftest import pack_bytes, rewritten_in_the_middle
 
@@ -39,17 +43,17 @@ def small_limits(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The limits shrunk; the list gets the length of every direct write's buffer."""
     monkeypatch.setattr(chunks_module, "DIRECT_MIN", 3 * MIB)
     monkeypatch.setattr(chunks_module, "PACK_TARGET", 5 * MIB)
-    monkeypatch.setattr(chunks_module, "_STAGING_BUFFER", 256 * 1024)
-    monkeypatch.setattr(chunks_module, "_STAGING_BUFFERS", 3)
-    staged: list[int] = []
-    real = chunks_module._write_staged
+    monkeypatch.setattr(chunks_module, "_DIRECT_WRITE", 256 * 1024)
+    written: list[int] = []
+    real = chunks_module._write_direct
 
-    def counted(*args: Any) -> None:
-        staged.append(args[-1])
-        real(*args)
+    def counted(direct: int, pack: int, data: memoryview, at: int) -> None:
+        assert at % 4096 == 0 and len(data) % 4096 == 0
+        written.append(len(data))
+        real(direct, pack, data, at)
 
-    monkeypatch.setattr(chunks_module, "_write_staged", counted)
-    return staged
+    monkeypatch.setattr(chunks_module, "_write_direct", counted)
+    return written
 
 
 def _write(path: Path, seed: int, size: int) -> bytes:
@@ -58,13 +62,24 @@ def _write(path: Path, seed: int, size: int) -> bytes:
     return data
 
 
-def _check_packs(store: Store, root: Path) -> None:
-    """Every pack on disk is exactly as long as recorded (no padding left), and no spool file remains."""
+def _check_packs(store: Store, root: Path) -> int:
+    """Every pack on disk is exactly as long as recorded (no padding left), every byte of it outside its
+    chunks is zero, and no spool file remains; the number of such bytes (gaps) is returned."""
     with store.engine.connect() as conn:
         recorded = {row[0]: row[1] for row in conn.execute(select(packs.c.id, packs.c.size))}
-    on_disk = {p.name: p.stat().st_size for p in (root / "objects" / "packs").rglob("*") if p.is_file()}
-    assert on_disk == recorded
+        rows = list(conn.execute(select(chunks.c.pack, chunks.c.offset, chunks.c.length)))
+    found = {p.name: p for p in (root / "objects" / "packs").rglob("*") if p.is_file()}
+    assert {name: p.stat().st_size for name, p in found.items()} == recorded
     assert not [p for p in (root / "objects" / ".spool").iterdir() if p.name.endswith(".tmp")]
+    gaps = 0
+    for name, path in found.items():
+        data = bytearray(path.read_bytes())
+        for _, offset, length in (r for r in rows if r[0] == name):
+            data[offset:offset + length] = bytes(length)
+        gaps += len(data) - sum(r[2] for r in rows if r[0] == name)
+        bad = [i for i in range(len(data)) if data[i]]
+        assert not bad, f"pack {name} holds bytes outside its chunks: {bad[:3]}..{bad[-3:]} of {len(data)}"
+    return gaps
 
 
 def test_direct_and_cached_writes_share_packs(tmp_path: Path, small_limits: list[int]) -> None:
@@ -85,11 +100,13 @@ def test_direct_and_cached_writes_share_packs(tmp_path: Path, small_limits: list
         store.put_files("r", "master", items)
         for name, data in files.items():
             assert store.get_file("r", "master", name) == data, name
-        assert pack_bytes(store) == sum(len(d) for d in files.values())  # nothing padded, nothing twice
-        _check_packs(store, root)
-        assert len([p for p in (root / "objects" / "packs").rglob("*") if p.is_file()]) >= 3
+        gaps = _check_packs(store, root)
+        n_packs = len([p for p in (root / "objects" / "packs").rglob("*") if p.is_file()])
+        assert n_packs >= 3
+        assert gaps < 4096 * (n_packs + 3)  # under a block before each direct run: one per pack and file
+        assert pack_bytes(store) == sum(len(d) for d in files.values()) + gaps  # nothing twice
     large = sum(len(files[name]) for name in ("b-large", "d-large", "f-large"))
-    assert large <= sum(small_limits) < large + 4 * 4096 * 3  # the large files' bytes, and a few first blocks
+    assert large <= sum(small_limits) < large + 2 * 4096 * (n_packs + 3)  # and a block at each end of a run
 
 
 @pytest.mark.usefixtures("small_limits")
@@ -130,8 +147,8 @@ def test_direct_io_refused_at_open(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         store.create_repo("r")
         store.put_files("r", "master", [("big", tmp_path / "big"), ("again", tmp_path / "big")])
         assert store.get_file("r", "master", "big") == data
+        assert _check_packs(store, root) == 0  # through the page cache: no gap
         assert pack_bytes(store) == len(data)
-        _check_packs(store, root)
 
 
 @pytest.mark.usefixtures("small_limits")
@@ -161,8 +178,8 @@ def test_direct_write_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.usefixtures("small_limits")
 def test_a_failed_direct_write_fails_the_put(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A staged write that fails fails the whole put: nothing is recorded, no spool file stays behind."""
-    real = chunks_module._write_staged
+    """A direct write that fails fails the whole put: nothing is recorded, no spool file stays behind."""
+    real = chunks_module._write_direct
     calls: list[int] = []
 
     def failing(*args: Any) -> None:
@@ -171,7 +188,7 @@ def test_a_failed_direct_write_fails_the_put(tmp_path: Path, monkeypatch: pytest
             raise OSError(errno.EIO, "disk gone")
         real(*args)
 
-    monkeypatch.setattr(chunks_module, "_write_staged", failing)
+    monkeypatch.setattr(chunks_module, "_write_direct", failing)
     root = tmp_path / "store"
     _write(tmp_path / "big", 12, 8 * MIB)
     with Store(str(root), fsync=True) as store:
@@ -183,7 +200,7 @@ def test_a_failed_direct_write_fails_the_put(tmp_path: Path, monkeypatch: pytest
         with pytest.raises(Exception, match="big"):
             store.get_file("r", "master", "big")
         assert not [p for p in (root / "objects" / ".spool").iterdir() if p.name.endswith(".tmp")]
-        monkeypatch.setattr(chunks_module, "_write_staged", real)
+        monkeypatch.setattr(chunks_module, "_write_direct", real)
         data = (tmp_path / "big").read_bytes()
         store.put_files("r", "master", [("big", tmp_path / "big")])  # and the next put stores it whole
         assert store.get_file("r", "master", "big") == data
@@ -198,8 +215,9 @@ def test_a_large_file_at_the_real_limits(tmp_path: Path) -> None:
         store.create_repo("r")
         store.put_files("r", "master", [("small", b"x" * 100), ("big", tmp_path / "big")])
         assert store.get_file("r", "master", "big") == data
-        assert pack_bytes(store) == size + 100
-        _check_packs(store, root)
+        gaps = _check_packs(store, root)
+        assert gaps < 4096 * 3
+        assert pack_bytes(store) == size + 100 + gaps
 
 
 @pytest.mark.parametrize("setting", ["0", None])
@@ -235,8 +253,44 @@ def test_a_cold_pack_is_read_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert b"".join(store.open_file("r", "master", "big")) == data
         with store.engine.connect() as conn:
             sizes = {row[0]: row[1] for row in conn.execute(select(packs.c.id, packs.c.size))}
+            first = dict(conn.execute(select(chunks.c.pack, func.min(chunks.c.offset)).group_by(chunks.c.pack)).all())
         for pack_id, size in sizes.items():
             ranges = sorted((start, start + n) for key, start, n in hinted if key.endswith(pack_id))
-            assert ranges and ranges[0][0] == 0
+            assert ranges and ranges[0][0] == first[pack_id] < 4096  # the first chunk, after its gap
             assert all(a[1] >= b[0] for a, b in itertools.pairwise(ranges))  # no gap between them
             assert ranges[-1][1] >= size
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_runs_of_every_shape_land_where_recorded(tmp_path: Path, seed: int) -> None:
+    """Runs written directly that carry on the last one, that jump (a chunk stored already, in between), that
+    end inside their first block, that start on a block boundary: each chunk's bytes are where its row says,
+    with zeros between runs, and any read of them checks out."""
+    rng = random.Random(seed)
+    size = 3 * MIB + rng.randrange(4096)
+    data = _write(tmp_path / "src", 100 + seed, size)
+    runs: list[tuple[int, int]] = []  # (file offset, length), in file order
+    at = rng.randrange(3000)
+    while at < size:
+        length = min(rng.choice([1, 17, 700, 4095, 4096, 5000, 70_000, 300_001]), size - at)
+        runs.append((at, length))
+        at += length + rng.choice([0, 0, 0, 1, 4096, 12_345])  # mostly carried on, sometimes a jump
+    with Store(str(tmp_path / "store"), fsync=True) as store:
+        writer = store.chunks.writer()
+        with open(tmp_path / "src", "rb") as src, chunks_module.mapped(src.fileno(), size) as view:
+            writer._direct, writer._view = True, view
+            try:
+                for offset, length in runs:
+                    piece = data[offset:offset + length]
+                    writer._copy_run(src.fileno(), [(hash_bytes(piece), offset, length)])
+                writer._end_direct()
+                chunks_module._wait_all(writer._file_copies)
+            finally:
+                writer._direct, writer._view = False, None
+            writer.close()
+        gaps = _check_packs(store, tmp_path / "store")
+        jumps = sum(1 for a, b in itertools.pairwise(runs) if a[0] + a[1] != b[0])
+        assert gaps < 4096 * (jumps + 1)
+        for offset, length in runs:
+            piece = data[offset:offset + length]
+            assert store.chunks.read(ChunkRef(hash_bytes(piece), length)) == piece
