@@ -51,6 +51,7 @@ any of them from the name the service sends, importing nothing else.
 from __future__ import annotations
 
 __all__ = [
+    "CONCURRENT_WRITE",
     "HTTP_STATUS",
     "AlreadyExists",
     "BranchInUse",
@@ -284,6 +285,11 @@ HTTP_STATUS: dict[type[DatumflowError], int] = {
     Timeout: 504,
     DatumflowError: 500,
 }
+
+
+# What a caller hears when a concurrent request wrote the same unique record first and no retry
+# settled it (409: ConcurrentUpdate, or S3's OperationAborted).
+CONCURRENT_WRITE = "a concurrent request wrote the same record at the same moment; try again"
 
 
 def status_for(exc: DatumflowError) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -9,13 +10,17 @@ import weakref
 from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from datumflow.storage_service.core.migrations import ensure_schema
 from datumflow.storage_service.errors import DatumflowError, InvalidArgument, ServiceUnavailable
 from sqlalchemy import Connection, Engine, Select, create_engine, event, insert, make_url
+from sqlalchemy.exc import IntegrityError
 
-__all__ = ["Prepared", "connect_engine", "insert_ignore", "open_engine", "select_in"]
+__all__ = [
+    "Prepared", "connect_engine", "insert_ignore", "is_unique_violation", "open_engine", "retry_on_conflict",
+    "select_in", "upsert",
+]
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +246,42 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_F = TypeVar("_F", bound=Any)
+_CONFLICT_TRIES = 3
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database refusing a row whose unique key another transaction wrote."""
+    if not isinstance(exc, IntegrityError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == "23505" or getattr(orig, "pgcode", None) == "23505":
+        return True
+    return "UNIQUE constraint failed" in str(orig) or "Duplicate entry" in str(orig)
+
+
+def retry_on_conflict(fn: _F) -> _F:
+    """Run ``fn`` again when its transaction lost a race to insert a row with the same unique key.
+
+    For a transaction that reads "is it there?" and then inserts: under PostgreSQL's READ COMMITTED
+    two of them (two threads of one server, or two replicas) both read "no", and the second insert
+    fails. Running it again reads the row the winner committed and takes the path a serial run
+    would have (an "already exists" error, ``exist_ok``'s answer, an update). ``fn`` must do nothing
+    but that transaction. SQLite's writers begin IMMEDIATE, so there it never loses such a race.
+    """
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(_CONFLICT_TRIES):
+            try:
+                return fn(*args, **kwargs)
+            except IntegrityError as exc:
+                if attempt == _CONFLICT_TRIES - 1 or not is_unique_violation(exc):
+                    raise
+        raise AssertionError("unreachable")
+
+    return run  # type: ignore[return-value]
+
+
 def insert_ignore(engine: Engine, table: Any) -> Any:
     """An INSERT that skips rows whose primary key exists (content-addressed rows)."""
     # The dialect modules load here, on the first write: importing the PostgreSQL one loads every
@@ -254,6 +295,22 @@ def insert_ignore(engine: Engine, table: Any) -> Any:
 
         return sqlite.insert(table).on_conflict_do_nothing()
     return insert(table).prefix_with("IGNORE")
+
+
+def upsert(engine: Engine, table: Any, row: dict[str, Any]) -> Any:
+    """An INSERT of ``row`` that replaces the columns of a row with the same primary key, atomically
+    (concurrent writers of one key end with one of their rows, whole; no unique-key error)."""
+    keys = [c.name for c in table.primary_key.columns]
+    changed = {k: v for k, v in row.items() if k not in keys}
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table).values(**row).on_conflict_do_update(index_elements=keys, set_=changed)
+    if engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table).values(**row).on_conflict_do_update(index_elements=keys, set_=changed)
+    raise NotImplementedError(f"upsert on {engine.dialect.name}")
 
 
 def select_in(conn: Connection, table: Any, columns: Sequence[str], key: str, values: Sequence[Any]) -> list[Any]:

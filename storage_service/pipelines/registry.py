@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from datumflow.storage_service.core.db import insert_ignore
 from datumflow.storage_service.core.pipeline_schema import pipeline_repos, spout_runs
 from datumflow.storage_service.core.pipeline_schema import pipelines as pipelines_table
 from datumflow.storage_service.errors import AlreadyExists, BranchInUse, InvalidArgument, PipelineNotFound, RepoNotFound
@@ -51,10 +52,15 @@ class PipelineRegistry:
         if exists:
             return self.update(spec, reprocess=reprocess)
         self._check_inputs(spec)
-        if spec.name in {r.name for r in self.store.list_repos()}:
-            raise AlreadyExists(f"repo {spec.name} already exists; a pipeline creates its own output repo")
+        # Creating the output repo claims the name: of two requests creating the same pipeline at
+        # once, the one that loses gets "already exists" here and removes nothing the winner made.
         try:
             self.store.create_repo(spec.name, spec.description or f"output of pipeline {spec.name}")
+        except AlreadyExists:
+            if self.row(spec.name) is not None:
+                raise AlreadyExists(f"pipeline {spec.name} already exists; use update") from None
+            raise AlreadyExists(f"repo {spec.name} already exists; a pipeline creates its own output repo") from None
+        try:
             self._made(spec.name, spec.name)
             self._wire_branches(spec)
             self._insert_row(spec)
@@ -296,4 +302,4 @@ class PipelineRegistry:
 
     def _made(self, pipeline: str, repo: str) -> None:
         with self.store.engine.begin() as conn:
-            conn.execute(insert(pipeline_repos), {"pipeline": pipeline, "repo": repo})
+            conn.execute(insert_ignore(self.store.engine, pipeline_repos), {"pipeline": pipeline, "repo": repo})

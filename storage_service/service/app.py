@@ -17,7 +17,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from datumflow.storage_service.errors import DatumflowError, status_for
+from datumflow.storage_service.core.db import is_unique_violation
+from datumflow.storage_service.errors import CONCURRENT_WRITE, DatumflowError, status_for
 from datumflow.storage_service.pipelines.tokens import PREFIX as PIPELINE_TOKEN
 from datumflow.storage_service.service import observability
 from datumflow.storage_service.service.auth import ANONYMOUS_ADMIN, Auth, Principal, pipeline_principal
@@ -74,6 +75,9 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    if is_unique_violation(exc):  # a race no retry settled: the caller may try again
+        log.warning("a concurrent request wrote the same record: %s", exc)
+        return JSONResponse(error_body("ConcurrentUpdate", CONCURRENT_WRITE), status_code=409)
     log.exception("unexpected error", exc_info=exc)
     return JSONResponse(error_body("DatumflowError", f"internal error: {type(exc).__name__}"), status_code=500)
 

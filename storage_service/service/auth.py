@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from datumflow.storage_service.core.db import Prepared
+from datumflow.storage_service.core.db import Prepared, retry_on_conflict
 from datumflow.storage_service.core.migrations import ensure_tables
 from datumflow.storage_service.core.schema import metadata, roles
 from datumflow.storage_service.errors import AlreadyExists, Forbidden, InvalidArgument, NotFound, Unauthenticated
@@ -153,6 +153,7 @@ class Auth:
         self.create_user(name, admin=True)
         return self.create_token(name)
 
+    @retry_on_conflict
     def create_user(self, name: str, *, admin: bool = False) -> None:
         check_repo_name(name)  # same alphabet as repo names
         with self.engine.begin() as conn:
@@ -190,6 +191,7 @@ class Auth:
             if not conn.execute(delete(tokens).where(tokens.c.hash == hash_token(token))).rowcount:
                 raise NotFound("no such token")
 
+    @retry_on_conflict
     def grant(self, name: str, repo: str, role: str) -> None:
         if role not in ROLES:
             raise InvalidArgument(f"unknown role {role!r}: use one of {', '.join(ROLES)}")

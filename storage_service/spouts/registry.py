@@ -21,6 +21,7 @@ import time
 import weakref
 from typing import Any
 
+from datumflow.storage_service.core.db import retry_on_conflict
 from datumflow.storage_service.core.migrations import ensure_tables
 from datumflow.storage_service.core.schema import metadata
 from datumflow.storage_service.errors import AlreadyExists, InvalidArgument, SpoutNotFound
@@ -73,6 +74,7 @@ def _ready(engine: Engine) -> Engine:
     return engine
 
 
+@retry_on_conflict
 def claim(engine: Engine, name: str, config: SpoutConfig, *, now: float | None = None) -> SpoutStatus:
     """Register ``name`` as running in this process; refuse if a live process has it."""
     check_repo_name(name)  # same rules as a repo name: it shows up in paths and URLs

@@ -13,6 +13,7 @@ import json
 import time
 from collections.abc import Sequence
 
+from datumflow.storage_service.core.db import retry_on_conflict
 from datumflow.storage_service.core.history_schema import branch_protection
 from datumflow.storage_service.core.schema import commits
 from datumflow.storage_service.errors import InvalidArgument, ProtectedBranch
@@ -27,6 +28,7 @@ _NOT_DIRECT = (Origin.AUTO, Origin.PIPELINE)
 
 
 class Protecting(StoreBase):
+    @retry_on_conflict
     def protect_branch(self, repo: str, branch: str, *, checks: Sequence[str] = ()) -> Protection:
         """Refuse direct writes to ``branch``; ``checks`` (commands) must pass on each merge result."""
         if isinstance(checks, str) or not all(isinstance(c, str) and c.strip() for c in checks):

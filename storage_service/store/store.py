@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from datumflow.storage_service.core.chunks import ChunkStore
-from datumflow.storage_service.core.db import Prepared, insert_ignore, open_engine
+from datumflow.storage_service.core.db import Prepared, insert_ignore, open_engine, retry_on_conflict
 from datumflow.storage_service.core.history_schema import branch_protection, commit_parents, tags
 from datumflow.storage_service.core.index import NodeStore, Tree
 from datumflow.storage_service.core.objects import open_object_store
@@ -138,6 +138,7 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
 
     # -- repos --------------------------------------------------------------------
 
+    @retry_on_conflict
     def create_repo(self, name: str, description: str = "", *, exist_ok: bool = False) -> Repo:
         check_repo_name(name)
         with self.engine.begin() as conn:
@@ -207,6 +208,7 @@ class Store(FileOps, SyncOps, Maintenance, Merging, Protecting, Tagging, Bisecti
 
     # -- branches --------------------------------------------------------------------
 
+    @retry_on_conflict
     def create_branch(
         self,
         repo: str,

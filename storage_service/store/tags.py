@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from datumflow.storage_service.core.db import retry_on_conflict
 from datumflow.storage_service.core.history_schema import tags
 from datumflow.storage_service.errors import AlreadyExists, CommitOpen, TagNotFound
 from datumflow.storage_service.model.core import CommitState
@@ -21,6 +22,7 @@ __all__ = ["Tagging"]
 
 
 class Tagging(StoreBase):
+    @retry_on_conflict
     def create_tag(self, repo: str, name: str, ref: str, *, message: str = "", creator: str | None = None) -> Tag:
         """Name the commit ``ref`` resolves to now; the name never moves."""
         check_branch_name(name)

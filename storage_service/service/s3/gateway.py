@@ -22,7 +22,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
-from datumflow.storage_service.errors import DatumflowError
+from datumflow.storage_service.core.db import is_unique_violation
+from datumflow.storage_service.errors import CONCURRENT_WRITE, DatumflowError
 from datumflow.storage_service.service.auth import Auth, Principal
 from datumflow.storage_service.service.s3 import buckets, objects
 from datumflow.storage_service.service.s3.auth import S3Authenticator, raw_query_pairs
@@ -203,9 +204,13 @@ class _Gateway:
         except DatumflowError as exc:
             response = error_response(s3_error_for(exc, resource), request_id)
         except Exception as exc:  # a bug: still an S3 answer, and the log says where
-            log.exception("S3 %s %s failed", request.method, request.url.path)
-            response = error_response(S3Error("InternalError", f"internal error: {type(exc).__name__}", 500,
-                                              resource), request_id)
+            if is_unique_violation(exc):  # a race no retry settled: S3's "try again"
+                log.warning("S3 %s %s raced a concurrent request: %s", request.method, request.url.path, exc)
+                response = error_response(S3Error("OperationAborted", CONCURRENT_WRITE, 409, resource), request_id)
+            else:
+                log.exception("S3 %s %s failed", request.method, request.url.path)
+                response = error_response(S3Error("InternalError", f"internal error: {type(exc).__name__}", 500,
+                                                  resource), request_id)
         if response.status_code >= 400 and _body_unread(request):
             response.headers["Connection"] = "close"  # the unread body must not become the next request
         response.headers["x-amz-request-id"] = request_id

@@ -19,10 +19,11 @@ import io
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from datumflow.storage_service.core.db import upsert
 from datumflow.storage_service.core.migrations import ensure_tables
 from datumflow.storage_service.core.schema import metadata
 from datumflow.storage_service.model.core import ChunkRef
@@ -165,14 +166,16 @@ class Multipart:
         with self.store.chunks.writer(write_id=upload.id) as writer:
             _, refs, size = writer.add_stream(reader)  # type: ignore[arg-type,unused-ignore]
         part = Part(number, size, reader.md5.hexdigest(), time.time())
-        with self.store.engine.begin() as conn:
-            conn.execute(delete(parts).where(parts.c.upload == upload.id, parts.c.number == number))
-            conn.execute(insert(parts), {
-                "upload": upload.id, "number": number, "size": size, "etag": part.etag,
-                "chunks": json.dumps([[r.hash, r.size] for r in refs]), "created": part.created,
-            })
+        self._record_part(upload, part, refs)
         self._check_alive(upload)
         return part
+
+    def _record_part(self, upload: Upload, part: Part, refs: Sequence[Any]) -> None:
+        """Record (or replace) a part: the same part number sent twice at once keeps one of them."""
+        row = {"upload": upload.id, "number": part.number, "size": part.size, "etag": part.etag,
+               "chunks": json.dumps([[r.hash, r.size] for r in refs]), "created": part.created}
+        with self.store.engine.begin() as conn:
+            conn.execute(upsert(self.store.engine, parts, row))
 
     def list_parts(self, upload: Upload) -> list[Part]:
         with self.store.engine.connect() as conn:
