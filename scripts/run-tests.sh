@@ -5,6 +5,11 @@
 # Extra arguments go to both pytest runs. Both parts always run; the exit
 # status is non-zero when either failed. For the kfp part alone, "no tests
 # collected" (pytest exit 5) counts as success.
+# The main suite runs on DATUMFLOW_TEST_WORKERS pytest-xdist workers (default
+# 2; 0 runs it in this process), a test file per worker at a time (its module
+# fixtures stay shared): most tests wait on servers and subprocesses, so two
+# workers on two cores halve the wall time. Extra arguments come after, so
+# `make test PYTEST_ARGS="-n 0"` overrides it.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -24,7 +29,7 @@ fi
 
 # The main suite runs last so that its summary closes the output.
 log "pytest (main environment)"
-.venv/bin/python -m pytest tests --ignore=tests/kfp "$@"
+.venv/bin/python -m pytest tests --ignore=tests/kfp -n "${DATUMFLOW_TEST_WORKERS:-2}" --dist loadfile "$@"
 main_status=$?
 
 if [ "$main_status" -ne 0 ] || [ "$kfp_status" -ne 0 ]; then
