@@ -18,6 +18,7 @@ its index become visible in one transaction.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import operator
@@ -55,6 +56,11 @@ class Node:
         except orjson.JSONDecodeError:  # e.g. a path that is not UTF-8 (an escaped lone surrogate)
             level, keys, vals = json.loads(data)
         return cls(level, keys, vals)
+
+    @functools.cached_property
+    def children(self) -> tuple[str, ...]:
+        """An inner node's child hashes, in order (made once per cached node: diffs expand them)."""
+        return tuple(map(_FIRST, self.vals))
 
     def stats(self) -> tuple[int, int]:
         """(files, bytes) below this node."""
@@ -458,7 +464,7 @@ class Tree:
         out: list[str] = []
         for h, node in zip(hashes, nodes, strict=False):
             if node.level == level:
-                out.extend(val[0] for val in node.vals)
+                out.extend(node.children)
             else:
                 out.append(h)
         return out
