@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-__all__ = ["threads_running"]
+__all__ = ["all_at_once", "threads_running"]
 
 
 @contextmanager
@@ -29,3 +30,22 @@ def threads_running(target: Callable[[int], None], count: int) -> Iterator[list[
     finally:
         for t in threads:
             t.join()
+
+
+def all_at_once(calls: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Each call on its own thread, all released from one barrier (to make them race); what each
+    returned, or the exception it raised, in the order of ``calls``."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list[Any] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = calls[i]()
+        except BaseException as exc:  # the caller looks at it
+            outcomes[i] = exc
+
+    with threads_running(run, len(calls)) as errors:
+        pass
+    assert not errors, errors
+    return outcomes

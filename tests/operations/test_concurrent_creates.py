@@ -6,7 +6,6 @@ check-then-insert transaction loses such races (READ COMMITTED); on SQLite write
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from datumflow.storage_service.pipelines.engine import Pipelines
 from datumflow.storage_service.service.auth import Auth
 from datumflow.storage_service.store.store import Store
 
+from tests.helpers.threads import all_at_once
 from tests.service.conftest import launch
 
 N = 8
@@ -28,23 +28,12 @@ SPEC = {"pipeline": {"name": "copy"}, "input": {"pfs": {"repo": "in", "glob": "/
 
 def _race(fns: list[Callable[[], Any]]) -> Counter[str]:
     """Run the calls together (released from one barrier); count outcomes by exception name."""
-    barrier = threading.Barrier(len(fns))
-    outcomes: list[str] = [""] * len(fns)
+    def name(outcome: Any) -> str:
+        if not isinstance(outcome, BaseException):
+            return "ok"
+        return type(outcome).__name__ + ("" if isinstance(outcome, AlreadyExists) else f": {outcome}")
 
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            fns[i]()
-            outcomes[i] = "ok"
-        except Exception as exc:  # the outcome is what the test counts
-            outcomes[i] = type(exc).__name__ + ("" if isinstance(exc, AlreadyExists) else f": {exc}")
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(fns))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return Counter(outcomes)
+    return Counter(map(name, all_at_once(fns)))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

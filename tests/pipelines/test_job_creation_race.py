@@ -5,7 +5,7 @@ IntegrityError). Different commits discovered at once still get distinct, ordere
 
 from __future__ import annotations
 
-import threading
+import functools
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,32 +20,20 @@ from datumflow.storage_service.pipelines.jobs import JobTable
 from datumflow.storage_service.store.store import Store
 from sqlalchemy import select
 
+from tests.helpers.threads import all_at_once
+
 from .conftest import COPY, pfs, spec
 
 THREADS = 8
 
 
 def _all_at_once(n: int, fn: Callable[[int], Any]) -> list[Any]:
-    """``fn(i)`` for i < n, released together from a barrier; any exception is re-raised."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = fn(i)
-        except BaseException as exc:  # re-raised below, in the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise errors[0]
-    return results
+    """``fn(i)`` for i < n, released together; the first exception any raised is raised here."""
+    outcomes = all_at_once([functools.partial(fn, i) for i in range(n)])
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
