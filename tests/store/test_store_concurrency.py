@@ -105,7 +105,9 @@ def test_processes_on_sqlite(tmp_path: Path, target: str) -> None:
     with Store(root, fsync=False) as store:
         store.create_repo("data")
         dest = "master" if target == "branch" else store.start_commit("data", "master").id
-    ctx = multiprocessing.get_context("fork")
+    # Spawned, not forked: a pytest-xdist worker has threads of its own, and a child forked while one
+    # of them held a lock can hang before its first write (two of sixteen once did).
+    ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_process_writer, args=(root, n, dest)) for n in range(WRITERS)]
     for p in procs:
         p.start()

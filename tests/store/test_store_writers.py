@@ -45,7 +45,9 @@ def _writer(root: str, backend: dict[str, Any], n: int, commits: int, out: Any) 
 def run_writers(
     root: str, backend: dict[str, Any], writers: int = WRITERS, commits: int = COMMITS_EACH,
 ) -> tuple[list[tuple[str, str]], int]:
-    ctx = multiprocessing.get_context("fork")
+    # Spawned, not forked: a pytest-xdist worker has threads of its own, and a child forked while one
+    # of them held a lock can hang before its first write (two of sixteen once did).
+    ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=_writer, args=(root, backend, n, commits, out)) for n in range(writers)]
     for p in procs:
