@@ -282,19 +282,26 @@ def retry_on_conflict(fn: _F) -> _F:
     return run  # type: ignore[return-value]
 
 
-def insert_ignore(engine: Engine, table: Any) -> Any:
-    """An INSERT that skips rows whose primary key exists (content-addressed rows)."""
+def _dialect_insert(engine: Engine, table: Any) -> Any:
+    """The INSERT of the engine's dialect (PostgreSQL's or SQLite's, which know ON CONFLICT)."""
     # The dialect modules load here, on the first write: importing the PostgreSQL one loads every
     # driver's module of it (asyncpg's too), which a read-only CLI start has no use for.
     if engine.dialect.name == "postgresql":
         from sqlalchemy.dialects import postgresql
 
-        return postgresql.insert(table).on_conflict_do_nothing()
+        return postgresql.insert(table)
     if engine.dialect.name == "sqlite":
         from sqlalchemy.dialects import sqlite
 
-        return sqlite.insert(table).on_conflict_do_nothing()
-    return insert(table).prefix_with("IGNORE")
+        return sqlite.insert(table)
+    raise NotImplementedError(f"ON CONFLICT on {engine.dialect.name}")
+
+
+def insert_ignore(engine: Engine, table: Any) -> Any:
+    """An INSERT that skips rows whose primary key exists (content-addressed rows)."""
+    if engine.dialect.name not in ("postgresql", "sqlite"):
+        return insert(table).prefix_with("IGNORE")
+    return _dialect_insert(engine, table).on_conflict_do_nothing()
 
 
 def upsert(engine: Engine, table: Any, row: dict[str, Any]) -> Any:
@@ -302,15 +309,7 @@ def upsert(engine: Engine, table: Any, row: dict[str, Any]) -> Any:
     (concurrent writers of one key end with one of their rows, whole; no unique-key error)."""
     keys = [c.name for c in table.primary_key.columns]
     changed = {k: v for k, v in row.items() if k not in keys}
-    if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(table).values(**row).on_conflict_do_update(index_elements=keys, set_=changed)
-    if engine.dialect.name == "sqlite":
-        from sqlalchemy.dialects import sqlite
-
-        return sqlite.insert(table).values(**row).on_conflict_do_update(index_elements=keys, set_=changed)
-    raise NotImplementedError(f"upsert on {engine.dialect.name}")
+    return _dialect_insert(engine, table).values(**row).on_conflict_do_update(index_elements=keys, set_=changed)
 
 
 def select_in(conn: Connection, table: Any, columns: Sequence[str], key: str, values: Sequence[Any]) -> list[Any]:

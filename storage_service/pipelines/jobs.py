@@ -16,7 +16,6 @@ from datumflow.storage_service.model.job import JobInfo, JobState
 from datumflow.storage_service.pipelines.datums import Datum, DatumInput
 from datumflow.storage_service.pipelines.leases import EXTERNAL
 from sqlalchemy import Engine, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError
 
 __all__ = [
     "REMOVED", "DatumInfo", "DatumState", "JobInfo", "JobNotFound", "JobState", "JobTable", "commit_map", "datum_of",
@@ -51,25 +50,19 @@ class JobTable:
         """A new job for an output commit, or None if that commit already has one."""
         # Every replica's job loop (and any request that lists jobs) discovers open commits, so two
         # may find the same one at once. PostgreSQL serialises them on an advisory lock held by the
-        # transaction (SQLite's writers take turns already), which also keeps ``seq`` unique; a
-        # conflict on the unique output commit that still gets through means "it has one".
+        # transaction (SQLite's writers take turns already), which also keeps ``seq`` unique.
         job_id = uuid.uuid4().hex
-        try:
-            with self.engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATE_LOCK_KEY})
-                if conn.execute(select(jobs.c.id).where(jobs.c.output_commit == output_commit)).first():
-                    return None
-                seq = (conn.execute(select(func.max(jobs.c.seq))).scalar() or 0) + 1
-                conn.execute(insert(jobs), {
-                    "id": job_id, "seq": seq, "pipeline": pipeline, "output_commit": output_commit,
-                    "commit_set": commit_set, "spec_commit": spec_commit, "state": JobState.CREATED.value,
-                    "reprocess": int(reprocess), "inputs": json.dumps(inputs), "created": time.time(),
-                })
-        except IntegrityError:
-            if self.id_for_output(output_commit) is None:
-                raise
-            return None
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CREATE_LOCK_KEY})
+            if conn.execute(select(jobs.c.id).where(jobs.c.output_commit == output_commit)).first():
+                return None
+            seq = (conn.execute(select(func.max(jobs.c.seq))).scalar() or 0) + 1
+            conn.execute(insert(jobs), {
+                "id": job_id, "seq": seq, "pipeline": pipeline, "output_commit": output_commit,
+                "commit_set": commit_set, "spec_commit": spec_commit, "state": JobState.CREATED.value,
+                "reprocess": int(reprocess), "inputs": json.dumps(inputs), "created": time.time(),
+            })
         return self.get(job_id)
 
     def get(self, job_id: str) -> JobInfo:

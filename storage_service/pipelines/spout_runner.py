@@ -65,7 +65,7 @@ from datumflow.storage_service.pipelines.sandbox import Sandbox, sandbox_from_en
 from datumflow.storage_service.pipelines.spec import PipelineSpec
 from datumflow.storage_service.pipelines.worker import secret_env, secret_mounts
 from datumflow.storage_service.store.store import Store
-from sqlalchemy import or_, select, update
+from sqlalchemy import or_, update
 
 __all__ = ["SpoutSupervisor"]
 
@@ -260,12 +260,11 @@ class SpoutSupervisor:
         now = time.time()
         values = {"owner": self.owner, "lease_until": now + self.lease_seconds}
         with self.store.engine.begin() as conn:
-            if conn.execute(select(spout_runs.c.pipeline).where(spout_runs.c.pipeline == name)).first() is None:
-                # Another replica's supervisor may insert the same first record at this moment: the
-                # insert that finds it there already skips, and the lease is then taken (or not) below.
-                row = {"pipeline": name, "state": "stopped", "restarts": 0, **values}
-                if conn.execute(insert_ignore(self.store.engine, spout_runs), row).rowcount == 1:
-                    return True
+            # The first record, unless there is one (another replica's supervisor may be inserting it
+            # at this moment: then this insert skips, and the lease is taken, or not, below).
+            row = {"pipeline": name, "state": "stopped", "restarts": 0, **values}
+            if conn.execute(insert_ignore(self.store.engine, spout_runs), row).rowcount == 1:
+                return True
             free = or_(spout_runs.c.owner.is_(None), spout_runs.c.owner == self.owner, spout_runs.c.lease_until < now)
             moved = conn.execute(update(spout_runs).where(spout_runs.c.pipeline == name, free).values(**values))
             return bool(moved.rowcount == 1)

@@ -6,6 +6,9 @@ check-then-insert transaction loses such races (READ COMMITTED); on SQLite write
 
 from __future__ import annotations
 
+import asyncio
+import json
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,13 +16,18 @@ from typing import Any
 
 import pytest
 from datumflow.storage_service.client.http import Client
+from datumflow.storage_service.core.db import is_unique_violation
 from datumflow.storage_service.errors import AlreadyExists
 from datumflow.storage_service.pipelines.engine import Pipelines
+from datumflow.storage_service.service.app import _unexpected_error
 from datumflow.storage_service.service.auth import Auth
 from datumflow.storage_service.store.store import Store
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
 
 from tests.helpers.threads import all_at_once
-from tests.service.conftest import launch
+from tests.s3.conftest import s3_client
+from tests.service.conftest import init_auth, launch, run_cli
 
 N = 8
 SPEC = {"pipeline": {"name": "copy"}, "input": {"pfs": {"repo": "in", "glob": "/*"}},
@@ -110,16 +118,11 @@ def test_s3_clients_creating_one_bucket_and_sending_one_part_at_once(tmp_path: P
     and answers the others as S3 does (BucketAlreadyOwnedByYou), never InternalError."""
     from botocore.exceptions import ClientError
 
-    from tests.s3.conftest import s3_client
-    from tests.service.conftest import init_auth, run_cli
-
     root = tmp_path / "root"
     service = launch(root, token=init_auth(root, db=postgres_url), db=postgres_url)
     try:
         done = run_cli("auth", "s3-key", "create", "admin", "--root", str(root), "--db", postgres_url, "--json")
         assert done.returncode == 0, done.stderr
-        import json
-
         pair = json.loads(done.stdout)
         clients = [s3_client(service.url, pair["access_key_id"], pair["secret_access_key"]) for _ in range(N)]
 
@@ -149,15 +152,6 @@ def test_s3_clients_creating_one_bucket_and_sending_one_part_at_once(tmp_path: P
 def test_a_unique_key_race_no_retry_settled_is_a_409_to_try_again(tmp_path: Path) -> None:
     """The last line: a unique-key error that escapes a route answers 409 ConcurrentUpdate (S3:
     OperationAborted), which says "try again", not 500. The error is a real one from SQLite."""
-    import asyncio
-    import json
-    import sqlite3
-
-    from datumflow.storage_service.core.db import is_unique_violation
-    from datumflow.storage_service.service.app import _unexpected_error
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.exc import IntegrityError
-
     engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (k TEXT PRIMARY KEY)"))
