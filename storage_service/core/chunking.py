@@ -6,9 +6,11 @@ changes only the chunks around it. Chunks are named by their BLAKE3 hash.
 
 Large files are cut and hashed at once (:func:`hashed_cuts`): one thread
 cuts while a pool hashes the chunks already cut, over one mmap of the file
-(no copies). Both libraries release the interpreter lock while they work, so
-on two cores a file costs about the longer of the two passes, not their sum;
-the chunks and hashes are exactly those of cutting, then hashing, in turn.
+(no copies); while the reader lags (copying new chunks), the cutter hashes
+each chunk itself as soon as it is cut, from its own core's cache. Both
+libraries release the interpreter lock while they work, so on two cores a
+file costs about the longer of the two passes, not their sum; the chunks and
+hashes are exactly those of cutting, then hashing, in turn.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO, NamedTuple, Protocol
 
 import blake3
@@ -112,6 +114,9 @@ def hashed_cuts(view: memoryview) -> Iterator[Cut]:
     cut) and hands every chunk to the hashing pool (BLAKE3 releases it too)
     as soon as it is cut; the caller gets each cut once its hash is known, and
     may meanwhile do its own lock-free work (copy the chunk in the kernel).
+    While the caller is behind (cuts wait for it), the cutter hashes each
+    chunk itself, straight after cutting it: with two cores busy cutting and
+    copying, a pool thread would only compete with the copy.
     When the iterator ends or is closed, no thread touches ``view`` any more.
     """
     found: _Found = queue.SimpleQueue()
@@ -137,13 +142,23 @@ def _cut_into(view: memoryview, found: _Found, stop: threading.Event) -> None:
             if stop.is_set():
                 break
             offset, length = chunk.offset, chunk.length
-            found.put((offset, length, _hashers().submit(_hash_range, view, offset, length)))
+            if found.qsize() >= _HASH_INLINE_BEHIND:
+                # The reader is behind (it is copying new chunks): the cutter has time to spare, and the
+                # chunk it just read is still in its core's cache, where a pool thread would read it again
+                # from memory beside the reader's copies.
+                digest: Future[str] = Future()
+                digest.set_result(_hash_range(view, offset, length))
+            else:
+                digest = _hashers().submit(_hash_range, view, offset, length)
+            found.put((offset, length, digest))
     except BaseException as exc:  # handed to the reader, which raises it
         found.put(exc)
     finally:
         found.put(_DONE)
 
 
+# Cuts waiting for the reader from which the cutter hashes the next chunks itself (see _cut_into).
+_HASH_INLINE_BEHIND = 8
 _POOL: tuple[int, ThreadPoolExecutor] | None = None
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 import mmap
 import os
 import random
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from datumflow.storage_service import Store
+from datumflow.storage_service.core import chunking
 from datumflow.storage_service.core.chunking import (
     MAX_CHUNK,
     MIN_CHUNK,
@@ -90,6 +93,45 @@ def test_a_file_and_its_bytes_are_one_content(tmp_path: Path) -> None:
         assert as_file.hash == file_hash(str(path))[0]
         assert [(r.hash, r.size) for r in as_file.chunks] == [(h, n) for _, n, h in _reference(path)]
         assert store.get_file("r", "master", "as-file") == data
+
+
+def test_a_slow_reader_gets_the_same_cuts_hashed_by_the_cutter(tmp_path: Path) -> None:
+    """A reader that lags (it is copying) has the cutter hash the chunks itself: the cuts stay the reference's.
+
+    The reader waits on its first cut until every chunk is cut, so all but
+    the first few are hashed by the cutter, not the pool; the test checks
+    that it happened, then that nothing differs.
+    """
+    path = tmp_path / "f"
+    path.write_bytes(random.Random(11).randbytes(40 * MAX_CHUNK))
+    reference = _reference(path)
+    assert len(reference) > 3 * chunking._HASH_INLINE_BEHIND
+    inline = 0
+    real = chunking._hashers
+
+    class CountingPool:
+        def submit(self, *args: object) -> object:
+            nonlocal inline
+            inline -= 1
+            return real().submit(*args)
+
+    with (
+        open(path, "rb") as fh, mapped(fh.fileno(), path.stat().st_size) as view, pytest.MonkeyPatch.context() as patch,
+    ):
+        patch.setattr(chunking, "_hashers", CountingPool)
+        cuts = hashed_cuts(view)
+        first = next(cuts)
+        deadline = time.monotonic() + 30  # the cutter runs to the end while the reader holds back
+        while _cutting() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        got = [tuple(first), *(tuple(cut) for cut in cuts)]
+    inline += len(reference)
+    assert got == reference
+    assert inline >= len(reference) - chunking._HASH_INLINE_BEHIND - 1
+
+
+def _cutting() -> bool:
+    return any(t.name == "datumflow-cut" and t.is_alive() for t in threading.enumerate())
 
 
 def test_closing_early_frees_the_buffer(tmp_path: Path) -> None:
