@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from datumflow.storage_service.store.files import chunks_of, entry_of
+from datumflow.storage_service.store.files import entry_of
+from datumflow.storage_service.store.listing import chunks_of
 
 if TYPE_CHECKING:
     from datumflow.storage_service.store.store import Store

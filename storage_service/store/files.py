@@ -33,6 +33,7 @@ from datumflow.storage_service.names import check_branch_name, is_commit_id, nor
 from datumflow.storage_service.store import lookup
 from datumflow.storage_service.store.clash import refuse_file_folder_clash
 from datumflow.storage_service.store.leases import Leases, _Abandoned
+from datumflow.storage_service.store.listing import chunks_of, dir_stats, file_info, inspect_entry, list_entries
 from datumflow.storage_service.store.outputs import OutputBranches, forcing
 from datumflow.storage_service.store.publish import Edits, Publishing, _OutsideWork
 from sqlalchemy import Connection, select, update
@@ -63,21 +64,6 @@ def entry_of(size: int, h: str, refs: list[ChunkRef] | tuple[ChunkRef, ...],
     if single:
         return [size, h]
     return [size, h, [[r.hash, r.size] for r in refs]]
-
-
-def chunks_of(entry: list[Any]) -> list[ChunkRef]:
-    if len(entry) == 2 or entry[2] is None:
-        return [ChunkRef(entry[1], entry[0])]
-    return [ChunkRef(h, n) for h, n in entry[2]]
-
-
-def meta_of(entry: list[Any]) -> dict[str, str]:
-    return dict(entry[3]) if len(entry) > 3 else {}
-
-
-def file_info(path: str, entry: list[Any]) -> FileInfo:
-    return FileInfo(path=path, type="file", size=entry[0], hash=entry[1], chunks=tuple(chunks_of(entry)),
-                    meta=meta_of(entry))
 
 
 def check_meta(meta: Mapping[str, str]) -> dict[str, str]:
@@ -407,16 +393,8 @@ class FileOps(Publishing, Leases, OutputBranches):
         return found[0] if found is not None else self._root_of(self.resolve(repo, ref))
 
     def inspect_file(self, repo: str, ref: str, path: str) -> FileInfo:
-        path = normalize_path(path, allow_root=True)
-        root = self._root(repo, ref)
-        if path:
-            entry = self.tree.get(root, path)
-            if entry is not None:
-                return file_info(path, entry)
-        files, size = self._dir_stats(root, path)
-        if files == 0 and path:
-            raise PathNotFound(f"{repo}@{ref}: no file or folder {path!r}")
-        return FileInfo(path=path, type="dir", size=size)
+        path = normalize_path(path, allow_root=True)  # a bad path is refused before the ref is resolved
+        return inspect_entry(self.tree, self._root(repo, ref), path, f"{repo}@{ref}")
 
     def get_file(self, repo: str, ref: str, path: str) -> bytes:
         return b"".join(self.open_file(repo, ref, path))
@@ -463,44 +441,9 @@ class FileOps(Publishing, Leases, OutputBranches):
         start_after: str | None = None, limit: int | None = None,
     ) -> list[FileInfo]:
         """The files and folders directly inside ``path`` (a file lists itself)."""
-        path = normalize_path(path, allow_root=True)
-        root = self._root(repo, ref)
-        if path and (entry := self.tree.get(root, path)) is not None:
-            return [file_info(path, entry)]
-        prefix = f"{path}/" if path else ""
-        out: list[FileInfo] = []
-        pos = prefix + (start_after or "")
-        stop = prefix + MAX_KEY
-        while limit is None or len(out) < limit:
-            nxt = next(iter(self.tree.items(root, pos, stop)), None)
-            if nxt is None:
-                break
-            key, entry = nxt
-            name = key[len(prefix):].split("/", 1)[0]
-            if name == start_after:
-                pos = prefix + name + ("/" + MAX_KEY if "/" in key[len(prefix):] else "\x00")
-                continue
-            if "/" in key[len(prefix):]:
-                folder = prefix + name
-                _files, size = self._dir_stats(root, folder)
-                out.append(FileInfo(path=folder, type="dir", size=size))
-                pos = folder + "/" + MAX_KEY
-            else:
-                out.extend(self._file_run(root, key, stop, prefix, limit, out))
-                pos = out[-1].path + "\x00"
-        if not out and path and start_after is None:
-            raise PathNotFound(f"{repo}@{ref}: no file or folder {path!r}")
-        return out
-
-    def _file_run(self, root: str | None, start: str, stop: str, prefix: str,
-                  limit: int | None, sofar: list[FileInfo]) -> list[FileInfo]:
-        """Consecutive plain files of a folder, read in one pass."""
-        run: list[FileInfo] = []
-        for key, entry in self.tree.items(root, start, stop):
-            if "/" in key[len(prefix):] or (limit is not None and len(sofar) + len(run) >= limit):
-                break
-            run.append(file_info(key, entry))
-        return run
+        path = normalize_path(path, allow_root=True)  # a bad path is refused before the ref is resolved
+        return list_entries(self.tree, self._root(repo, ref), path, f"{repo}@{ref}",
+                            start_after=start_after, limit=limit)
 
     def walk_files(self, repo: str, ref: str, path: str = "") -> Iterator[FileInfo]:
         """Every file under ``path``, recursively, in path order."""
@@ -607,9 +550,7 @@ class FileOps(Publishing, Leases, OutputBranches):
         return [k for k, _ in self._entries_under(root, path)]
 
     def _dir_stats(self, root: str | None, path: str) -> tuple[int, int]:
-        if not path:
-            return self.tree.stats(root)
-        return self.tree.range_stats(root, path + "/", path + "/" + MAX_KEY)
+        return dir_stats(self.tree, root, path)
 
 
 def _checked_item(dest: str, src: Source) -> tuple[str, Source]:

@@ -21,7 +21,7 @@ from datumflow.storage_service.core.schema import chunks, commits, nodes, packs
 from datumflow.storage_service.errors import CorruptObject, DatumflowError
 from datumflow.storage_service.model.core import ChunkRef
 from datumflow.storage_service.store.base import StoreBase
-from datumflow.storage_service.store.files import chunks_of
+from datumflow.storage_service.store.listing import chunks_of
 from sqlalchemy import delete, select
 
 __all__ = ["Maintenance"]

@@ -44,7 +44,7 @@ from datumflow.storage_service.model.bisect import run_command
 from datumflow.storage_service.model.core import Branch, BranchRef, Commit, CommitState, Origin
 from datumflow.storage_service.model.history import MergeResult, PathConflict
 from datumflow.storage_service.store.base import StoreBase
-from datumflow.storage_service.store.files import file_info
+from datumflow.storage_service.store.listing import file_info
 from datumflow.storage_service.store.publish import EDIT_LOCK as _EDIT_LOCK
 from sqlalchemy import Connection, delete, func, insert, literal, select, update
 

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from datumflow.storage_service.core.revision import HEAD  # a store at it is checked with one SELECT
 from datumflow.storage_service.core.schema import metadata
 from datumflow.storage_service.errors import SchemaMismatch
 from sqlalchemy import Connection, Engine, Table, inspect, text
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
 __all__ = ["HEAD", "LEGACY_REVISION", "current", "ensure_schema", "ensure_tables", "head", "upgrade"]
-
-# The newest revision, known without loading Alembic (a test checks it is the scripts' head): a
-# store already there is checked with one SELECT, so opening one (every CLI verb does) stays cheap.
-HEAD = "0004"
 
 LEGACY_REVISION = "0001"  # what a 0.1 store without an alembic_version table is at
 _LOCK_KEY = 0x6466_7363_6865_6D61  # "dfschema": the advisory lock of schema changes (PostgreSQL)

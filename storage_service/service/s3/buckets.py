@@ -14,7 +14,7 @@ from datumflow.storage_service.service.s3.errors import S3Error
 from datumflow.storage_service.service.s3.headers import etag_of, modified_of
 from datumflow.storage_service.service.s3.multipart import Multipart
 from datumflow.storage_service.service.s3.xml import element, encode_key, iso_date, leaves, xml_response
-from datumflow.storage_service.store.files import file_info
+from datumflow.storage_service.store.listing import file_info
 from datumflow.storage_service.store.store import Store
 from fastapi.responses import Response
 

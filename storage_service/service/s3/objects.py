@@ -37,7 +37,7 @@ from datumflow.storage_service.service.s3.headers import (
 from datumflow.storage_service.service.s3.multipart import Multipart, Upload
 from datumflow.storage_service.service.s3.xml import element, iso_date, leaves, parse_complete, parse_delete
 from datumflow.storage_service.service.s3.xml import xml_response as xml
-from datumflow.storage_service.store.files import file_info
+from datumflow.storage_service.store.listing import file_info
 from datumflow.storage_service.store.store import Store
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
