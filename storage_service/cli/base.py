@@ -50,6 +50,7 @@ class Context:
         self.stdout: TextIO = sys.stdout
         self.stderr: TextIO = sys.stderr
         self._store: Any = None
+        self._reader: Any = None
 
     @property
     def store(self) -> Any:
@@ -68,7 +69,25 @@ class Context:
     def stderr_is_tty(self) -> bool:
         return self.stderr.isatty()
 
+    def local_reader(self) -> Any:
+        """A :class:`~datumflow.storage_service.store.local_read.LocalReader` of the embedded store
+        (read-only, no SQLAlchemy), or None: an HTTP address, a store this process opened already,
+        or one only the store may open (see that module)."""
+        if self._store is not None or self.address.startswith(("http://", "https://")):
+            return None
+        if self._reader is None:
+            from datumflow.storage_service.store.local_read import LocalReader
+
+            root = self.address[len("file://"):] if self.address.startswith("file://") else self.address
+            if "://" in root:
+                return None  # connect() says what is wrong with the address
+            self._reader = LocalReader.open(root) or False
+        return self._reader or None
+
     def close(self) -> None:
+        if self._reader:
+            self._reader.close()
+        self._reader = None
         if self._store is not None:
             close = getattr(self._store, "close", None)
             if close:

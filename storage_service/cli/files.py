@@ -173,7 +173,10 @@ def _register_listing(commands: Commands) -> None:
 
 def list_files(ctx: Context, args: argparse.Namespace) -> None:
     repo, ref, path = file_arg(args.source, need_path=False)
-    infos = ctx.store.list_files(repo, ref, path, start_after=args.start_after, limit=args.limit)
+    reader = ctx.local_reader()  # a small ls of the embedded store never loads SQLAlchemy
+    infos = reader.list_files(repo, ref, path, start_after=args.start_after, limit=args.limit) if reader else None
+    if infos is None:
+        infos = ctx.store.list_files(repo, ref, path, start_after=args.start_after, limit=args.limit)
     emit(ctx, args, infos, file_table)
 
 

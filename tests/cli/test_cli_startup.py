@@ -129,14 +129,34 @@ def test_version_imports_the_package_alone(tmp_path: Path) -> None:
     assert loaded(modules, (*NEVER, *STORE, "httpx", "dataclasses")) == []
 
 
-def test_ls_on_the_embedded_store_imports_the_store_and_nothing_it_does_not_use(cli: Cli) -> None:
+def test_ls_on_the_embedded_store_reads_it_without_sqlalchemy(cli: Cli) -> None:
     cli.ok("repo", "create", "r")
     cli.ok("put", "r@master:a.txt", "-", input=b"a\n")
-    done, modules = imports_of(cli.cwd, ["ls", "r@master"])
-    assert (done.returncode, done.stderr) == (0, "")
-    assert "a.txt" in done.stdout
-    assert loaded(modules, ("sqlalchemy", "datumflow.storage_service.store.store"))  # it did open the store
-    assert loaded(modules, (*NEVER, "httpx", "datumflow.storage_service.client")) == []
+    cli.ok("put", "r@master:d/b.txt", "-", input=b"bb\n")
+    for argv in (["ls", "r@master"], ["ls", "r@master:d"], ["ls", "--json", "r@master"]):
+        done, modules = imports_of(cli.cwd, argv)
+        assert (done.returncode, done.stderr) == (0, ""), argv
+        assert done.stdout == cli.ok(*argv), argv  # what the store itself prints
+        assert loaded(modules, ("sqlalchemy", "datumflow.storage_service.store.store")) == [], argv
+        assert "datumflow.storage_service.store.local_read" in modules
+        assert loaded(modules, (*NEVER, "httpx", "datumflow.storage_service.client")) == [], argv
+
+
+def test_ls_the_reader_cannot_answer_opens_the_store(cli: Cli) -> None:
+    cli.ok("repo", "create", "r")
+    cli.ok("put", "r@master:a.txt", "-", input=b"a\n")
+    cli.ok("put", "r@master:b.txt", "-", input=b"b\n")
+    cli.ok("tag", "create", "r@v1", "--commit", "master")
+    cli.ok("branch", "create", "r@empty")
+    for argv, want in ((["ls", "r@v1"], "b.txt"), (["ls", "r@master~1"], "a.txt")):
+        done, modules = imports_of(cli.cwd, argv)
+        assert (done.returncode, done.stderr) == (0, ""), argv
+        assert want in done.stdout and done.stdout == cli.ok(*argv), argv
+        assert loaded(modules, ("sqlalchemy", "datumflow.storage_service.store.store")), argv  # the store answered
+        assert loaded(modules, (*NEVER, "httpx", "datumflow.storage_service.client")) == [], argv
+    for argv in (["ls", "nope@master"], ["ls", "r@nope"], ["ls", "r@empty"], ["ls", "r@master:nope"]):
+        done, _modules = imports_of(cli.cwd, argv)
+        assert (done.returncode, done.stderr) == (1, f"datumflow: error: {cli.fail(*argv)}\n"), argv
 
 
 def test_verbs_against_a_service_import_no_store(cli: Cli, http_service: tuple[str, str]) -> None:
