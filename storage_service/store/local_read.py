@@ -16,8 +16,11 @@ otherwise; the caller then opens the store, which explains precisely (no such
 repo, branch or commit, an empty branch) or resolves the general way (a tag,
 ``master~2``). ``open`` says ``None`` too for a store it must not read behind
 the store's back: no ``metadata.db`` yet (the store creates one), a schema at
-another revision (the store upgrades or refuses it), or a file SQLite cannot
-read. Nothing here writes.
+another revision (the store upgrades or refuses it), a file SQLite cannot
+read, or an open commit with a lease: the store, when it opens, fails the
+commits of writers that died and rolls their branches back
+(:mod:`.leases`), and a listing must show the branch as the store would
+after that. Nothing here writes.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ _BRANCH_ROOT = ("SELECT df_commits.root FROM df_branches JOIN df_commits ON df_c
 _COMMIT_ROOT = "SELECT root FROM df_commits WHERE id = ? AND repo = ?"
 _NODE = "SELECT data FROM df_nodes WHERE hash = ?"
 _REVISION = "SELECT version_num FROM alembic_version"
+_LEASED = "SELECT 1 FROM df_commit_leases LIMIT 1"
 _PLAIN = set("^~")
 
 
@@ -65,10 +69,11 @@ class LocalReader:
         try:
             conn.execute("BEGIN")  # deferred: the first read takes the snapshot every later read sees
             revision = conn.execute(_REVISION).fetchone()
+            leased = revision is not None and revision[0] == HEAD and conn.execute(_LEASED).fetchone() is not None
         except sqlite3.Error:  # not a database, no version table (a 0.1 store), locked past the timeout…
             conn.close()
             return None
-        if revision is None or revision[0] != HEAD:
+        if revision is None or revision[0] != HEAD or leased:
             conn.close()
             return None
         return cls(conn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -183,3 +184,36 @@ def test_get_errors(cli: Cli) -> None:
     assert "expected REPO@REF:PATH" in cli.fail("get", "sales@master")
     assert "branch dev not found" in cli.fail("get", "sales@dev:dir/a")
     assert not (cli.cwd / "x").exists()
+
+
+_DIES_MID_COMMIT = """
+import sys, time
+from datumflow.storage_service import Store
+
+store = Store(sys.argv[1], fsync=False)
+with store.writing("data", "master") as commit:
+    store.put_file("data", commit.id, "half.txt", b"half")
+    print(commit.id, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_ls_after_a_writer_died_mid_commit_shows_the_branch_rolled_back(cli: Cli) -> None:
+    """A killed writer's open commit is failed when a store next opens, before ``ls`` reads the branch."""
+    import signal
+    import subprocess
+    import sys
+
+    cli.ok("repo", "create", "data")
+    cli.ok("put", "data@master:kept.txt", "-", input=b"kept")
+    proc = subprocess.Popen([sys.executable, "-c", _DIES_MID_COMMIT, str(cli.cwd / ".datumflow")],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    opened = proc.stdout.readline().strip()
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    listed = cli.run("ls", "data@master", "--json")
+    assert listed.rc == 0 and "failed abandoned commit" in listed.stderr  # the store's warning, as before
+    assert [f["path"] for f in json.loads(listed.out)] == ["kept.txt"]
+    dead = cli.json("commit", "inspect", f"data@{opened}")
+    assert dead["state"] == "failed" and "abandoned" in dead["error"]

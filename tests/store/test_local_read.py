@@ -140,3 +140,12 @@ def test_a_node_missing_from_the_database_is_an_error_not_an_empty_folder(filled
         conn.execute("DELETE FROM df_nodes")
     with reader_of(filled) as reader, pytest.raises(ObjectNotFound, match=r"index node \w+ is missing"):
         reader.list_files("r", "master")
+
+
+def test_an_open_commit_with_a_lease_is_left_to_the_store(filled: Store) -> None:
+    """The store fails a dead writer's commit when it opens and rolls its branch back: only it may list then."""
+    commit = filled.start_commit("r", "master", owner="host:1:dead", lease=60)
+    assert LocalReader.open(filled.root) is None
+    filled.finish_commit("r", commit.id)
+    with reader_of(filled) as reader:
+        assert reader.list_files("r", "master") == filled.list_files("r", "master")
