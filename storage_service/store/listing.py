@@ -4,7 +4,9 @@ Nothing here touches the metadata database: every function takes the
 :class:`~datumflow.storage_service.core.index.Tree` and the root hash of one
 commit's index, so the same code serves the :class:`Store` and the CLI's
 read-only path over the standard library's ``sqlite3``
-(:mod:`.local_read`), which never imports SQLAlchemy.
+(:mod:`.local_read`), which never imports SQLAlchemy. ``path`` is always
+normalized (:func:`~datumflow.storage_service.names.normalize_path`) by the
+caller, which refuses a bad path before it resolves the ref.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from typing import Any
 from datumflow.storage_service.core.index import MAX_KEY, Tree
 from datumflow.storage_service.errors import PathNotFound
 from datumflow.storage_service.model.core import ChunkRef, FileInfo
-from datumflow.storage_service.names import normalize_path
 
 __all__ = ["chunks_of", "dir_stats", "file_info", "inspect_entry", "list_entries", "meta_of"]
 
@@ -43,7 +44,6 @@ def dir_stats(tree: Tree, root: str | None, path: str) -> tuple[int, int]:
 
 def inspect_entry(tree: Tree, root: str | None, path: str, where: str) -> FileInfo:
     """The file or folder at ``path``; ``where`` (``repo@ref``) names the commit in the error."""
-    path = normalize_path(path, allow_root=True)
     if path:
         entry = tree.get(root, path)
         if entry is not None:
@@ -63,7 +63,6 @@ def list_entries(
     ``start_after`` resumes after an entry name (paging), ``limit`` caps the
     answer; a folder costs one walk of the inner nodes for its totals.
     """
-    path = normalize_path(path, allow_root=True)
     if path and (entry := tree.get(root, path)) is not None:
         return [file_info(path, entry)]
     prefix = f"{path}/" if path else ""
