@@ -120,11 +120,16 @@ def get_file(ctx: Context, args: argparse.Namespace) -> None:
         if not args.output:
             raise InvalidArgument("get -r needs -o FOLDER")
         _get_tree(ctx, repo, ref, path, Path(args.output))
-    elif args.output:
-        write_atomically(Path(args.output), ctx.store.open_file(repo, ref, path))
     else:
+        reader = ctx.local_reader()  # a get from the embedded store never loads SQLAlchemy
+        content = reader.open_file(repo, ref, path) if reader else None
+        if content is None:
+            content = ctx.store.open_file(repo, ref, path)
+        if args.output:
+            write_atomically(Path(args.output), content)
+            return
         out = ctx.stdout_bytes
-        for chunk in ctx.store.open_file(repo, ref, path):
+        for chunk in content:
             out.write(chunk)
         out.flush()
 

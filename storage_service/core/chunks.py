@@ -37,6 +37,7 @@ from datumflow.storage_service.core.chunking import (
 from datumflow.storage_service.core.db import Prepared, bulk_insert_ignore, select_in
 from datumflow.storage_service.core.inflight import PACK_PREFIX, Pins, gc_lock
 from datumflow.storage_service.core.objects import LocalObjects, ObjectStore
+from datumflow.storage_service.core.reads import pack_key, read_chunk, read_located
 from datumflow.storage_service.core.schema import chunks, packs
 from datumflow.storage_service.core.writeback import reserve, start_writeback
 from datumflow.storage_service.errors import CorruptObject, ObjectNotFound
@@ -62,10 +63,6 @@ _ALIGN = 4096  # offsets, lengths and memory of direct writes: a multiple of eve
 _DIRECT_WRITE = 8 * 1024 * 1024  # bytes of a pack per direct write, at most (a few are in flight at once)
 _LOCATE_ONE = Prepared(select(chunks.c.hash, chunks.c.pack, chunks.c.offset, chunks.c.length).where(
     chunks.c.hash == bindparam("hash")))
-
-
-def pack_key(pack_id: str) -> str:
-    return f"packs/{pack_id[:2]}/{pack_id}"
 
 
 class ChunkStore:
@@ -120,45 +117,13 @@ class ChunkStore:
             where = self.locate([ref.hash]).get(ref.hash)
             if where is None:
                 raise ObjectNotFound(f"chunk {ref.hash} is not in the store")
-        pack, offset, length = where
-        data = self.objects.read_range(pack_key(pack), offset, length)
-        if hash_bytes(data) != ref.hash:
-            raise CorruptObject(f"chunk {ref.hash} in pack {pack} does not match its hash")
-        return data
+        return read_chunk(self.objects, ref, where)
 
     def read_all(self, refs: Iterable[ChunkRef]) -> Iterator[bytes]:
-        """The bytes of a file, chunk by chunk, locations looked up in batches.
-
-        A large file's chunks are read and checked a few ahead on a pool (reads
-        and hashing release the interpreter lock), while the caller writes out
-        the ones before them; from a local folder, the kernel is asked to read
-        the packs further ahead still (``_PREFETCH``).
-        """
+        """The bytes of a file, chunk by chunk (checked), locations looked up in batches
+        (see :func:`.reads.read_located`)."""
         refs = list(refs)
-        total = sum(r.size for r in refs)
-        if len(refs) < 2 or total < _READ_AHEAD_BYTES or total < len(refs) * _READ_AHEAD_CHUNK:
-            for ref, where in self._located(refs):
-                yield self.read(ref, where)
-            return
-        pool = _readers()
-        window: deque[Future[bytes]] = deque()
-        hint = getattr(self.objects, "will_read", None)  # a local folder: the kernel reads packs ahead
-        ahead: dict[str, int] = {}  # pack -> offset up to which it was asked to
-        try:
-            for ref, where in self._located(refs):
-                pack, offset, length = where
-                if hint is not None and offset + length > ahead.get(pack, -1):
-                    span = max(_PREFETCH, length)
-                    hint(pack_key(pack), offset, span)
-                    ahead[pack] = offset + span
-                window.append(pool.submit(self.read, ref, where))
-                if len(window) >= _READ_AHEAD:
-                    yield window.popleft().result()
-            while window:
-                yield window.popleft().result()
-        finally:
-            for reading in window:
-                reading.cancel()
+        yield from read_located(self.objects, refs, self._located(refs))
 
     def _located(self, refs: list[ChunkRef]) -> Iterator[tuple[ChunkRef, tuple[str, int, int]]]:
         for i in range(0, len(refs), _LOOKUP_BATCH):
@@ -168,25 +133,6 @@ class ChunkStore:
                 if ref.hash not in where:
                     raise ObjectNotFound(f"chunk {ref.hash} is not in the store")
                 yield ref, where[ref.hash]
-
-
-_READ_AHEAD = 4  # chunks in flight per reader: a few MiB
-# Bytes of a pack the kernel is asked to read ahead of a large read, each time the read gets past the last
-# such range: a pack not in the page cache (a cold store, or one written by direct I/O) is read from disk in
-# large requests, ahead of the readers, instead of chunk by chunk as they ask.
-_PREFETCH = 32 * 1024 * 1024
-_READ_AHEAD_BYTES = 4 * 1024 * 1024  # less is read in the caller's thread (handing chunks to a pool costs more)
-_READ_AHEAD_CHUNK = 64 * 1024  # nor are many small chunks (small files restored together), on average below this
-_READERS: tuple[int, ThreadPoolExecutor] | None = None
-
-
-def _readers() -> ThreadPoolExecutor:
-    """Threads that read and check chunks, one pool per process (a forked child makes its own)."""
-    global _READERS
-    pool = _READERS
-    if pool is None or pool[0] != os.getpid():
-        pool = _READERS = (os.getpid(), ThreadPoolExecutor(max_workers=4, thread_name_prefix="datumflow-read"))
-    return pool[1]
 
 
 class ChunkWriter:

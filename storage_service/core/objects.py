@@ -48,10 +48,11 @@ class ObjectStore(Protocol):
 class LocalObjects:
     """A folder on local disk; the fast path (pread on cached descriptors)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, *, writable: bool = True) -> None:
         self.root = os.path.abspath(root)
         self.url = "file://" + self.root
-        os.makedirs(os.path.join(self.root, ".spool"), exist_ok=True)
+        if writable:  # a reader alone (the CLI's read-only path) creates nothing
+            os.makedirs(os.path.join(self.root, ".spool"), exist_ok=True)
         # Open packs, shared by every thread of the process (request threads, the read-ahead pool).
         # A descriptor is closed only when no read holds it: closing one under a pread would fail that
         # read, or let the number be reused for another file and hand it other bytes.

@@ -21,21 +21,30 @@ read, or an open commit with a lease: the store, when it opens, fails the
 commits of writers that died and rolls their branches back
 (:mod:`.leases`), and a listing must show the branch as the store would
 after that. Nothing here writes.
+
+``datumflow get REPO@REF:PATH`` reads the same way: the file's entry from the
+index, the locations of all its chunks (one query per few thousand, made
+before a byte is written out), then the chunks themselves from the packs in
+``root/objects`` through the store's own read path (:mod:`..core.reads`:
+read ahead on a pool, every chunk checked against its hash).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 from datumflow.storage_service.core.index import NodeStore, Tree
+from datumflow.storage_service.core.objects import LocalObjects
+from datumflow.storage_service.core.reads import Located, read_located
 from datumflow.storage_service.core.revision import HEAD
-from datumflow.storage_service.errors import ObjectNotFound
-from datumflow.storage_service.model.core import FileInfo
+from datumflow.storage_service.errors import InvalidArgument, ObjectNotFound
+from datumflow.storage_service.model.core import ChunkRef, FileInfo
 from datumflow.storage_service.names import is_commit_id, normalize_path
-from datumflow.storage_service.store.listing import list_entries
+from datumflow.storage_service.store.listing import inspect_entry, list_entries
 
 __all__ = ["LocalReader"]
 
@@ -46,15 +55,20 @@ _COMMIT_ROOT = "SELECT root FROM df_commits WHERE id = ? AND repo = ?"
 _NODE = "SELECT data FROM df_nodes WHERE hash = ?"
 _REVISION = "SELECT version_num FROM alembic_version"
 _LEASED = "SELECT 1 FROM df_commit_leases LIMIT 1"
+_LOCATE = 'SELECT hash, pack, "offset", length FROM df_chunks WHERE hash IN ({})'
+# Hashes per lookup (the store's batch; SQLite before 3.32 takes at most 999 parameters).
+_LOOKUP_BATCH = 8000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 900
 _PLAIN = set("^~")
 
 
 class LocalReader:
     """Read-only views of the store whose metadata database is ``root/metadata.db``."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, root: str) -> None:
         self._conn = conn
+        self.root = root
         self.tree = Tree(NodeStore(self._load_node, _no_saving))
+        self._objects: LocalObjects | None = None
 
     @classmethod
     def open(cls, root: str) -> LocalReader | None:
@@ -76,9 +90,11 @@ class LocalReader:
         if revision is None or revision[0] != HEAD or leased:
             conn.close()
             return None
-        return cls(conn)
+        return cls(conn, os.path.abspath(root))
 
     def close(self) -> None:
+        if self._objects is not None:
+            self._objects.close()
         self._conn.close()
 
     def __enter__(self) -> LocalReader:
@@ -110,6 +126,44 @@ class LocalReader:
             return list_entries(self.tree, found[0], path, f"{repo}@{ref}", start_after=start_after, limit=limit)
         except sqlite3.Error:  # locked past the timeout, a disk error: the store says what it is
             return None
+
+    def open_file(self, repo: str, ref: str, path: str) -> Iterator[bytes] | None:
+        """What ``Store.open_file`` streams (chunks checked), or None when the store must answer.
+
+        Everything the database says (the entry, every chunk's location) is read
+        before this returns, from the one snapshot; the iterator then reads only
+        the packs, whose bytes never change once published.
+        """
+        path = normalize_path(path, allow_root=True)
+        try:
+            found = self.root_of(repo, ref)
+            if found is None:
+                return None
+            info = inspect_entry(self.tree, found[0], path, f"{repo}@{ref}")
+            if info.is_dir:
+                raise InvalidArgument(f"{repo}@{ref}:{info.path} is a folder, not a file")
+            refs = list(info.chunks)
+            located = self._locate(refs)
+        except sqlite3.Error:
+            return None
+        if self._objects is None:
+            self._objects = LocalObjects(os.path.join(self.root, "objects"), writable=False)
+        return read_located(self._objects, refs, located)
+
+    def _locate(self, refs: list[ChunkRef]) -> list[tuple[ChunkRef, Located]]:
+        """Each ref with its pack, offset and length (the store's ``ChunkStore.locate``, in batches)."""
+        wanted = list(dict.fromkeys(r.hash for r in refs))
+        where: dict[str, Located] = {}
+        for i in range(0, len(wanted), _LOOKUP_BATCH):
+            batch = wanted[i:i + _LOOKUP_BATCH]
+            for h, pack, offset, length in self._conn.execute(_LOCATE.format(",".join("?" * len(batch))), batch):
+                where[h] = (pack, offset, length)
+        out = []
+        for ref in refs:
+            if ref.hash not in where:
+                raise ObjectNotFound(f"chunk {ref.hash} is not in the store")
+            out.append((ref, where[ref.hash]))
+        return out
 
     def _load_node(self, h: str) -> bytes:
         row = self._conn.execute(_NODE, (h,)).fetchone()

@@ -11,13 +11,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import random
 import ssl
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from datumflow.storage_service import Store
 from datumflow.storage_service.cli import main as cli
+from datumflow.storage_service.errors import DatumflowError
 
 from .conftest import Cli, base_env
 
@@ -157,6 +160,47 @@ def test_ls_the_reader_cannot_answer_opens_the_store(cli: Cli) -> None:
     for argv in (["ls", "nope@master"], ["ls", "r@nope"], ["ls", "r@empty"], ["ls", "r@master:nope"]):
         done, _modules = imports_of(cli.cwd, argv)
         assert (done.returncode, done.stderr) == (1, f"datumflow: error: {cli.fail(*argv)}\n"), argv
+
+
+def test_get_from_the_embedded_store_reads_it_without_sqlalchemy(cli: Cli) -> None:
+    big = random.Random(3).randbytes(6 * 1024 * 1024)  # several chunks, read ahead on the pool
+    (cli.cwd / "big.bin").write_bytes(big)
+    cli.ok("repo", "create", "r")
+    cli.ok("put", "r@master:a.txt", "-", input=b"a\n")
+    cli.ok("put", "r@master:d/big.bin", "big.bin")
+    head = cli.ok("log", "r@master", "--json")
+    commit = json.loads(head)[0]["id"]
+    for argv, want in ((["get", "r@master:a.txt"], "a\n"), (["get", f"r@{commit}:/a.txt"], "a\n"),
+                       (["get", "r@master:d/big.bin", "-o", "out/big.bin"], "")):
+        done, modules = imports_of(cli.cwd, argv)
+        assert (done.returncode, done.stdout, done.stderr) == (0, want, ""), argv
+        assert loaded(modules, ("sqlalchemy", "datumflow.storage_service.store.store")) == [], argv
+        assert "datumflow.storage_service.core.reads" in modules
+        assert loaded(modules, (*NEVER, "httpx", "datumflow.storage_service.client")) == [], argv
+    assert (cli.cwd / "out" / "big.bin").read_bytes() == big
+    assert [p.name for p in (cli.cwd / "out").iterdir()] == ["big.bin"]  # no part file left behind
+
+
+def test_get_the_reader_cannot_answer_opens_the_store(cli: Cli) -> None:
+    cli.ok("repo", "create", "r")
+    cli.ok("put", "r@master:a.txt", "-", input=b"a\n")
+    cli.ok("put", "r@master:a.txt", "-", input=b"a, again\n")
+    cli.ok("put", "r@master:d/b.txt", "-", input=b"b\n")
+    cli.ok("tag", "create", "r@v1", "--commit", "master~1")
+    cli.ok("branch", "create", "r@empty")
+    for argv, want in ((["get", "r@v1:a.txt"], "a, again\n"), (["get", "r@master~2:a.txt"], "a\n")):
+        done, modules = imports_of(cli.cwd, argv)
+        assert (done.returncode, done.stdout, done.stderr) == (0, want, ""), argv
+        assert loaded(modules, ("sqlalchemy", "datumflow.storage_service.store.store")), argv  # the store answered
+    with Store(str(cli.root)) as store:  # the errors, as the store's own read raises them
+        for repo, ref, path in (("nope", "master", "a.txt"), ("r", "nope", "a.txt"), ("r", "empty", "a.txt"),
+                                ("r", "master", "nope"), ("r", "master", "d"), ("r", "master", "d/")):
+            with pytest.raises(DatumflowError) as raised:
+                b"".join(store.open_file(repo, ref, path))
+            for argv in (["get", f"{repo}@{ref}:{path}"], ["get", f"{repo}@{ref}:{path}", "-o", "x"]):
+                done, _modules = imports_of(cli.cwd, argv)
+                assert (done.returncode, done.stderr) == (1, f"datumflow: error: {raised.value}\n"), argv
+                assert not (cli.cwd / "x").exists()
 
 
 def test_verbs_against_a_service_import_no_store(cli: Cli, http_service: tuple[str, str]) -> None:

@@ -1,20 +1,21 @@
 """The CLI's SQLAlchemy-free read path (``store.local_read``): the store's answers, or None.
 
 Every answer the reader gives is compared with the store's own ``list_files``
-on the same store; every case it must leave to the store (a tag, an ancestry
+(and, for file content, ``get_file``) on the same store; every case it must leave to the store (a tag, an ancestry
 ref, a missing repo or branch, an empty branch, a store it may not open)
 answers None, and opening never creates or changes anything.
 """
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 from datumflow.storage_service import Store
-from datumflow.storage_service.errors import InvalidArgument, ObjectNotFound, PathNotFound
+from datumflow.storage_service.errors import CorruptObject, InvalidArgument, ObjectNotFound, PathNotFound
 from datumflow.storage_service.store.local_read import LocalReader
 
 
@@ -149,3 +150,94 @@ def test_an_open_commit_with_a_lease_is_left_to_the_store(filled: Store) -> None
     filled.finish_commit("r", commit.id)
     with reader_of(filled) as reader:
         assert reader.list_files("r", "master") == filled.list_files("r", "master")
+
+
+# -- file content (``datumflow get``) -------------------------------------------------------
+
+
+@pytest.fixture
+def with_content(filled: Store) -> Store:
+    """Besides ``filled``'s small files: a file of many chunks (read ahead on the pool), an empty file,
+    and a copy of the large one (its chunks stored once)."""
+    big = random.Random(7).randbytes(9 * 1024 * 1024)
+    filled.put_files("r", "master", [("big.bin", big), ("empty", b""), ("copy/big.bin", big)])
+    return filled
+
+
+def test_file_content_is_the_stores(with_content: Store) -> None:
+    store = with_content
+    files = [info.path for info in store.walk_files("r", "master")]
+    assert {"big.bin", "empty", "a.txt", "b/d/e.txt"} <= set(files)
+    assert len(store.inspect_file("r", "master", "big.bin").chunks) > 4
+    with reader_of(store) as reader:
+        for ref in ("master", store.inspect_branch("r", "master").head):
+            for path in files:
+                content = reader.open_file("r", ref, path)
+                assert content is not None, path
+                assert b"".join(content) == store.get_file("r", ref, path), path
+        first = store.list_commits("r")[-1].id  # a.txt as it was first written
+        assert b"".join(reader.open_file("r", first, "/a.txt") or []) == b"a"
+
+
+def test_file_errors_are_the_stores(with_content: Store) -> None:
+    with reader_of(with_content) as reader:
+        for path, error in (("nope", PathNotFound), ("b", InvalidArgument), ("b/d/", InvalidArgument),
+                            ("", InvalidArgument), ("a\x00b", InvalidArgument), ("../x", InvalidArgument)):
+            with pytest.raises(error) as mine:
+                reader.open_file("r", "master", path)
+            with pytest.raises(error) as theirs:
+                b"".join(with_content.open_file("r", "master", path))
+            assert str(mine.value) == str(theirs.value), path
+
+
+@pytest.mark.parametrize("ref", ["v1", "master~1", "nope", "empty", "0" * 32])
+def test_file_refs_only_the_store_can_resolve_are_none(filled: Store, ref: str) -> None:
+    with reader_of(filled) as reader:
+        assert reader.open_file("r", ref, "a.txt") is None
+        assert reader.open_file("nope", "master", "a.txt") is None
+
+
+def test_a_damaged_chunk_is_refused_as_the_store_refuses_it(with_content: Store) -> None:
+    where = with_content.chunks.locate([with_content.inspect_file("r", "master", "big.bin").chunks[2].hash])
+    ((pack, offset, _length),) = where.values()
+    pack_file = Path(with_content.root, "objects", "packs", pack[:2], pack)
+    with open(pack_file, "r+b") as fh:
+        fh.seek(offset + 100)
+        byte = fh.read(1)
+        fh.seek(offset + 100)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    with reader_of(with_content) as reader:
+        content = reader.open_file("r", "master", "big.bin")
+        assert content is not None
+        with pytest.raises(CorruptObject) as mine:
+            b"".join(content)
+    with pytest.raises(CorruptObject) as theirs:
+        b"".join(with_content.open_file("r", "master", "big.bin"))
+    assert str(mine.value) == str(theirs.value)
+
+
+def test_a_chunk_missing_from_the_database_is_refused_before_any_byte(with_content: Store) -> None:
+    gone = with_content.inspect_file("r", "master", "big.bin").chunks[-1].hash
+    with sqlite3.connect(Path(with_content.root) / "metadata.db") as conn:
+        conn.execute("DELETE FROM df_chunks WHERE hash = ?", (gone,))
+    with reader_of(with_content) as reader, pytest.raises(ObjectNotFound) as mine:
+        reader.open_file("r", "master", "big.bin")  # raised by the call, not by the iteration
+    with pytest.raises(ObjectNotFound) as theirs:
+        b"".join(with_content.open_file("r", "master", "big.bin"))
+    assert str(mine.value) == str(theirs.value) == f"chunk {gone} is not in the store"
+
+
+def test_a_file_read_is_one_snapshot(with_content: Store) -> None:
+    with reader_of(with_content) as reader:
+        with_content.put_file("r", "master", "a.txt", b"rewritten after the reader opened")
+        assert b"".join(reader.open_file("r", "master", "a.txt") or []) == b"changed"
+    with reader_of(with_content) as reader:
+        assert b"".join(reader.open_file("r", "master", "a.txt") or []) == b"rewritten after the reader opened"
+
+
+def test_a_file_read_creates_nothing(with_content: Store) -> None:
+    spool = Path(with_content.root, "objects", ".spool")
+    spool.rmdir()  # the folder the store's writers build packs in
+    with reader_of(with_content) as reader:
+        assert len(b"".join(reader.open_file("r", "master", "big.bin") or [])) == 9 * 1024 * 1024
+    assert not spool.exists()

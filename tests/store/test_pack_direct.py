@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from datumflow.storage_service import Store
 from datumflow.storage_service.core import chunks as chunks_module
+from datumflow.storage_service.core import reads as reads_module
 from datumflow.storage_service.core.chunking import MAX_CHUNK, hash_bytes
 from datumflow.storage_service.core.schema import chunks, packs
 from datumflow.storage_service.model.core import ChunkRef
@@ -242,7 +243,7 @@ def test_direct_io_can_be_turned_off(
 @pytest.mark.usefixtures("small_limits")
 def test_a_cold_pack_is_read_ahead(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A large read asks the kernel to read each pack ahead, in ranges that cover every chunk read."""
-    monkeypatch.setattr(chunks_module, "_PREFETCH", 1 * MIB)
+    monkeypatch.setattr(reads_module, "_PREFETCH", 1 * MIB)
     data = _write(tmp_path / "big", 15, 7 * MIB + 3)
     with Store(str(tmp_path / "store"), fsync=True) as store:
         store.create_repo("r")
