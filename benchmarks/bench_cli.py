@@ -1,8 +1,9 @@
 """CLI start-up: ``datumflow --version`` and ``datumflow ls`` on a small embedded store, against
-``git --version`` and ``git ls-tree`` on a repo of the same files; ``put`` of one small file and
-``log`` (of that repo, and of one with a history of 500 commits; 100 at small scale) against
-``git add`` + ``git commit`` and ``git log``; ``ls``, ``put`` and ``log`` also
-against a ``serve`` process over a store of the same files (on loopback, started here).
+``git --version`` and ``git ls-tree`` on a repo of the same files; ``get`` of one small file against
+``git show HEAD:FILE``; ``put`` of one small file and ``log`` (of that repo, and of one with a
+history of 500 commits; 100 at small scale) against ``git add`` + ``git commit`` and ``git log``;
+``ls``, ``get``, ``put`` and ``log`` also against a ``serve`` process over a store of the same
+files (on loopback, started here).
 
 Each figure is one process start measured from outside (wall time), as a user meets it in a shell
 or a script: the median of ``runs`` rounds, every command once per round in turn (interleaved),
@@ -132,10 +133,13 @@ def run(ctx: Context) -> list[dict[str, Any]]:
     commit = f"git add + git commit of it {ms['git put']}"
     log = f"git log {ms['git log']} (as many commits)"
     history = f"git log {ms['git log long']} ({long} commits)"
+    show = f"git show HEAD:FILE {ms['git show']} (a file of 9 bytes)"
     return [
         figure("version", "version", "git version", f"git --version {ms['git version']}", "≤ 0.15 s", 0.15),
         figure("ls_embedded", "ls", "git ls-tree", tree, "≤ 0.3 s", 0.3),
         figure("python_floor", "python", "git version", f"git --version {ms['git version']}", "(reference)"),
+        figure("get_embedded", "get", "git show", show),
+        figure("get_served", "get served", "git show", show),
         figure("put_one_file_embedded", "put", "git put", commit),
         figure("log_embedded", "log", "git log", log),
         figure("ls_served", "ls served", "git ls-tree", tree),
@@ -149,6 +153,8 @@ def run(ctx: Context) -> list[dict[str, Any]]:
         figure("ls_embedded_cpu", "ls cpu", "python cpu", f"python -c pass {ms['python cpu']} CPU",
                "diagnostic (CPU s)"),
         figure("ls_served_cpu", "ls served cpu", "python cpu", f"python -c pass {ms['python cpu']} CPU",
+               "diagnostic (CPU s)"),
+        figure("get_embedded_cpu", "get cpu", "python cpu", f"python -c pass {ms['python cpu']} CPU",
                "diagnostic (CPU s)"),
     ]
 
@@ -169,6 +175,9 @@ def _commands(folder: Path, url: str, token: str) -> dict[str, tuple[list[str], 
         "ls": ([DATUMFLOW, "ls", "small@master"], local),
         "ls served": ([DATUMFLOW, "ls", "small@master"], served),
         "git ls-tree": (["git", "-C", git, "ls-tree", "HEAD"], local),
+        "get": ([DATUMFLOW, "get", "small@master:f007.txt"], local),
+        "get served": ([DATUMFLOW, "get", "small@master:f007.txt"], served),
+        "git show": (["git", "-C", git, "show", "HEAD:f007.txt"], local),
         "put": (put, local),
         "put served": (put, served),
         "git put": (["sh", "-c", git_put], local),
