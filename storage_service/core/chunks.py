@@ -37,7 +37,7 @@ from datumflow.storage_service.core.chunking import (
 from datumflow.storage_service.core.db import Prepared, bulk_insert_ignore, select_in
 from datumflow.storage_service.core.inflight import PACK_PREFIX, Pins, gc_lock
 from datumflow.storage_service.core.objects import LocalObjects, ObjectStore
-from datumflow.storage_service.core.reads import pack_key, read_chunk, read_located
+from datumflow.storage_service.core.reads import in_order, pack_key, read_chunk, read_located
 from datumflow.storage_service.core.schema import chunks, packs
 from datumflow.storage_service.core.writeback import reserve, start_writeback
 from datumflow.storage_service.errors import CorruptObject, ObjectNotFound
@@ -128,11 +128,7 @@ class ChunkStore:
     def _located(self, refs: list[ChunkRef]) -> Iterator[tuple[ChunkRef, tuple[str, int, int]]]:
         for i in range(0, len(refs), _LOOKUP_BATCH):
             batch = refs[i:i + _LOOKUP_BATCH]
-            where = self.locate(r.hash for r in batch)
-            for ref in batch:
-                if ref.hash not in where:
-                    raise ObjectNotFound(f"chunk {ref.hash} is not in the store")
-                yield ref, where[ref.hash]
+            yield from in_order(batch, self.locate(r.hash for r in batch))
 
 
 class ChunkWriter:

@@ -16,10 +16,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from datumflow.storage_service.core.chunking import hash_bytes
-from datumflow.storage_service.errors import CorruptObject
+from datumflow.storage_service.errors import CorruptObject, ObjectNotFound
 from datumflow.storage_service.model.core import ChunkRef
 
-__all__ = ["Located", "RangeReader", "pack_key", "read_chunk", "read_located"]
+__all__ = ["Located", "RangeReader", "in_order", "pack_key", "read_chunk", "read_located"]
 
 Located = tuple[str, int, int]  # (pack, offset, length) of a stored chunk
 
@@ -32,6 +32,15 @@ class RangeReader(Protocol):
 
 def pack_key(pack_id: str) -> str:
     return f"packs/{pack_id[:2]}/{pack_id}"
+
+
+def in_order(refs: Iterable[ChunkRef], where: dict[str, Located]) -> Iterator[tuple[ChunkRef, Located]]:
+    """Each ref with its location from ``where`` (hash -> location), in order; a ref it lacks is an error."""
+    for ref in refs:
+        found = where.get(ref.hash)
+        if found is None:
+            raise ObjectNotFound(f"chunk {ref.hash} is not in the store")
+        yield ref, found
 
 
 def read_chunk(objects: RangeReader, ref: ChunkRef, where: Located) -> bytes:

@@ -39,7 +39,7 @@ from urllib.parse import quote
 
 from datumflow.storage_service.core.index import NodeStore, Tree
 from datumflow.storage_service.core.objects import LocalObjects
-from datumflow.storage_service.core.reads import Located, read_located
+from datumflow.storage_service.core.reads import Located, in_order, read_located
 from datumflow.storage_service.core.revision import HEAD
 from datumflow.storage_service.errors import InvalidArgument, ObjectNotFound
 from datumflow.storage_service.model.core import ChunkRef, FileInfo
@@ -158,12 +158,7 @@ class LocalReader:
             batch = wanted[i:i + _LOOKUP_BATCH]
             for h, pack, offset, length in self._conn.execute(_LOCATE.format(",".join("?" * len(batch))), batch):
                 where[h] = (pack, offset, length)
-        out = []
-        for ref in refs:
-            if ref.hash not in where:
-                raise ObjectNotFound(f"chunk {ref.hash} is not in the store")
-            out.append((ref, where[ref.hash]))
-        return out
+        return list(in_order(refs, where))
 
     def _load_node(self, h: str) -> bytes:
         row = self._conn.execute(_NODE, (h,)).fetchone()
